@@ -1,0 +1,65 @@
+# runtime-attestor: the two commands a newcomer needs are `make run` and
+# `make test`; everything else is here for maintainers.
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := bin
+PLUGINS := tpm secureboot ostree binaries policies kernel
+RUNDIR  := .run
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+
+.PHONY: all build deps test run proto bench stress fuzz install tpm-demo clean vet fmt
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build:
+	@mkdir -p $(BIN)/plugins
+	$(GO) build -o $(BIN)/runtime-attestor ./cmd/runtime-attestor
+	$(GO) build -o $(BIN)/attestctl ./cmd/attestctl
+	@for p in $(PLUGINS); do \
+	  echo "$(GO) build -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p"; \
+	  $(GO) build -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p || exit 1; \
+	done
+
+test: deps
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+
+# Starts the daemon in the foreground on 127.0.0.1:8505 with the development
+# policy; creates a development HMAC key and API token under .run/ once.
+run: build
+	@./scripts/dev-run.sh
+
+proto:
+	@./scripts/install-deps.sh
+	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(CURDIR)/$(BIN)/tools:$$PATH protoc --proto_path=sdk/proto/attestorv1 \
+	  --go_out=sdk/proto/attestorv1 --go_opt=paths=source_relative \
+	  --go-grpc_out=sdk/proto/attestorv1 --go-grpc_opt=paths=source_relative \
+	  check.proto
+
+bench: deps build
+	@./scripts/bench.sh
+
+stress: deps build
+	@./scripts/stress.sh
+
+fuzz:
+	@./scripts/fuzz.sh
+
+# make install DESTDIR=/tmp/root PREFIX=/usr
+install: build
+	@./scripts/install.sh "$(DESTDIR)" "$(or $(PREFIX),/usr)"
+
+tpm-demo: deps build
+	@./scripts/tpm-demo.sh
+
+clean:
+	rm -rf $(BIN) $(RUNDIR)

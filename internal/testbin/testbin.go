@@ -1,0 +1,124 @@
+// Package testbin builds the project's executables for tests that run them
+// as real subprocesses (the daemon, attestctl, check plugins, misbehaving
+// test plugins). Each package is built once per test process into a shared
+// temporary folder.
+package testbin
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	mu     sync.Mutex
+	dir    string
+	builds = map[string]*build{}
+)
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Root returns the module's root folder.
+func Root(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("testbin: go env GOMOD: %v", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		t.Fatal("testbin: not inside the module")
+	}
+	return filepath.Dir(mod)
+}
+
+// Build builds the main package pkg (relative to the module root, e.g.
+// "./cmd/attestor-check-kernel") into an executable named name and returns
+// its path. The executable lives in a folder shared by the whole test
+// process; copy it before changing its mode or contents.
+func Build(t testing.TB, pkg, name string) string {
+	t.Helper()
+	root := Root(t)
+	mu.Lock()
+	if dir == "" {
+		d, err := os.MkdirTemp("", "attestor-testbin-")
+		if err != nil {
+			mu.Unlock()
+			t.Fatalf("testbin: %v", err)
+		}
+		dir = d
+	}
+	key := pkg + "\x00" + name
+	b := builds[key]
+	if b == nil {
+		b = &build{}
+		builds[key] = b
+	}
+	d := dir
+	mu.Unlock()
+	b.once.Do(func() {
+		sub, err := os.MkdirTemp(d, "b-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(sub, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd.Dir = root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, stderr.String())
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("testbin: %v", b.err)
+	}
+	return b.path
+}
+
+// Plugin builds ./cmd/attestor-check-<name> and copies it into dir as
+// attestor-check-<name> with mode 0755, returning the copy's path.
+func Plugin(t testing.TB, dir, name string) string {
+	t.Helper()
+	return Install(t, Build(t, "./cmd/attestor-check-"+name, "attestor-check-"+name), dir, "attestor-check-"+name)
+}
+
+// Install copies the executable src into dir as name, mode 0755.
+func Install(t testing.TB, src, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("testbin: %v", err)
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatalf("testbin: %v", err)
+	}
+	if err := os.Chmod(dst, 0o755); err != nil {
+		t.Fatalf("testbin: %v", err)
+	}
+	return dst
+}
+
+// Main runs the tests and removes what Build built. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	mu.Lock()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+	mu.Unlock()
+	return code
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the test suite need, only when
+# they are missing. Safe to run again; does nothing when all is present.
+#   gcc, libssl-dev  cgo build of the TPM 2.0 simulator used by the tests
+#   swtpm, swtpm-tools  software TPM for the end-to-end TPM test and demo
+#   protobuf-compiler  protoc for `make proto`
+#   wrk              HTTP load generator for `make bench`
+#   systemd          systemd-analyze for the unit tests
+set -euo pipefail
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd)
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

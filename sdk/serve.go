@@ -1,0 +1,43 @@
+package sdk
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// LogLevelEnv names the environment variable through which the daemon sets a
+// plugin's log level (trace, debug, info, warn, error).
+const LogLevelEnv = "RUNTIME_ATTESTOR_PLUGIN_LOG_LEVEL"
+
+// Serve serves c to the runtime-attestor daemon and returns only when the
+// daemon is done with the plugin. Call it from main and do nothing else
+// there. Logs go to stderr as hclog JSON; stdout belongs to the protocol.
+//
+// Run by hand (not started by the daemon), Serve prints a one-line
+// explanation to stderr and exits with status 1.
+func Serve(c Check) {
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "%s: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n", filepath.Base(os.Args[0]))
+		os.Exit(1)
+	}
+	d := c.Describe()
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       d.Name,
+		Level:      hclog.LevelFromString(os.Getenv(LogLevelEnv)),
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+	if logger.GetLevel() == hclog.NoLevel {
+		logger.SetLevel(hclog.Info)
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: ServerPluginSets(c, logger),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           logger,
+	})
+}

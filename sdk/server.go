@@ -1,0 +1,158 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
+)
+
+// PluginName is the name of the one go-plugin plugin each executable serves.
+const PluginName = "check"
+
+// Handshake is the go-plugin handshake every check plugin and the daemon
+// share. The cookie only stops a plugin being run by hand by mistake; it is
+// not a security feature (binary integrity is pinned by SHA-256).
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "RUNTIME_ATTESTOR_PLUGIN",
+	MagicCookieValue: "8f1c2e0a-attestor-check-v1",
+}
+
+// ServerPluginSets returns the versioned go-plugin sets that serve c. Serve
+// uses it; so do the sdktest harness and the daemon's own tests. Plugin
+// authors call Serve instead.
+func ServerPluginSets(c Check, logger hclog.Logger) map[int]plugin.PluginSet {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return map[int]plugin.PluginSet{
+		1: {PluginName: &serverPlugin{impl: c, logger: logger}},
+	}
+}
+
+type serverPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl   Check
+	logger hclog.Logger
+}
+
+func (p *serverPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterCheckServer(s, &server{check: p.impl, logger: p.logger, sem: make(chan struct{}, 1)})
+	return nil
+}
+
+func (p *serverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
+	return nil, errors.New("the plugin side has no client")
+}
+
+// server adapts a Check to the gRPC service. It turns a panic in the check
+// into an error answer and never lets two calls into the check overlap.
+type server struct {
+	pb.UnimplementedCheckServer
+	check  Check
+	logger hclog.Logger
+	sem    chan struct{}
+}
+
+func (s *server) lock(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (s *server) unlock() { <-s.sem }
+
+// recoverTo turns a panic into a gRPC Internal error.
+func (s *server) recoverTo(op string, err *error) {
+	if r := recover(); r != nil {
+		s.logger.Error("check panicked", "op", op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "%s panicked: %v", op, r)
+	}
+}
+
+func (s *server) Describe(_ context.Context, _ *pb.DescribeRequest) (resp *pb.DescribeResponse, err error) {
+	defer s.recoverTo("describe", &err)
+	d := s.check.Describe()
+	out := &pb.DescribeResponse{Name: d.Name, Version: d.Version, Description: d.Summary, Fills: d.Fills}
+	for _, f := range d.Findings {
+		out.Findings = append(out.Findings, &pb.FindingSpec{Code: f.Code, DefaultSeverity: pb.Severity(f.DefaultSeverity), Description: f.Description})
+	}
+	return out, nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp *pb.ConfigureResponse, err error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlock()
+	defer s.recoverTo("configure", &err)
+	cfgr, ok := s.check.(Configurer)
+	if !ok {
+		var probe map[string]json.RawMessage
+		if jerr := json.Unmarshal(req.GetConfigJson(), &probe); jerr == nil {
+			for k := range probe {
+				return nil, status.Errorf(codes.InvalidArgument, "%s: unknown key (this plugin takes no configuration)", k)
+			}
+		}
+		return &pb.ConfigureResponse{}, nil
+	}
+	if cerr := cfgr.Configure(ctx, NewConfig(req.GetConfigJson())); cerr != nil {
+		var ce *ConfigError
+		if errors.As(cerr, &ce) {
+			return nil, status.Error(codes.InvalidArgument, ce.Error())
+		}
+		return nil, status.Error(codes.FailedPrecondition, cerr.Error())
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.MeasureResponse, err error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlock()
+	defer s.recoverTo("measure", &err)
+	r := Request{Nonce: req.GetNonce(), Logger: s.logger}
+	if d := req.GetDeadlineUnixNano(); d > 0 {
+		r.Deadline = time.Unix(0, d)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, r.Deadline)
+		defer cancel()
+	} else if d, ok := ctx.Deadline(); ok {
+		r.Deadline = d
+	}
+	res, merr := s.check.Measure(ctx, r)
+	if merr != nil {
+		return nil, status.Error(codes.Unknown, merr.Error())
+	}
+	if res == nil {
+		res = NewResult()
+	}
+	m := res.Measurements
+	if m == nil {
+		m = map[string]any{}
+	}
+	raw, jerr := json.Marshal(m)
+	if jerr != nil {
+		return nil, status.Errorf(codes.Internal, "encode measurements: %v", jerr)
+	}
+	out := &pb.MeasureResponse{MeasurementsJson: raw}
+	for _, f := range res.Findings {
+		out.Findings = append(out.Findings, &pb.Finding{Code: f.Code, Severity: pb.Severity(f.Severity), Message: f.Message, Subject: f.Subject})
+	}
+	return out, nil
+}

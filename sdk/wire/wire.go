@@ -1,0 +1,72 @@
+// Package wire is the daemon's end of the check plugin protocol: the go-plugin
+// client plugin set, a typed client over the gRPC service, and the protocol
+// rules (ValidateDescription, ValidateMeasurement) that the daemon and the
+// sdktest harness enforce on every answer. Plugin authors do not use it.
+package wire
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
+)
+
+// ClientPluginSets returns the versioned plugin sets the daemon accepts.
+func ClientPluginSets() map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		1: {sdk.PluginName: &clientPlugin{}},
+	}
+}
+
+type clientPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (p *clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("the daemon side serves no check")
+}
+
+// GRPCClient returns a *Client.
+func (p *clientPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return NewClient(pb.NewCheckClient(c)), nil
+}
+
+// DescriptionFromProto converts a description.
+func DescriptionFromProto(p *pb.DescribeResponse) sdk.Description {
+	d := sdk.Description{Name: p.GetName(), Version: p.GetVersion(), Summary: p.GetDescription(), Fills: p.GetFills()}
+	for _, f := range p.GetFindings() {
+		d.Findings = append(d.Findings, sdk.FindingSpec{Code: f.GetCode(), DefaultSeverity: sdk.Severity(f.GetDefaultSeverity()), Description: f.GetDescription()})
+	}
+	return d
+}
+
+// Measurement is a measurement as the daemon receives it.
+type Measurement struct {
+	// Measurements maps a key to its JSON value, undecoded.
+	Measurements map[string]json.RawMessage
+	Findings     []sdk.Finding
+}
+
+// MeasurementFromProto decodes a response. A response whose measurements
+// are not one JSON object is a protocol error.
+func MeasurementFromProto(p *pb.MeasureResponse) (*Measurement, error) {
+	m := &Measurement{Measurements: map[string]json.RawMessage{}}
+	if raw := p.GetMeasurementsJson(); len(raw) > 0 {
+		if err := json.Unmarshal(raw, &m.Measurements); err != nil {
+			return nil, &ProtocolError{Msg: fmt.Sprintf("measurements are not a JSON object: %v", err)}
+		}
+		if m.Measurements == nil {
+			m.Measurements = map[string]json.RawMessage{}
+		}
+	}
+	for _, f := range p.GetFindings() {
+		m.Findings = append(m.Findings, sdk.Finding{Code: f.GetCode(), Severity: sdk.Severity(f.GetSeverity()), Message: f.GetMessage(), Subject: f.GetSubject()})
+	}
+	return m, nil
+}
