@@ -2,6 +2,11 @@
 # `make test`; everything else is here for maintainers.
 SHELL   := /bin/bash
 GO      ?= go
+# Static executables: the daemon and plugins restrict themselves with
+# Landlock, which a cgo build cannot do reliably inside a PID namespace
+# (docs/deployment.md). The test binaries may still use cgo (the TPM
+# simulator).
+BUILD   := CGO_ENABLED=0 $(GO) build -trimpath
 BIN     := bin
 PLUGINS := tpm secureboot ostree binaries policies kernel
 RUNDIR  := .run
@@ -17,11 +22,11 @@ deps:
 
 build:
 	@mkdir -p $(BIN)/plugins
-	$(GO) build -o $(BIN)/runtime-attestor ./cmd/runtime-attestor
-	$(GO) build -o $(BIN)/attestctl ./cmd/attestctl
+	$(BUILD) -o $(BIN)/runtime-attestor ./cmd/runtime-attestor
+	$(BUILD) -o $(BIN)/attestctl ./cmd/attestctl
 	@for p in $(PLUGINS); do \
-	  echo "$(GO) build -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p"; \
-	  $(GO) build -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p || exit 1; \
+	  echo "$(BUILD) -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p"; \
+	  $(BUILD) -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p || exit 1; \
 	done
 
 test: deps

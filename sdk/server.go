@@ -63,6 +63,9 @@ type server struct {
 	check  Check
 	logger hclog.Logger
 	sem    chan struct{}
+	// sandboxed is set once the check's declared sandbox is applied
+	// (sandbox.go); guarded by sem.
+	sandboxed bool
 }
 
 func (s *server) lock(ctx context.Context) error {
@@ -108,7 +111,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp 
 				return nil, status.Errorf(codes.InvalidArgument, "%s: unknown key (this plugin takes no configuration)", k)
 			}
 		}
-		return &pb.ConfigureResponse{}, nil
+		return s.sandboxOnce()
 	}
 	if cerr := cfgr.Configure(ctx, NewConfig(req.GetConfigJson())); cerr != nil {
 		var ce *ConfigError
@@ -117,7 +120,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp 
 		}
 		return nil, status.Error(codes.FailedPrecondition, cerr.Error())
 	}
-	return &pb.ConfigureResponse{}, nil
+	return s.sandboxOnce()
 }
 
 func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.MeasureResponse, err error) {

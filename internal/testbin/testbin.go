@@ -47,6 +47,18 @@ func Root(t testing.TB) string {
 // process; copy it before changing its mode or contents.
 func Build(t testing.TB, pkg, name string) string {
 	t.Helper()
+	return buildWith(t, pkg, name, "0")
+}
+
+// BuildCgo is Build with cgo enabled, for tests about how a cgo-built
+// plugin behaves; everything the project ships is built without cgo.
+func BuildCgo(t testing.TB, pkg, name string) string {
+	t.Helper()
+	return buildWith(t, pkg, name, "1")
+}
+
+func buildWith(t testing.TB, pkg, name, cgo string) string {
+	t.Helper()
 	root := Root(t)
 	mu.Lock()
 	if dir == "" {
@@ -57,7 +69,7 @@ func Build(t testing.TB, pkg, name string) string {
 		}
 		dir = d
 	}
-	key := pkg + "\x00" + name
+	key := pkg + "\x00" + name + "\x00" + cgo
 	b := builds[key]
 	if b == nil {
 		b = &build{}
@@ -74,6 +86,9 @@ func Build(t testing.TB, pkg, name string) string {
 		b.path = filepath.Join(sub, name)
 		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = root
+		// As `make build`: static executables, as the sandbox wants them
+		// (docs/deployment.md).
+		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {

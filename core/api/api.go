@@ -1,0 +1,256 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+
+	"github.com/secure-ai/runtime-attestor/core/state"
+)
+
+// Snapshot is the daemon's state as of the last finished attestation. Reads never wait on a running one.
+//
+// A Snapshot handed out is never modified afterwards: the server caches the
+// encoded /api/v1/attest response per Bundle slice.
+type Snapshot struct {
+	State            state.State
+	Bundle           json.RawMessage // signed bundle JSON exactly as signed; nil while pending
+	TPMAvailable     bool
+	TPMQuoteVerified bool
+	SecureBoot       bool
+	PolicyDigest     string
+	DeploymentDigest string
+	ServiceCount     int
+	FailureCount     int
+	Score            int
+	LastAttested     time.Time // zero while pending
+
+	// The spec's counters: attestations run (attest_count), those that
+	// ended degraded (degrade_count) and failed (fail_count); and the
+	// attestations started by refresh requests.
+	AttestCount, DegradeCount, FailCount, RefreshCount uint64
+
+	Plugins []PluginStatus
+}
+
+// PluginStatus is one check plugin's last run.
+type PluginStatus struct {
+	Name, Version string
+	Duration      time.Duration // last run
+	Fault         string        // last fault, "" if none
+	FaultCount    uint64        // cumulative
+	Findings      int           // last run
+}
+
+// Attestor is what the API serves: the engine.
+type Attestor interface {
+	Snapshot() Snapshot
+	// Refresh runs (or joins the already running) attestation and returns the snapshot it produced.
+	// Concurrent callers share one attestation.
+	Refresh(ctx context.Context) (Snapshot, error)
+}
+
+// Auditor records refresh requests (the audit log).
+type Auditor interface {
+	Append(typ string, data any) error
+}
+
+// Options configure a Server.
+type Options struct {
+	Attestor Attestor
+	Audit    Auditor      // refresh requests are audited here (may be nil in tests)
+	Token    []byte       // bearer token for POST /api/v1/refresh; nil/empty = refresh refused (403), never open
+	Logger   hclog.Logger // nil: no logging
+	MaxConns int          // default 256 (netutil.LimitListener from golang.org/x/net)
+	// RefreshTimeout is how long a refresh request may wait; default 90s.
+	RefreshTimeout time.Duration
+}
+
+// Defaults and limits.
+const (
+	DefaultMaxConns       = 256
+	DefaultRefreshTimeout = 90 * time.Second
+	// MaxBodyBytes is the largest request body accepted (413 above).
+	MaxBodyBytes = 1 << 10
+	// MaxHeaderBytes bounds the request line and headers.
+	MaxHeaderBytes = 8 << 10
+
+	refreshPath = "/api/v1/refresh"
+
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// Server is the HTTP API.
+type Server struct {
+	att            Attestor
+	audit          Auditor
+	log            hclog.Logger
+	refreshTimeout time.Duration
+	maxConns       int
+
+	// token holds the SHA-256 digest of the bearer token; nil when none is
+	// configured. The token itself is not kept.
+	token atomic.Pointer[[sha256.Size]byte]
+	// cache is the last encoded /api/v1/attest body.
+	cache atomic.Pointer[attestBody]
+
+	refreshAuthorized, refreshUnauthorized, refreshForbidden atomic.Uint64
+
+	echo       *echo.Echo
+	http       *http.Server
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+}
+
+// New returns a Server for opts. It panics if opts.Attestor is nil (a
+// programmer error).
+func New(opts Options) *Server {
+	if opts.Attestor == nil {
+		panic("api.New: nil Attestor")
+	}
+	s := &Server{
+		att:            opts.Attestor,
+		audit:          opts.Audit,
+		log:            opts.Logger,
+		refreshTimeout: opts.RefreshTimeout,
+		maxConns:       opts.MaxConns,
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
+	if s.refreshTimeout <= 0 {
+		s.refreshTimeout = DefaultRefreshTimeout
+	}
+	if s.maxConns <= 0 {
+		s.maxConns = DefaultMaxConns
+	}
+	s.SetToken(opts.Token)
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+
+	s.echo = s.newEcho()
+	s.http = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      s.refreshTimeout + 10*time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+	return s
+}
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	e.HTTPErrorHandler = s.handleError
+
+	e.Use(s.logRequests)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("handler panicked", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(),
+				"error", err, "stack", string(stack))
+			return echo.NewHTTPError(http.StatusInternalServerError, "internal error")
+		},
+	}))
+	e.Use(secureHeaders)
+	e.Use(limitBody)
+
+	read := func(path string, h echo.HandlerFunc) {
+		e.GET(path, h)
+		e.HEAD(path, h)
+	}
+	read("/health", s.health)
+	read("/api/v1/attest", s.attest)
+	read("/api/v1/verify", s.verify)
+	read("/api/security/status", s.status)
+	read("/metrics", s.metricsHandler())
+	e.POST(refreshPath, s.refresh)
+	return e
+}
+
+// SetToken replaces the refresh bearer token atomically (on policy reload).
+// Leading and trailing white space is ignored (a header cannot carry it);
+// nil, empty or blank disables refresh (403).
+func (s *Server) SetToken(tok []byte) {
+	tok = bytes.TrimSpace(tok)
+	if len(tok) == 0 {
+		s.token.Store(nil)
+		return
+	}
+	d := sha256.Sum256(tok)
+	s.token.Store(&d)
+}
+
+// ValidateToken reports whether tok (white space around it ignored, as
+// SetToken does) can ever be presented as a bearer token: it must be
+// non-empty printable ASCII without spaces. A token that fails can never
+// match, so the daemon should refuse it when it loads the policy.
+func ValidateToken(tok []byte) error {
+	tok = bytes.TrimSpace(tok)
+	if len(tok) == 0 {
+		return errors.New("api token is empty")
+	}
+	for _, c := range tok {
+		if c < 0x21 || c > 0x7e {
+			return errors.New("api token holds white space or a byte that is not printable ASCII")
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on ln (at most Options.MaxConns at once) until
+// Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(netutil.LimitListener(ln, s.maxConns))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, cancels refresh requests that are
+// waiting and waits for the requests in flight to finish or ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancelBase()
+	return s.http.Shutdown(ctx)
+}
+
+// Handler returns the API as an http.Handler (for benchmarks and tests that
+// bring their own server).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func (s *Server) metricsHandler() echo.HandlerFunc {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(
+		newCollector(s),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      s.log.Named("metrics").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+	return echo.WrapHandler(h)
+}

@@ -1,0 +1,468 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// maxPending bounds the records kept in memory while writing fails; past it
+// the oldest are dropped and a "dropped" record says how many.
+const maxPending = 4096
+
+// Log is an open audit log. It is safe for concurrent use.
+type Log struct {
+	path   string
+	logger hclog.Logger
+	now    func() time.Time
+
+	maxPending int
+
+	mu      sync.Mutex
+	f       *os.File // nil after a write error or a vanished file: reopen on the next Append
+	size    int64    // size of f as written by us
+	seq     uint64   // seq of the last record written
+	head    string   // lineHash of the last line written
+	started bool     // a chain exists in memory (a file was opened once)
+	pending []pending
+	dropped int
+	closed  bool
+}
+
+type pending struct {
+	typ  string
+	at   time.Time
+	data json.RawMessage
+}
+
+// Open opens (creating with mode 0600, and its folder with mode 0700 when
+// missing) the audit log at path and resumes its chain.
+//
+// A torn last line (no trailing newline, or a last line that is not JSON)
+// is cut off: its bytes are saved to <path>.torn-<unix seconds> (mode 0600),
+// the log is truncated to its last complete record and synced, and a
+// "recovered" record names what was cut. A chain broken earlier in the file
+// is not rewritten: Open logs it as an error, appends a "chain_broken"
+// record that links to the last line as it is (once: a later Open that finds
+// that record after the break adds no other) and goes on.
+//
+// Records Open must write and cannot (disk full) stay queued and are
+// written by the next Append.
+func Open(path string, logger hclog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log %s: %w", path, err)
+	}
+	l := &Log{path: abs, logger: logger, now: time.Now, head: ZeroHash, maxPending: maxPending}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.reopen(); err != nil {
+		return nil, err
+	}
+	if err := l.flush(); err != nil {
+		logger.Warn("audit log: records queued, will retry on the next append", "path", abs, "error", err)
+	}
+	return l, nil
+}
+
+// Path returns the log's absolute path.
+func (l *Log) Path() string { return l.path }
+
+// Head returns the seq and the line hash of the last record written (the
+// prev of the next one); publish them to anchor the log against truncation.
+func (l *Log) Head() (seq uint64, hash string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, l.head
+}
+
+// Append writes one record of type typ with data (marshalled to a JSON
+// object; nil is {}) as one line, with a single write(2) on the O_APPEND
+// file, then fsyncs it. On error (disk full, file removed, I/O error) the
+// record stays queued in memory and the error is returned; the next Append
+// writes the queued records first, reopening the path (and starting a new
+// file linked to the last record written) if the file went away.
+func (l *Log) Append(typ string, data any) error {
+	if !typeRE.MatchString(typ) {
+		return fmt.Errorf("append audit record: type %q is not a lowercase name", typ)
+	}
+	if internalType(typ) {
+		return fmt.Errorf("append audit record: type %q is written by the log itself", typ)
+	}
+	raw, err := marshalData(data)
+	if err != nil {
+		return fmt.Errorf("append audit record %s: %w", typ, err)
+	}
+	if len(raw) > MaxLine-512 {
+		return fmt.Errorf("append audit record %s: data is %d bytes, over the limit of %d", typ, len(raw), MaxLine-512)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("append audit record %s: log is closed", typ)
+	}
+	l.queue(pending{typ: typ, at: l.now(), data: raw})
+	if err := l.flush(); err != nil {
+		return fmt.Errorf("append audit record %s (%d queued for retry): %w", typ, len(l.pending), err)
+	}
+	return nil
+}
+
+// Close writes what is queued, if it can, and closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	if len(l.pending) > 0 {
+		if err := l.flush(); err != nil {
+			errs = append(errs, fmt.Errorf("%d records not written: %w", len(l.pending), err))
+		}
+	}
+	if l.f != nil {
+		if err := l.f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		l.f = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close audit log %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// queue adds a record, dropping the oldest caller record when the queue is
+// full (the log's own records are never dropped: they keep the chain).
+func (l *Log) queue(p pending) {
+	if len(l.pending) >= l.maxPending {
+		i := l.internalPrefix()
+		if i < len(l.pending) {
+			l.pending = append(l.pending[:i], l.pending[i+1:]...)
+			l.dropped++
+		}
+	}
+	l.pending = append(l.pending, p)
+}
+
+// internalPrefix is the number of the log's own records at the head of the
+// queue.
+func (l *Log) internalPrefix() int {
+	i := 0
+	for i < len(l.pending) && internalType(l.pending[i].typ) {
+		i++
+	}
+	return i
+}
+
+func mustData(v any) json.RawMessage {
+	raw, err := marshalData(v)
+	if err != nil {
+		panic(err) // only called with maps of plain values
+	}
+	return raw
+}
+
+// flush makes sure the file is the one at the path, then writes every
+// queued record. Caller holds mu.
+func (l *Log) flush() error {
+	if err := l.ensure(); err != nil {
+		return err
+	}
+	if l.dropped > 0 {
+		i := l.internalPrefix()
+		d := pending{typ: TypeDropped, at: l.now(), data: mustData(map[string]any{"count": l.dropped, "reason": "audit log not writable for longer than the queue holds"})}
+		l.pending = append(l.pending[:i], append([]pending{d}, l.pending[i:]...)...)
+		l.dropped = 0
+	}
+	for len(l.pending) > 0 {
+		err := l.write(l.pending[0])
+		var enc *encodeError
+		switch {
+		case errors.As(err, &enc):
+			// Cannot happen with data that passed Append; never let one
+			// record block the queue.
+			l.logger.Error("audit log: dropping a record that cannot be encoded", "type", l.pending[0].typ, "error", err)
+		case err != nil:
+			return err
+		}
+		l.pending = l.pending[1:]
+	}
+	return nil
+}
+
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return "encode audit record: " + e.err.Error() }
+func (e *encodeError) Unwrap() error { return e.err }
+
+// ensure reopens the path when the file was closed after an error, removed,
+// replaced, or changed size behind our back. Caller holds mu.
+func (l *Log) ensure() error {
+	if l.f != nil {
+		st, err := os.Lstat(l.path)
+		fst, ferr := l.f.Stat()
+		if err == nil && ferr == nil && os.SameFile(st, fst) && fst.Size() == l.size {
+			return nil
+		}
+		reason := "file removed or replaced"
+		if err == nil && ferr == nil && os.SameFile(st, fst) {
+			reason = fmt.Sprintf("file changed size behind the daemon (%d bytes, expected %d)", fst.Size(), l.size)
+		}
+		l.logger.Warn("audit log: reopening", "path", l.path, "reason", reason)
+		_ = l.f.Close()
+		l.f = nil
+	}
+	return l.reopen()
+}
+
+// write appends one record with one write(2) and fsyncs. On a failed or
+// short write it cuts the file back and closes it, so the next flush
+// reopens and rescans. Caller holds mu.
+func (l *Log) write(p pending) error {
+	line, err := encode(l.seq+1, p.at, p.typ, p.data, l.head)
+	if err == nil && len(line) >= MaxLine {
+		err = fmt.Errorf("record of %d bytes is over the limit of %d", len(line), MaxLine)
+	}
+	if err != nil {
+		return &encodeError{err}
+	}
+	buf := append(line, '\n')
+	n, err := writeOnce(l.f, buf)
+	if err != nil || n != len(buf) {
+		if err == nil {
+			err = fmt.Errorf("%w: %d of %d bytes (file system full?)", io.ErrShortWrite, n, len(buf))
+		}
+		if n > 0 {
+			if terr := l.f.Truncate(l.size); terr != nil {
+				l.logger.Error("audit log: cannot cut a partial record; it will be recovered on reopen", "path", l.path, "error", terr)
+			}
+		}
+		_ = l.f.Close()
+		l.f = nil
+		return fmt.Errorf("write %s: %w", l.path, err)
+	}
+	l.size += int64(n)
+	l.seq++
+	l.head = lineHash(line)
+	if err := l.f.Sync(); err != nil {
+		// The record is in the file; only its durability is in doubt.
+		return fmt.Errorf("fsync %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// writeOnce issues exactly one write(2), so a record is never split across
+// two system calls.
+func writeOnce(f *os.File, buf []byte) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = unix.Write(int(fd), buf)
+			if werr != unix.EINTR {
+				return true
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, werr
+}
+
+// reopen opens the file at the path and resumes its chain, queueing the
+// records that recovery calls for in front of what is pending. Caller
+// holds mu.
+func (l *Log) reopen() error {
+	dir := filepath.Dir(l.path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("open audit log %s: %w", l.path, err)
+		}
+	}
+	created := false
+	// O_NOFOLLOW: a symbolic link planted at the path must not redirect
+	// the daemon's writes.
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
+		created = err == nil
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("open audit log %s: it is a symbolic link; refusing to follow it", l.path)
+	}
+	if err != nil {
+		return fmt.Errorf("open audit log %s: %w", l.path, err)
+	}
+	if created {
+		syncDir(dir)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open audit log %s: %w", l.path, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("open audit log %s: not a regular file", l.path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		l.logger.Warn("audit log is accessible to group or others", "path", l.path, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
+	}
+
+	// Scan the whole file.
+	c := newChain()
+	var before chain // the chain before the last line
+	var goodEnd, lastStart int64
+	tail, err := scanLines(io.NewSectionReader(f, 0, st.Size()), func(line []byte, tooLong bool, hash string, end int64) {
+		before = c
+		lastStart = goodEnd
+		c.add(line, tooLong, hash)
+		goodEnd = end
+	})
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("read audit log %s: %w", l.path, err)
+	}
+
+	var front []pending
+	// A torn tail: bytes after the last newline, or a last line that is
+	// not JSON at all.
+	cut := goodEnd
+	if tail == 0 && c.lines > 0 && c.lastInvalidJSON {
+		cut = lastStart
+		c = before
+	}
+	if size := st.Size(); cut < size {
+		saved, serr := l.saveTorn(f, cut, size)
+		if serr != nil {
+			f.Close()
+			return fmt.Errorf("recover torn tail of audit log %s: %w", l.path, serr)
+		}
+		if err := f.Truncate(cut); err != nil {
+			f.Close()
+			return fmt.Errorf("recover torn tail of audit log %s: truncate: %w", l.path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("recover torn tail of audit log %s: fsync: %w", l.path, err)
+		}
+		l.logger.Warn("audit log: cut a torn last line", "path", l.path, "offset", cut, "bytes", size-cut, "saved_to", saved)
+		front = append(front, pending{typ: TypeRecovered, at: l.now(), data: mustData(map[string]any{
+			"reason":     "torn last line (interrupted write)",
+			"cut_offset": cut,
+			"cut_bytes":  size - cut,
+			"saved_to":   saved,
+		})})
+	}
+
+	prevSeq, prevHead, had := l.seq, l.head, l.started
+	switch {
+	case c.lines == 0 && had:
+		// A new or emptied file while the daemon runs: link it to the
+		// last record written before.
+		l.seq, l.head = prevSeq, prevHead
+		front = append([]pending{{typ: TypeReopened, at: l.now(), data: mustData(map[string]any{
+			"reason":        "audit log file removed, replaced or truncated while the daemon ran",
+			"previous_seq":  prevSeq,
+			"previous_hash": prevHead,
+		})}}, front...)
+	case c.lines == 0:
+		l.seq, l.head = 0, ZeroHash
+	default:
+		l.seq, l.head = c.seq, c.head
+		if had && c.head != prevHead {
+			front = append(front, pending{typ: TypeReopened, at: l.now(), data: mustData(map[string]any{
+				"reason":        "audit log file replaced by another one while the daemon ran",
+				"previous_seq":  prevSeq,
+				"previous_hash": prevHead,
+			})})
+		}
+	}
+	if c.last != nil && !c.acked {
+		l.logger.Error("AUDIT LOG CHAIN IS BROKEN: history is kept as it is, the chain goes on from the last line",
+			"path", l.path, "line", c.first.Line, "reason", c.first.Error(), "breaks", c.breaks, "last_break_line", c.last.Line)
+		front = append(front, pending{typ: TypeChainBroken, at: l.now(), data: mustData(map[string]any{
+			"first_break_line":   c.first.Line,
+			"first_break_seq":    c.first.Seq,
+			"first_break_reason": c.first.Reason,
+			"last_break_line":    c.last.Line,
+			"breaks":             c.breaks,
+			"lines":              c.lines,
+		})})
+	}
+	l.f, l.size, l.started = f, cut, true
+	// A reopened or chain_broken record still queued from an earlier
+	// attempt describes the same state: keep only the fresh one.
+	fresh := map[string]bool{}
+	for _, p := range front {
+		fresh[p.typ] = p.typ == TypeReopened || p.typ == TypeChainBroken
+	}
+	kept := l.pending[:0]
+	for _, p := range l.pending {
+		if !fresh[p.typ] {
+			kept = append(kept, p)
+		}
+	}
+	l.pending = append(front, kept...)
+	return nil
+}
+
+// saveTorn copies bytes [from, to) of f to a new file beside the log.
+func (l *Log) saveTorn(f *os.File, from, to int64) (string, error) {
+	base := fmt.Sprintf("%s.torn-%d", l.path, l.now().Unix())
+	name := base
+	var out *os.File
+	var err error
+	for i := 1; ; i++ {
+		out, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_CLOEXEC, 0o600)
+		if !errors.Is(err, os.ErrExist) || i > 100 {
+			break
+		}
+		name = fmt.Sprintf("%s.%d", base, i)
+	}
+	if err != nil {
+		return "", fmt.Errorf("save cut bytes: %w", err)
+	}
+	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(name)
+		return "", fmt.Errorf("save cut bytes to %s: %w", name, err)
+	}
+	syncDir(filepath.Dir(l.path))
+	return name, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}

@@ -1,0 +1,76 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
+)
+
+// Canonical returns the RFC 8785 (JCS) canonical form of the JSON value raw:
+// object members sorted by their UTF-16 code units, no insignificant
+// whitespace, numbers in their ECMAScript shortest form, strings with only
+// the mandatory escapes. It refuses invalid JSON, invalid UTF-8, lone
+// surrogate escapes, duplicate member names at any depth, numbers out of
+// the IEEE 754 double range and trailing data.
+//
+// JCS reads numbers as IEEE 754 doubles: integers beyond 2^53 lose
+// precision. The fields the daemon fills stay far below that.
+func Canonical(raw []byte) ([]byte, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("canonicalize json: empty input")
+	}
+	if !utf8.Valid(raw) {
+		return nil, errors.New("canonicalize json: invalid utf-8")
+	}
+	out, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalize json: %w", err)
+	}
+	return out, nil
+}
+
+// SigningInput returns the bytes that bundle_hmac signs: the canonical
+// (JCS) JSON of the bundle raw with its top-level "bundle_hmac" member
+// removed (if present). raw must be a JSON object. Members named
+// bundle_hmac below the top level are kept.
+func SigningInput(raw []byte) ([]byte, error) {
+	members, err := topLevel(raw)
+	if err != nil {
+		return nil, err
+	}
+	return signingInput(members)
+}
+
+func signingInput(members map[string]json.RawMessage) ([]byte, error) {
+	rest := make(map[string]json.RawMessage, len(members))
+	for k, v := range members {
+		if k != "bundle_hmac" {
+			rest[k] = v
+		}
+	}
+	stripped, err := json.Marshal(rest)
+	if err != nil {
+		return nil, fmt.Errorf("signing input: %w", err)
+	}
+	return Canonical(stripped)
+}
+
+// topLevel splits a JSON object into its members, refusing anything else
+// and duplicate member names.
+func topLevel(raw []byte) (map[string]json.RawMessage, error) {
+	c, err := Canonical(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(c) == 0 || c[0] != '{' {
+		return nil, errors.New("bundle is not a JSON object")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(c, &members); err != nil {
+		return nil, fmt.Errorf("bundle is not a JSON object: %w", err)
+	}
+	return members, nil
+}

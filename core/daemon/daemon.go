@@ -1,0 +1,398 @@
+// Package daemon is the runtime-attestor executable's life cycle: load and
+// check the policy, start the plugins, open the audit log, serve the API,
+// attest periodically, reload on SIGHUP and shut down cleanly on SIGTERM.
+// cmd/runtime-attestor is a thin main around Main.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/audit"
+	"github.com/secure-ai/runtime-attestor/core/engine"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/core/sdnotify"
+	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+)
+
+// DefaultPolicyPath is where the appliance keeps the attestation policy.
+const DefaultPolicyPath = "/etc/secure-ai/policy/attestation.yaml"
+
+// Exit codes. With --once: 0 attested, 1 degraded, 2 failed, 3 could not
+// run. As a daemon: 0 after a clean shutdown, 3 when it could not start.
+const (
+	ExitAttested = 0
+	ExitDegraded = 1
+	ExitFailed   = 2
+	ExitNoRun    = 3
+)
+
+// Version is the daemon's version, set by the build.
+var Version = "0.1.0"
+
+// Main runs the daemon with args (without the program name) and returns the
+// process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("runtime-attestor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", DefaultPolicyPath, "attestation policy `file`")
+	once := fs.Bool("once", false, "attest once, print the signed bundle to stdout and exit (0 attested, 1 degraded, 2 failed, 3 could not run); writes no audit record")
+	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return ExitNoRun
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "runtime-attestor: unexpected argument %q\n", fs.Arg(0))
+		return ExitNoRun
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "runtime-attestor", Version)
+		return 0
+	}
+	pol, polSHA, err := loadPolicy(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "runtime-attestor: %v\n", err)
+		return ExitNoRun
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "runtime-attestor",
+		Level:      hclog.LevelFromString(pol.LogLevel),
+		Output:     stderr,
+		JSONFormat: *logJSON,
+	})
+	d := &daemon{path: *configPath, logger: logger, stdout: stdout, stderr: stderr}
+	if *once {
+		return d.once(pol, polSHA)
+	}
+	return d.serve(pol, polSHA)
+}
+
+type daemon struct {
+	path           string
+	current        *policy.Policy // the policy in force; changed only by reload
+	applied        sandbox.Rules  // the sandbox in force, fixed at start
+	notify         *sdnotify.Notifier
+	logger         hclog.Logger
+	stdout, stderr io.Writer
+}
+
+// loadPolicy loads, validates and checks the files of the policy at path
+// and returns it with the SHA-256 of the file's bytes.
+func loadPolicy(path string) (*policy.Policy, string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read policy %s: %w", path, err)
+	}
+	pol, err := policy.Load(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	if err := pol.CheckFiles(); err != nil {
+		return nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	sum := sha256.Sum256(raw)
+	return pol, hex.EncodeToString(sum[:]), nil
+}
+
+// startHost starts the plugins of pol. A plugin that refuses its
+// configuration makes the policy bad: the host is closed and the error
+// names the key.
+func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
+	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(policy.BuiltinPlugins))
+	seen := map[string]bool{}
+	add := func(name string) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
+		cfg, err := pol.PluginConfigJSON(name)
+		if err != nil {
+			return err
+		}
+		pp := pol.Plugins[name]
+		specs = append(specs, pluginhost.Spec{
+			Name:       name,
+			Enabled:    pol.PluginEnabled(name),
+			SHA256:     pp.SHA256,
+			Timeout:    pol.PluginTimeoutFor(name),
+			ConfigJSON: cfg,
+		})
+		return nil
+	}
+	for _, name := range policy.BuiltinPlugins {
+		if err := add(name); err != nil {
+			return nil, err
+		}
+	}
+	for name := range pol.Plugins {
+		if err := add(name); err != nil {
+			return nil, err
+		}
+	}
+	h := pluginhost.New(pluginhost.Options{
+		Dir:            pol.PluginDir,
+		Plugins:        specs,
+		RunUnlisted:    pol.RunUnlistedPlugins,
+		Resident:       pol.ResidentPlugins,
+		DefaultTimeout: pol.PluginTimeout,
+		MaxParallel:    pol.MaxParallelPlugins,
+		Logger:         d.logger.Named("plugins"),
+		LogLevel:       pol.LogLevel,
+		SocketDir:      socketDir(),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (d *daemon) once(pol *policy.Policy, polSHA string) int {
+	if _, err := d.restrict(pol, ""); err != nil {
+		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
+		return ExitNoRun
+	}
+	h, err := d.startHost(pol)
+	if err != nil {
+		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
+		return ExitNoRun
+	}
+	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Logger: d.logger, Version: Version})
+	if err != nil {
+		h.Close()
+		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
+		return ExitNoRun
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout+10*time.Second)
+	defer cancel()
+	snap, err := e.Attest(ctx)
+	if err != nil {
+		fmt.Fprintf(d.stderr, "runtime-attestor: attest: %v\n", err)
+		return ExitNoRun
+	}
+	if _, err := fmt.Fprintf(d.stdout, "%s\n", snap.Bundle); err != nil {
+		return ExitNoRun
+	}
+	switch snap.State {
+	case state.Attested:
+		return ExitAttested
+	case state.Degraded:
+		return ExitDegraded
+	default:
+		return ExitFailed
+	}
+}
+
+// verdictStatus is the one-line STATUS= the service manager shows.
+func verdictStatus(s api.Snapshot) string {
+	return fmt.Sprintf("%s (score %d, %d failures, attestation %d)", s.State, s.Score, s.FailureCount, s.AttestCount)
+}
+
+func readToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read API token %s: %w", path, err)
+	}
+	tok := []byte(strings.TrimSpace(string(raw)))
+	if err := api.ValidateToken(tok); err != nil {
+		return nil, fmt.Errorf("API token %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
+	d.current = pol
+	token, err := readToken(pol.APITokenPath)
+	if err != nil {
+		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: api_token_path: %v\n", d.path, err)
+		return ExitNoRun
+	}
+	ln, err := net.Listen("tcp", pol.Listen)
+	if err != nil {
+		fmt.Fprintf(d.stderr, "runtime-attestor: listen: %v\n", err)
+		return ExitNoRun
+	}
+	d.notify = sdnotify.New(d.logger.Named("sdnotify"))
+	if d.applied, err = d.restrict(pol, d.notify.Socket()); err != nil {
+		ln.Close()
+		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
+		return ExitNoRun
+	}
+	h, err := d.startHost(pol)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
+		return ExitNoRun
+	}
+	log, err := audit.Open(pol.AuditLogPath, d.logger.Named("audit"))
+	if err != nil {
+		h.Close()
+		ln.Close()
+		fmt.Fprintf(d.stderr, "runtime-attestor: audit log: %v\n", err)
+		return ExitNoRun
+	}
+	defer log.Close()
+	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version})
+	if err != nil {
+		h.Close()
+		ln.Close()
+		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
+		return ExitNoRun
+	}
+	auditor := e.Auditor()
+	if err := auditor.Append("start", map[string]any{"version": Version, "policy": d.path, "policy_sha256": polSHA, "pid": os.Getpid()}); err != nil {
+		d.logger.Error("audit record not written", "type", "start", "error", err)
+	}
+	srv := api.New(api.Options{
+		Attestor:       e,
+		Audit:          auditor,
+		Token:          token,
+		Logger:         d.logger.Named("api"),
+		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	d.logger.Info("serving", "listen", ln.Addr().String(), "policy", d.path, "plugin_dir", pol.PluginDir)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		ready := false
+		e.Run(ctx, func(s api.Snapshot) {
+			d.logger.Debug("verdict", "state", s.State, "score", s.Score)
+			status := verdictStatus(s)
+			var err error
+			if !ready {
+				err, ready = d.notify.Ready(status), true
+			} else {
+				err = d.notify.Status(status)
+			}
+			if err != nil {
+				d.logger.Warn("sd_notify", "error", err)
+			}
+		})
+	}()
+	go d.notify.Watchdog(ctx, e.Healthy)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	code := 0
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload(e, srv)
+				continue
+			}
+			d.logger.Info("shutting down", "signal", sig.String())
+			if err := d.notify.Stopping(); err != nil {
+				d.logger.Warn("sd_notify", "error", err)
+			}
+			break loop
+		case err := <-serveErr:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				d.logger.Error("API server stopped", "error", err)
+				code = ExitNoRun
+			}
+			break loop
+		}
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := srv.Shutdown(sctx); err != nil {
+		d.logger.Warn("API shutdown", "error", err)
+	}
+	scancel()
+	<-runDone
+	e.Close()
+	if err := auditor.Append("stop", map[string]any{"pid": os.Getpid(), "state": e.Snapshot().State}); err != nil {
+		d.logger.Error("audit record not written", "type", "stop", "error", err)
+	}
+	return code
+}
+
+// reload loads the policy again. A bad one is refused: the old policy and
+// plugins stay, and the engine reports the refusal in every bundle until a
+// good policy is loaded.
+func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
+	running := d.current
+	d.logger.Info("reloading policy", "policy", d.path)
+	if err := d.notify.Reloading(); err != nil {
+		d.logger.Warn("sd_notify", "error", err)
+	}
+	defer func() { // RELOADING=1 is answered by READY=1, whatever the outcome
+		if err := d.notify.Ready(verdictStatus(e.Snapshot())); err != nil {
+			d.logger.Warn("sd_notify", "error", err)
+		}
+	}()
+	refuse := func(err error) {
+		d.logger.Error("policy reload refused; keeping the running policy", "error", err)
+		e.ReloadRefused(err)
+	}
+	pol, polSHA, err := loadPolicy(d.path)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	if pol.Listen != running.Listen {
+		refuse(fmt.Errorf("policy %s: listen: changed from %s to %s; restart the daemon to move the API", d.path, running.Listen, pol.Listen))
+		return
+	}
+	if pol.AuditLogPath != running.AuditLogPath {
+		refuse(fmt.Errorf("policy %s: audit_log_path: changed from %s to %s; restart the daemon to move the audit log", d.path, running.AuditLogPath, pol.AuditLogPath))
+		return
+	}
+	token, err := readToken(pol.APITokenPath)
+	if err != nil {
+		refuse(fmt.Errorf("policy %s: api_token_path: %w", d.path, err))
+		return
+	}
+	if p, err := uncovered(d.applied, d.path, pol, d.notify.Socket()); err != nil {
+		refuse(fmt.Errorf("policy %s: %w", d.path, err))
+		return
+	} else if p != "" {
+		refuse(fmt.Errorf("policy %s: needs %s, which the sandbox fixed at start does not allow; restart the daemon to widen it", d.path, p))
+		return
+	}
+	h, err := d.startHost(pol)
+	if err != nil {
+		refuse(fmt.Errorf("policy %s: %w", d.path, err))
+		return
+	}
+	d.current = pol
+	e.Reload(pol, polSHA, h)
+	srv.SetToken(token)
+	d.logger.Info("policy reloaded", "policy_sha256", polSHA)
+	go func() {
+		if _, err := e.Refresh(context.Background()); err != nil {
+			d.logger.Error("attestation after reload", "error", err)
+		}
+	}()
+}

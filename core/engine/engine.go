@@ -1,0 +1,516 @@
+// Package engine runs attestations: it asks the plugin host for one round of
+// measurements, merges them into a bundle, weighs the findings into a state,
+// signs the bundle, writes the audit trail and publishes the result as a
+// snapshot that readers take without ever waiting on a running attestation.
+// Concurrent refreshes share one attestation; a periodic loop refreshes every
+// refresh_interval; a policy reload swaps the policy and the plugin host
+// between two attestations.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/sdk"
+)
+
+// MinHMACKeyBytes is the shortest HMAC key the engine signs with.
+const MinHMACKeyBytes = 32
+
+// maxHMACKeyBytes bounds how much of the key file is read.
+const maxHMACKeyBytes = 64 << 10
+
+// Host is the plugin host as the engine uses it (*pluginhost.Host).
+type Host interface {
+	Measure(ctx context.Context, nonce []byte) []pluginhost.Result
+	Close()
+}
+
+// Auditor is the audit log as the engine uses it (*audit.Log).
+type Auditor interface {
+	Append(typ string, data any) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Policy *policy.Policy
+	// PolicySHA256 is the hex SHA-256 of the policy file, "" for defaults.
+	PolicySHA256 string
+	Host         Host
+	// Audit may be nil (attest --once writes no audit log).
+	Audit   Auditor
+	Logger  hclog.Logger
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine runs attestations. Its methods are safe for concurrent use.
+type Engine struct {
+	logger  hclog.Logger
+	version string
+	now     func() time.Time
+	audit   *trackedAuditor
+
+	snap atomic.Pointer[api.Snapshot]
+
+	// mu guards the fields below it and the start of an attestation.
+	mu           sync.Mutex
+	policy       *policy.Policy
+	policySHA256 string
+	host         Host
+	flight       *flight
+	closed       bool
+	reloadErr    error // last refused reload, until a good one
+	prevState    state.State
+	seq          uint64
+	counters     counters
+	faults       map[string]uint64
+	lastDone     time.Time
+	// attestMu serialises attestations (one host.Measure at a time).
+	attestMu sync.Mutex
+}
+
+type counters struct {
+	attest, degrade, fail, refresh uint64
+}
+
+// flight is one running attestation that callers may join.
+type flight struct {
+	done chan struct{}
+	snap api.Snapshot
+	err  error
+}
+
+// New returns an engine in state pending.
+func New(opts Options) (*Engine, error) {
+	if opts.Policy == nil || opts.Host == nil {
+		return nil, errors.New("engine: policy and host are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	e := &Engine{
+		logger:       logger,
+		version:      opts.Version,
+		now:          now,
+		policy:       opts.Policy,
+		policySHA256: opts.PolicySHA256,
+		host:         opts.Host,
+		prevState:    state.Pending,
+		faults:       map[string]uint64{},
+	}
+	if opts.Audit != nil {
+		e.audit = &trackedAuditor{a: opts.Audit}
+	}
+	e.snap.Store(&api.Snapshot{State: state.Pending})
+	return e, nil
+}
+
+// Snapshot returns the state as of the last finished attestation. It never
+// blocks on a running attestation.
+func (e *Engine) Snapshot() api.Snapshot { return *e.snap.Load() }
+
+// Auditor returns the audit log wrapped so that a failed write by anyone
+// (the API's refresh records too) becomes a core.audit_write finding in the
+// next bundle. Nil when the engine has no audit log.
+func (e *Engine) Auditor() api.Auditor {
+	if e.audit == nil {
+		return nil
+	}
+	return e.audit
+}
+
+// Refresh runs an attestation, or joins the one already running, and returns
+// the snapshot it produced. The attestation itself is not cancelled when ctx
+// is: other callers may be waiting on it.
+func (e *Engine) Refresh(ctx context.Context) (api.Snapshot, error) {
+	f, err := e.start(true)
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+	select {
+	case <-f.done:
+		return f.snap, f.err
+	case <-ctx.Done():
+		return api.Snapshot{}, fmt.Errorf("wait for attestation: %w", ctx.Err())
+	}
+}
+
+// Attest runs (or joins) one attestation and waits for it.
+func (e *Engine) Attest(ctx context.Context) (api.Snapshot, error) {
+	f, err := e.start(false)
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+	select {
+	case <-f.done:
+		return f.snap, f.err
+	case <-ctx.Done():
+		return api.Snapshot{}, ctx.Err()
+	}
+}
+
+// ErrClosed is returned once the engine is closed.
+var ErrClosed = errors.New("engine is shut down")
+
+func (e *Engine) start(refresh bool) (*flight, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if e.flight != nil {
+		return e.flight, nil
+	}
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	if refresh {
+		e.counters.refresh++
+	}
+	go func() {
+		f.snap, f.err = e.run()
+		e.mu.Lock()
+		e.flight = nil
+		e.mu.Unlock()
+		close(f.done)
+	}()
+	return f, nil
+}
+
+// Run attests at once and then every refresh_interval until ctx is done.
+// onVerdict, if not nil, is called after each attestation with its snapshot.
+func (e *Engine) Run(ctx context.Context, onVerdict func(api.Snapshot)) {
+	for {
+		snap, err := e.Attest(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return
+			}
+			e.logger.Error("attestation failed to run", "error", err)
+		} else if onVerdict != nil {
+			onVerdict(snap)
+		}
+		e.mu.Lock()
+		interval := e.policy.RefreshInterval
+		e.mu.Unlock()
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Healthy reports whether attestations are completing: the last one ended
+// within two refresh intervals plus the attestation deadline. Before the
+// first verdict the engine counts as healthy. The watchdog uses it.
+func (e *Engine) Healthy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	if e.lastDone.IsZero() {
+		return true
+	}
+	limit := 2*e.policy.RefreshInterval + e.policy.AttestationTimeout
+	return e.now().Sub(e.lastDone) <= limit
+}
+
+// Reload swaps in a new policy and plugin host (already started) between two
+// attestations and closes the old host. The failed state still latches.
+func (e *Engine) Reload(p *policy.Policy, policySHA256 string, h Host) {
+	e.attestMu.Lock()
+	e.mu.Lock()
+	old := e.host
+	e.policy, e.policySHA256, e.host = p, policySHA256, h
+	e.reloadErr = nil
+	e.mu.Unlock()
+	e.attestMu.Unlock()
+	old.Close()
+	e.record("policy_reload", map[string]any{"accepted": true, "policy_sha256": policySHA256})
+}
+
+// ReloadRefused records a policy reload that was refused: the old policy
+// stays, and every bundle carries a core.policy_reload finding until a good
+// policy is loaded.
+func (e *Engine) ReloadRefused(err error) {
+	e.mu.Lock()
+	e.reloadErr = err
+	e.mu.Unlock()
+	e.record("policy_reload", map[string]any{"accepted": false, "error": err.Error()})
+}
+
+// Close waits for a running attestation, stops the plugins and refuses
+// further attestations.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	f := e.flight
+	e.mu.Unlock()
+	if f != nil {
+		<-f.done
+	}
+	e.attestMu.Lock()
+	e.host.Close()
+	e.attestMu.Unlock()
+}
+
+func (e *Engine) record(typ string, data any) {
+	if e.audit == nil {
+		return
+	}
+	if err := e.audit.Append(typ, data); err != nil {
+		e.logger.Error("audit record not written", "type", typ, "error", err)
+	}
+}
+
+// run performs one attestation.
+func (e *Engine) run() (api.Snapshot, error) {
+	e.attestMu.Lock()
+	defer e.attestMu.Unlock()
+
+	e.mu.Lock()
+	p, polSHA, host, reloadErr, prev := e.policy, e.policySHA256, e.host, e.reloadErr, e.prevState
+	e.seq++
+	seq := e.seq
+	e.mu.Unlock()
+
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return api.Snapshot{}, fmt.Errorf("read nonce: %w", err)
+	}
+	// The host reports every plugin cut short by this deadline
+	// (core.attestation_timeout, one finding per plugin).
+	ctx, cancel := context.WithTimeout(context.Background(), p.AttestationTimeout)
+	results := host.Measure(ctx, nonce)
+	cancel()
+
+	b := &bundle.Bundle{
+		BundleVersion:   bundle.Version,
+		AttestorVersion: e.version,
+		Sequence:        seq,
+		Nonce:           hex.EncodeToString(nonce),
+	}
+	if polSHA != "" {
+		b.AttestationPolicySHA256 = bundle.Ptr(polSHA)
+	}
+	all := merge(b, results, p.SeverityOverrides)
+	core := func(code string, sev sdk.Severity, subject, format string, args ...any) {
+		all = append(all, attributed{plugin: "core", Finding: override(sdk.Finding{
+			Code: code, Severity: sev, Subject: subject, Message: fmt.Sprintf(format, args...),
+		}, p.SeverityOverrides)})
+	}
+	if reloadErr != nil {
+		core("core.policy_reload", sdk.SeverityMedium, "policy", "a policy reload was refused and the previous policy is still in force: %v", reloadErr)
+	}
+	key, keyErr := readKey(p.HMACKeyPath)
+	if keyErr != nil {
+		core("core.hmac_key", sdk.SeverityHigh, p.HMACKeyPath, "bundle is unsigned: %v", keyErr)
+	}
+	if e.audit != nil {
+		if err := e.audit.takeErr(); err != nil {
+			core("core.audit_write", sdk.SeverityMedium, "audit", "an audit record could not be written: %v", err)
+		}
+	}
+
+	finish := func() (json.RawMessage, state.State, int, error) {
+		st, score := state.Evaluate(findingsOf(all), state.Weights(p.SeverityWeights), state.Thresholds(p.Thresholds))
+		if keyErr != nil && st == state.Attested {
+			st = state.Degraded // an unsigned bundle is never attested
+		}
+		st = state.Next(prev, st)
+		b.State, b.Score = st, score
+		b.Failures = failures(all)
+		b.Timestamp = bundle.FormatTime(e.now())
+		b.BundleHMAC = ""
+		if keyErr == nil {
+			if err := b.Sign(key); err != nil {
+				return nil, st, score, fmt.Errorf("sign bundle: %w", err)
+			}
+		}
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return nil, st, score, fmt.Errorf("encode bundle: %w", err)
+		}
+		return raw, st, score, nil
+	}
+	raw, st, score, err := finish()
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+
+	if e.audit != nil {
+		if aerr := e.writeAudit(results, raw, b, prev, st, score); aerr != nil {
+			e.logger.Error("audit log write failed; the bundle says so", "error", aerr)
+			e.audit.takeErr()
+			core("core.audit_write", sdk.SeverityMedium, "audit", "the audit record of this attestation could not be written: %v", aerr)
+			if raw, st, score, err = finish(); err != nil {
+				return api.Snapshot{}, err
+			}
+		}
+	}
+
+	snap := e.publish(raw, b, results, st, score)
+	e.logger.Info("attestation done", "sequence", seq, "state", st, "score", score, "failures", len(b.Failures))
+	return snap, nil
+}
+
+func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.Bundle, prev, st state.State, score int) error {
+	for _, r := range results {
+		if r.Fault == "" {
+			continue
+		}
+		msg := ""
+		if len(r.Findings) > 0 {
+			msg = r.Findings[0].Message
+		}
+		if err := e.audit.Append("plugin_fault", map[string]any{
+			"sequence": b.Sequence, "plugin": r.Name, "fault": r.Fault, "message": msg,
+		}); err != nil {
+			return err
+		}
+	}
+	if err := e.audit.Append("attestation", map[string]any{
+		"sequence":      b.Sequence,
+		"state":         st,
+		"score":         score,
+		"bundle_digest": bundle.Digest(raw),
+		"signed":        b.BundleHMAC != "",
+		"nonce":         b.Nonce,
+		"failures":      b.Failures,
+	}); err != nil {
+		return err
+	}
+	if prev != st {
+		if err := e.audit.Append("state_change", map[string]any{"sequence": b.Sequence, "from": prev, "to": st}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int) api.Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prevState = st
+	e.lastDone = e.now()
+	e.counters.attest++
+	switch st {
+	case state.Degraded:
+		e.counters.degrade++
+	case state.Failed:
+		e.counters.fail++
+	}
+	s := api.Snapshot{
+		State:            st,
+		Bundle:           raw,
+		TPMAvailable:     deref(b.TPMAvailable),
+		TPMQuoteVerified: deref(b.TPMQuoteVerified),
+		SecureBoot:       deref(b.BootMeasurements.SecureBoot),
+		PolicyDigest:     deref(b.PolicyDigest),
+		DeploymentDigest: deref(b.DeploymentDigest),
+		ServiceCount:     len(b.ServiceDigests),
+		FailureCount:     len(b.Failures),
+		Score:            score,
+		LastAttested:     e.lastDone,
+		AttestCount:      e.counters.attest,
+		DegradeCount:     e.counters.degrade,
+		FailCount:        e.counters.fail,
+		RefreshCount:     e.counters.refresh,
+	}
+	for _, r := range results {
+		if r.Fault != "" {
+			e.faults[r.Name]++
+		}
+		s.Plugins = append(s.Plugins, api.PluginStatus{
+			Name: r.Name, Version: r.Version, Duration: r.Duration, Fault: r.Fault,
+			FaultCount: e.faults[r.Name], Findings: len(b.Checks[r.Name].Findings),
+		})
+	}
+	e.snap.Store(&s)
+	return s
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// readKey reads the HMAC key; it must exist, be readable and hold at least
+// MinHMACKeyBytes bytes.
+func readKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read HMAC key: %w", err)
+	}
+	defer f.Close()
+	key, err := io.ReadAll(io.LimitReader(f, maxHMACKeyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read HMAC key %s: %w", path, err)
+	}
+	switch {
+	case len(key) > maxHMACKeyBytes:
+		return nil, fmt.Errorf("HMAC key %s is larger than %d bytes", path, maxHMACKeyBytes)
+	case len(key) < MinHMACKeyBytes:
+		return nil, fmt.Errorf("HMAC key %s holds %d bytes, fewer than the %d required", path, len(key), MinHMACKeyBytes)
+	}
+	return key, nil
+}
+
+// trackedAuditor remembers the last failed write so that the next bundle
+// can say so.
+type trackedAuditor struct {
+	a   Auditor
+	mu  sync.Mutex
+	err error
+}
+
+func (t *trackedAuditor) Append(typ string, data any) error {
+	err := t.a.Append(typ, data)
+	if err != nil {
+		t.mu.Lock()
+		t.err = err
+		t.mu.Unlock()
+	}
+	return err
+}
+
+func (t *trackedAuditor) takeErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	err := t.err
+	t.err = nil
+	return err
+}

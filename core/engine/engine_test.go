@@ -1,0 +1,335 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/audit"
+	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/sdk"
+)
+
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
+// echoPlugin is one copy of testplugins/echo: installed as
+// attestor-check-<name>, it answers config's measurements and findings.
+type echoPlugin struct {
+	name         string
+	measurements map[string]any
+	findings     []string
+}
+
+type fixture struct {
+	t      *testing.T
+	dir    string
+	pol    *policy.Policy
+	key    []byte
+	audit  *audit.Log
+	engine *Engine
+}
+
+// newFixture runs an engine over real echo plugin processes.
+func newFixture(t *testing.T, plugins []echoPlugin, tweak func(*policy.Policy)) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, "plugins")
+	if err := os.Mkdir(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := testbin.Build(t, "./testplugins/echo", "attestor-check-echo")
+	pol := policy.Default()
+	pol.PluginDir = pluginDir
+	pol.HMACKeyPath = filepath.Join(dir, "hmac.key")
+	pol.AuditLogPath = filepath.Join(dir, "logs", "audit.jsonl")
+	pol.RefreshInterval = time.Hour
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pol.HMACKeyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(pol)
+	}
+	var specs []pluginhost.Spec
+	for _, p := range plugins {
+		testbin.Install(t, bin, pluginDir, "attestor-check-"+p.name)
+		cfg, err := json.Marshal(map[string]any{"measurements": p.measurements, "findings": p.findings})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, pluginhost.Spec{Name: p.name, Enabled: true, ConfigJSON: cfg})
+	}
+	h := pluginhost.New(pluginhost.Options{Dir: pluginDir, Plugins: specs, Logger: hclog.NewNullLogger()})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(pol.AuditLogPath, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Policy: pol, PolicySHA256: "ab", Host: h, Audit: log, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.Close()
+		_ = log.Close()
+	})
+	return &fixture{t: t, dir: dir, pol: pol, key: key, audit: log, engine: e}
+}
+
+func (f *fixture) attest() (api.Snapshot, *bundle.Bundle) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := f.engine.Attest(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var b bundle.Bundle
+	if err := json.Unmarshal(s.Bundle, &b); err != nil {
+		f.t.Fatalf("bundle: %v", err)
+	}
+	return s, &b
+}
+
+func codes(b *bundle.Bundle) map[string]sdk.Severity {
+	out := map[string]sdk.Severity{}
+	for _, f := range b.Failures {
+		out[f.Code] = f.Severity
+	}
+	return out
+}
+
+// TestBundleFromPlugins: built-in owners fill the spec's fields, a
+// third-party plugin cannot, the weights decide the state, the bundle is
+// signed and verifies, and the audit log holds the attestation.
+func TestBundleFromPlugins(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{
+		{name: "tpm", measurements: map[string]any{"tpm_available": true, "tpm_quote_verified": true, "boot_measurements.pcrs": map[string]string{"0": "aa"}}},
+		{name: "kernel", measurements: map[string]any{"kernel_cmdline": "quiet", "kernel_lockdown": "integrity"}},
+		// A third-party plugin claiming the TPM's fields only shows under checks.
+		{name: "vendor", measurements: map[string]any{"tpm_quote_verified": false, "kernel_cmdline": "evil"}, findings: []string{"medium"}},
+	}, nil)
+	s, b := f.attest()
+	if err := bundle.Verify(s.Bundle, f.key); err != nil {
+		t.Fatalf("bundle does not verify: %v", err)
+	}
+	if b.TPMAvailable == nil || !*b.TPMAvailable || b.TPMQuoteVerified == nil || !*b.TPMQuoteVerified {
+		t.Errorf("tpm fields = %v %v, want true true (a third-party plugin must not override them)", b.TPMAvailable, b.TPMQuoteVerified)
+	}
+	if b.KernelCmdline == nil || *b.KernelCmdline != "quiet" || b.BootMeasurements.PCRs["0"] != "aa" {
+		t.Errorf("owned fields not filled: cmdline %v pcrs %v", b.KernelCmdline, b.BootMeasurements.PCRs)
+	}
+	if b.DeploymentDigest != nil || b.PolicyDigest != nil {
+		t.Errorf("fields nobody measured are not null: %v %v", b.DeploymentDigest, b.PolicyDigest)
+	}
+	var vendor map[string]any
+	if err := json.Unmarshal(b.Checks["vendor"].Measurements, &vendor); err != nil || vendor["kernel_cmdline"] != "evil" {
+		t.Errorf("checks.vendor.measurements = %s (%v)", b.Checks["vendor"].Measurements, err)
+	}
+	if b.State != state.Degraded || s.State != state.Degraded || b.Score != 5 {
+		t.Errorf("state %s score %d, want degraded 5 (one medium finding)", b.State, b.Score)
+	}
+	if got := codes(b); got["vendor.medium"] != sdk.SeverityMedium || len(got) != 1 {
+		t.Errorf("failures = %v", b.Failures)
+	}
+	if s.AttestCount != 1 || s.DegradeCount != 1 || s.FailCount != 0 || s.LastAttested.IsZero() {
+		t.Errorf("counters = %+v", s)
+	}
+	rep, err := audit.VerifyFile(f.pol.AuditLogPath)
+	if err != nil || rep.Records < 2 {
+		t.Fatalf("audit log: %+v, %v (want the attestation and the state change)", rep, err)
+	}
+}
+
+// TestWrongTypeFromOwner: an owner plugin sending the wrong JSON type is a
+// protocol finding, and the field stays null.
+func TestWrongTypeFromOwner(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "tpm", measurements: map[string]any{"tpm_available": "yes"}}}, nil)
+	_, b := f.attest()
+	if b.TPMAvailable != nil {
+		t.Errorf("tpm_available = %v, want null", *b.TPMAvailable)
+	}
+	if _, ok := codes(b)["core.plugin_protocol"]; !ok || b.State == state.Attested {
+		t.Errorf("state %s failures %v, want a core.plugin_protocol finding", b.State, b.Failures)
+	}
+}
+
+// TestUnsignedIsNeverAttested: without a usable key the bundle is unsigned,
+// a finding says why and the state cannot be attested — even when an
+// operator weighs the finding down to info.
+func TestUnsignedIsNeverAttested(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		name        string
+		key         []byte // nil: no file
+		weighDown   bool
+		wantFinding bool
+	}{
+		{"missing", nil, false, true},
+		{"short", []byte("0123456789abcdef"), false, true},
+		{"short, finding weighed down to info", []byte("0123456789abcdef"), true, false},
+	} {
+		f := newFixture(t, []echoPlugin{{name: "vendor"}}, func(p *policy.Policy) {
+			if tc.weighDown {
+				p.SeverityOverrides = map[string]sdk.Severity{"core.hmac_key": sdk.SeverityInfo}
+			}
+		})
+		if tc.key == nil {
+			if err := os.Remove(f.pol.HMACKeyPath); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(f.pol.HMACKeyPath, tc.key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, b := f.attest()
+		if b.BundleHMAC != "" || s.State == state.Attested {
+			t.Errorf("Test %d (%s): hmac %q state %s, want unsigned and not attested", i, tc.name, b.BundleHMAC, s.State)
+		}
+		if _, ok := codes(b)["core.hmac_key"]; ok != tc.wantFinding {
+			t.Errorf("Test %d (%s): core.hmac_key in failures = %v, want %v: %v", i, tc.name, ok, tc.wantFinding, b.Failures)
+		}
+	}
+}
+
+// TestFailedLatches: a critical finding fails the attestor, and a later
+// clean attestation (after a reload with a clean plugin) does not undo it.
+func TestFailedLatches(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "vendor", findings: []string{"critical"}}}, nil)
+	if s, _ := f.attest(); s.State != state.Failed || s.FailCount != 1 {
+		t.Fatalf("state %s fail_count %d, want failed 1", s.State, s.FailCount)
+	}
+	clean := pluginhost.New(pluginhost.Options{Dir: f.pol.PluginDir, Plugins: []pluginhost.Spec{{Name: "vendor", Enabled: true, ConfigJSON: []byte(`{}`)}}})
+	if err := clean.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Reload(f.pol, "cd", clean)
+	s, b := f.attest()
+	if s.State != state.Failed || b.Score != 0 {
+		t.Fatalf("after a clean attestation: state %s score %d, want failed (latched) with score 0", s.State, b.Score)
+	}
+}
+
+// TestReloadRefusedDegrades: a refused reload is a finding in every bundle
+// until a good policy is loaded.
+func TestReloadRefusedDegrades(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
+	if s, _ := f.attest(); s.State != state.Attested {
+		t.Fatalf("state %s, want attested", s.State)
+	}
+	f.engine.ReloadRefused(&policy.Error{Key: "thresholds", Msg: "out of order"})
+	for i := 0; i < 2; i++ {
+		s, b := f.attest()
+		if _, ok := codes(b)["core.policy_reload"]; !ok || s.State != state.Degraded {
+			t.Fatalf("attestation %d after a refused reload: state %s failures %v", i, s.State, b.Failures)
+		}
+	}
+	h := pluginhost.New(pluginhost.Options{Dir: f.pol.PluginDir, Plugins: []pluginhost.Spec{{Name: "vendor", Enabled: true}}})
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Reload(f.pol, "ef", h)
+	if s, _ := f.attest(); s.State != state.Attested {
+		t.Fatalf("after a good reload: state %s, want attested (degraded -> attested)", s.State)
+	}
+}
+
+// TestConcurrentRefreshesShareOneAttestation: many refreshes at once run a
+// handful of attestations, and reads never wait.
+func TestConcurrentRefreshesShareOneAttestation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.engine.Refresh(context.Background())
+			errs <- err
+		}()
+	}
+	reads := 0
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		default:
+			_ = f.engine.Snapshot()
+			reads++
+		}
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := f.engine.Snapshot()
+	if s.AttestCount == 0 || s.AttestCount > 10 {
+		t.Fatalf("%d refreshes ran %d attestations, want a handful", n, s.AttestCount)
+	}
+	t.Logf("%d concurrent refreshes: %d attestations, %d snapshot reads meanwhile", n, s.AttestCount, reads)
+}
+
+// TestAuditWriteFailureIsAFinding: when the audit log cannot be written the
+// attestation still publishes, with core.audit_write, and logging resumes.
+func TestAuditWriteFailureIsAFinding(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
+	f.attest()
+	logs := filepath.Dir(f.pol.AuditLogPath)
+	// Replace the log's folder by a file: every write and reopen fails.
+	if err := os.RemoveAll(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(logs, []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, b := f.attest()
+	if _, ok := codes(b)["core.audit_write"]; !ok || s.State == state.Attested {
+		t.Fatalf("state %s failures %v, want core.audit_write", s.State, b.Failures)
+	}
+	if err := bundle.Verify(s.Bundle, f.key); err != nil {
+		t.Fatalf("the re-signed bundle does not verify: %v", err)
+	}
+	// Space returns: logging resumes and the state recovers.
+	if err := os.Remove(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(logs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := f.attest(); s.State != state.Attested {
+		t.Fatalf("after the log's folder came back: state %s", s.State)
+	}
+	if _, err := os.Stat(f.pol.AuditLogPath); err != nil {
+		t.Fatalf("audit log not recreated: %v", err)
+	}
+}

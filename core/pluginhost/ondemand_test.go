@@ -1,0 +1,115 @@
+package pluginhost
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestOnDemandLifecycle: with Resident false (the default), no plugin runs
+// between attestations, at most MaxParallel run during one, every plugin's
+// result is intact, its GOMAXPROCS is the host's, and a crash or a replaced
+// pinned binary is caught on the next attestation all the same.
+func TestOnDemandLifecycle(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var specs []Spec
+	for _, name := range []string{"slow_a", "slow_b", "slow_c", "slow_d"} {
+		install(t, dir, "slow", name)
+		specs = append(specs, Spec{Name: name, Enabled: true, ConfigJSON: cfg("delay_ms", 200)})
+	}
+	goodPath := install(t, dir, "good", "good")
+	specs = append(specs, Spec{Name: "good", Enabled: true, SHA256: sha256File(t, goodPath)})
+	hs := newOnDemandHarness(t, Options{Dir: dir, MaxParallel: 2, GOMAXPROCS: 1, Plugins: specs})
+	hs.start()
+	if live := leftovers(dir); len(live) != 0 {
+		t.Fatalf("plugins still running after Start: %v (%s)", live, describePIDs(live))
+	}
+
+	// Sample the live plugin processes while an attestation runs.
+	var most atomic.Int32
+	var sawGOMAXPROCS atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			live := leftovers(dir)
+			if n := int32(len(live)); n > most.Load() {
+				most.Store(n)
+			}
+			for _, pid := range live {
+				if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil {
+					for _, kv := range strings.Split(string(env), "\x00") {
+						if strings.HasPrefix(kv, "GOMAXPROCS=") {
+							sawGOMAXPROCS.Store(kv)
+						}
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for round := 0; round < 2; round++ {
+		rs := hs.measure()
+		for _, name := range []string{"slow_a", "slow_b", "slow_c", "slow_d", "good"} {
+			if r := rs[name]; r.Fault != "" || r.Measurements == nil {
+				t.Fatalf("round %d: %s: fault %q findings %+v", round, name, r.Fault, r.Findings)
+			}
+		}
+		if live := waitFor(func() []int { return leftovers(dir) }); live != nil {
+			t.Fatalf("round %d: plugins still running after the attestation: %v", round, live)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if m := most.Load(); m == 0 || m > 2 {
+		t.Errorf("at most %d plugin processes were seen at once, want 1..MaxParallel (2)", m)
+	}
+	if v, _ := sawGOMAXPROCS.Load().(string); v != "GOMAXPROCS=1" {
+		t.Errorf("plugin environment had %q, want GOMAXPROCS=1", v)
+	}
+
+	// The pinned binary replaced between two attestations is refused before
+	// it runs, on demand too.
+	install(t, dir, "slow", "good")
+	rs := hs.measure()
+	if r := rs["good"]; r.Fault != FaultUntrusted {
+		t.Fatalf("replaced pinned plugin: fault %q findings %+v, want untrusted", r.Fault, r.Findings)
+	}
+}
+
+// TestOnDemandCrashRecovers: a plugin that crashes mid-measurement is
+// reported and simply started afresh next time (after the backoff).
+func TestOnDemandCrashRecovers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	install(t, dir, "exitmid", "exitmid")
+	install(t, dir, "good", "good")
+	hs := newOnDemandHarness(t, Options{Dir: dir, Plugins: []Spec{
+		{Name: "exitmid", Enabled: true}, {Name: "good", Enabled: true},
+	}})
+	hs.start()
+	for round := 0; round < 2; round++ {
+		rs := hs.measure()
+		if r := rs["exitmid"]; r.Fault != FaultCrashed {
+			t.Fatalf("round %d: exitmid fault %q, want crashed: %+v", round, r.Fault, r.Findings)
+		}
+		if r := rs["good"]; r.Fault != "" {
+			t.Fatalf("round %d: good fault %q", round, r.Fault)
+		}
+	}
+	if live := waitFor(func() []int { return leftovers(dir) }); live != nil {
+		t.Fatalf("plugins still running: %v", live)
+	}
+}

@@ -1,0 +1,261 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+)
+
+// plugin is one plugin the host knows, running or not.
+type plugin struct {
+	name   string
+	path   string // Dir/attestor-check-<name>
+	spec   Spec
+	listed bool // named by Options.Plugins (else found by RunUnlisted)
+
+	// badSpec says why the spec is invalid; such a plugin is never started.
+	badSpec string
+
+	cur atomic.Pointer[instance] // mirrors inst for PIDs
+
+	mu            sync.Mutex // one turn at a time; guards what follows
+	inst          *instance  // running instance, nil when none
+	desc          sdk.Description
+	sha           string    // SHA-256 of the last verified binary
+	failures      int       // consecutive failures (crash, timeout, failed start)
+	lastStart     time.Time // last start attempt
+	retryAt       time.Time // no start attempt before this
+	last          *fault    // the fault that stopped the plugin, repeated while backing off
+	configRefusal string    // what the plugin said when it last refused its config
+}
+
+func (p *plugin) timeout(def time.Duration) time.Duration {
+	if p.spec.Timeout > 0 {
+		return p.spec.Timeout
+	}
+	return def
+}
+
+// turn is one plugin's part of Start (measure false) or Measure: make sure
+// the verified binary on disk runs, then (measure) take one measurement.
+// It runs on a worker, so a start forks from a locked thread.
+func (h *Host) turn(ctx context.Context, p *plugin, nonce []byte, measure bool) Result {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !h.opts.Resident {
+		// On demand: the process lives for this turn only.
+		defer func() {
+			if in := p.inst; in != nil {
+				h.stop(p, in, true)
+			}
+		}()
+	}
+	started := h.now()
+	res := Result{Name: p.name, Path: p.path, Started: started}
+	finish := func(f *fault) Result {
+		res.Version, res.Fills, res.SHA256 = p.desc.Version, p.desc.Fills, p.sha
+		if f != nil {
+			res = h.faultResult(p, res, f)
+		}
+		res.Duration = h.now().Sub(started)
+		return res
+	}
+
+	// The caller's ctx bounds the turn; Close cancels it too.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(h.ctx, cancel)()
+
+	if p.badSpec != "" {
+		return finish(&fault{kind: FaultConfig, msg: "invalid plugin spec: " + p.badSpec})
+	}
+	if h.ctx.Err() != nil {
+		return finish(&fault{kind: FaultCrashed, msg: "the plugin host is closed"})
+	}
+	if ctx.Err() != nil {
+		return finish(attestationTimeout(ctx, "before the plugin's turn came"))
+	}
+	if f := h.ensure(tctx, p, measure); f != nil {
+		return finish(f)
+	}
+	if !measure {
+		return finish(nil)
+	}
+
+	in := p.inst
+	timeout := p.timeout(h.opts.DefaultTimeout)
+	mctx, mcancel := context.WithTimeout(tctx, timeout)
+	defer mcancel()
+	m, err := in.check.Measure(mctx, in.desc, nonce)
+	if err == nil {
+		p.failures, p.last, p.retryAt = 0, nil, time.Time{}
+		res.Measurements = m.Measurements
+		res.Findings = m.Findings
+		return finish(nil)
+	}
+	f := h.classifyRPC(err, "measure", mctx, tctx, timeout)
+	h.afterFault(p, in, f)
+	return finish(f)
+}
+
+// afterFault stops the instance when the fault leaves it useless and
+// records the failure for the backoff.
+func (h *Host) afterFault(p *plugin, in *instance, f *fault) {
+	switch {
+	case f.closed:
+		// Close stops it.
+	case f.kind == FaultProtocol || f.kind == FaultFailed:
+		// The process is alive and answers; keep it.
+	case f.kind == FaultCrashed:
+		in.waitExit(exitWait)
+		if status := h.stop(p, in, false); status != "" {
+			f.msg += " (" + status + ")"
+		}
+		h.failed(p, f)
+	case f.code == CodeAttestationTimeout:
+		// Cut short by the attestation's deadline, not its own: kill it (it
+		// may still be busy) and start it afresh next time, no backoff.
+		h.stop(p, in, false)
+		p.last = nil
+	default: // timeout, config
+		h.stop(p, in, false)
+		h.failed(p, f)
+	}
+}
+
+// failed records a failure that stopped the plugin.
+func (h *Host) failed(p *plugin, f *fault) {
+	p.failures++
+	p.retryAt = p.lastStart.Add(h.delay(p.failures))
+	p.last = f
+}
+
+// ensure makes p run the verified binary now on disk. A nil fault means
+// p.inst is ready to measure.
+func (h *Host) ensure(ctx context.Context, p *plugin, measure bool) *fault {
+	if in := p.inst; in != nil {
+		if in.client.Exited() {
+			status := h.stop(p, in, false)
+			h.log.Warn("plugin exited between attestations; it will be restarted", "plugin", p.name, "status", status)
+			h.failed(p, &fault{kind: FaultCrashed, msg: "the plugin process exited between attestations (" + status + ")"})
+		} else {
+			id, f := h.identify(p)
+			if f != nil {
+				h.stop(p, in, false)
+				return f
+			}
+			if id == in.bin.id {
+				return nil
+			}
+			bf, f := h.verify(p)
+			if f != nil {
+				h.stop(p, in, false)
+				return f
+			}
+			if bf.sha == in.bin.sha {
+				in.bin.id = bf.id // touched, not changed
+				bf.close()
+				return nil
+			}
+			h.log.Info("plugin binary changed on disk; restarting the plugin on it", "plugin", p.name, "old_sha256", in.bin.sha, "new_sha256", bf.sha)
+			h.stop(p, in, true)
+			return h.launch(ctx, p, bf)
+		}
+	}
+	if measure && p.last != nil {
+		if wait := p.retryAt.Sub(h.now()); wait > 0 {
+			return p.last.backingOff(p.failures, wait)
+		}
+	}
+	bf, f := h.verify(p)
+	if f != nil {
+		return f
+	}
+	return h.launch(ctx, p, bf)
+}
+
+// launch starts bf as p's plugin, describes and configures it.
+func (h *Host) launch(ctx context.Context, p *plugin, bf *binFile) *fault {
+	defer bf.close()
+	p.sha = bf.sha
+	p.lastStart = h.now()
+	p.configRefusal = ""
+	in, f := h.spawn(p, bf)
+	if f == nil {
+		f = h.handshake(ctx, p, in)
+	}
+	if f == nil {
+		p.inst = in
+		p.cur.Store(in)
+		h.log.Debug("plugin started", "plugin", p.name, "pid", in.pid, "version", in.desc.Version, "sha256", bf.sha, "pid_namespace", in.pidNS)
+		return nil
+	}
+	if in != nil {
+		if f.kind == FaultCrashed {
+			in.waitExit(exitWait)
+		}
+		if status := h.stop(p, in, false); status != "" && f.kind == FaultCrashed {
+			f.msg += " (" + status + ")"
+		}
+	}
+	switch {
+	case f.closed:
+	case f.kind == FaultUntrusted:
+		// Verified again at every attestation; no backoff.
+	case f.code == CodeAttestationTimeout:
+		p.last = nil
+	default:
+		h.failed(p, f)
+	}
+	return f
+}
+
+// handshake describes and configures a freshly started plugin.
+func (h *Host) handshake(ctx context.Context, p *plugin, in *instance) *fault {
+	sctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
+	defer cancel()
+	d, err := in.check.Describe(sctx)
+	if err != nil {
+		return h.classifyRPC(err, "describe", sctx, ctx, h.opts.StartTimeout)
+	}
+	if d.Name != p.name {
+		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("the plugin describes itself as %q, but its file is %s%s", d.Name, FilePrefix, p.name)}
+	}
+	in.desc = d
+	p.desc = d
+	err = in.check.Configure(sctx, p.spec.ConfigJSON)
+	if err == nil {
+		return nil
+	}
+	var ce *sdk.ConfigError
+	if errors.As(err, &ce) {
+		p.configRefusal = ce.Msg
+		return &fault{kind: FaultConfig, msg: "the plugin refused its configuration: " + clip(ce.Msg)}
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && sctx.Err() == nil {
+		// Configure returned another error, or the SDK could not apply the
+		// check's sandbox: not a policy error, but the plugin cannot run.
+		return &fault{kind: FaultConfig, msg: "configure failed: " + clip(st.Message())}
+	}
+	return h.classifyRPC(err, "configure", sctx, ctx, h.opts.StartTimeout)
+}
+
+// stop ends the instance and its whole process group or namespace, and
+// returns how the process ended ("exit status 3", "signal: killed"), or ""
+// when it never started. graceful first lets go-plugin ask the plugin to
+// exit.
+func (h *Host) stop(p *plugin, in *instance, graceful bool) string {
+	if p.inst == in {
+		p.inst = nil
+		p.cur.Store(nil)
+	}
+	return h.shutdown(p.name, in, graceful)
+}

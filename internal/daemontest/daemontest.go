@@ -1,0 +1,381 @@
+// Package daemontest runs the real runtime-attestor daemon with the real
+// built-in plugins as subprocesses, for end-to-end, reliability and
+// benchmark tests: it builds the executables once per test process, lays out
+// a plugin directory, renders the development policy into a temporary
+// folder, starts the daemon on a free loopback port and talks to it over a
+// real socket.
+package daemontest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/secure-ai/runtime-attestor/internal/testbin"
+)
+
+// BuiltinPlugins are the six built-in checks.
+var BuiltinPlugins = []string{"binaries", "kernel", "ostree", "policies", "secureboot", "tpm"}
+
+// Env is a laid-out installation: executables, plugin directory, key, token
+// and a policy file.
+type Env struct {
+	t          testing.TB
+	Root       string // repository root
+	Dir        string // the test's folder
+	Daemon     string // the runtime-attestor executable
+	Attestctl  string // the attestctl executable
+	PluginDir  string
+	RunDir     string
+	PolicyPath string
+	KeyPath    string
+	TokenPath  string
+	AuditPath  string
+	Addr       string // host:port the policy listens on
+	Token      string
+}
+
+// Options shape an Env.
+type Options struct {
+	// Plugins to install; nil means the six built-ins.
+	Plugins []string
+}
+
+// New builds what it needs and lays out an Env rendered from the
+// development policy template.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	root := testbin.Root(t)
+	dir := t.TempDir()
+	e := &Env{
+		t:         t,
+		Root:      root,
+		Dir:       dir,
+		Daemon:    testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor"),
+		Attestctl: testbin.Build(t, "./cmd/attestctl", "attestctl"),
+		PluginDir: filepath.Join(dir, "plugins"),
+		RunDir:    filepath.Join(dir, "run"),
+	}
+	for _, d := range []string{e.PluginDir, e.RunDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(e.PluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plugins := opts.Plugins
+	if plugins == nil {
+		plugins = BuiltinPlugins
+	}
+	for _, p := range plugins {
+		testbin.Plugin(t, e.PluginDir, p)
+	}
+	e.KeyPath = filepath.Join(e.RunDir, "hmac.key")
+	e.TokenPath = filepath.Join(e.RunDir, "api-token")
+	e.AuditPath = filepath.Join(e.RunDir, "audit.jsonl")
+	key := make([]byte, 32)
+	tok := make([]byte, 24)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rand.Read(tok); err != nil {
+		t.Fatal(err)
+	}
+	e.Token = hex.EncodeToString(tok)
+	writeFile(t, e.KeyPath, key)
+	writeFile(t, e.TokenPath, []byte(e.Token+"\n"))
+	e.Addr = FreeAddr(t)
+	e.PolicyPath = filepath.Join(dir, "attestation.yaml")
+	e.WritePolicy(e.DevelopmentPolicy())
+	return e
+}
+
+func writeFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// DevelopmentPolicy renders policy/examples/development.yaml.in for this
+// Env: its plugin directory, run folder, executables and port.
+func (e *Env) DevelopmentPolicy() string {
+	raw, err := os.ReadFile(filepath.Join(e.Root, "policy/examples/development.yaml.in"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := string(raw)
+	s = strings.NewReplacer(
+		"@ROOT@/bin/plugins", e.PluginDir,
+		"@ROOT@/bin/runtime-attestor", e.Daemon,
+		"@ROOT@/bin/attestctl", e.Attestctl,
+		"@ROOT@", e.Root,
+		"@RUN@", e.RunDir,
+		"127.0.0.1:8505", e.Addr,
+	).Replace(s)
+	return s
+}
+
+// WritePolicy replaces the policy file.
+func (e *Env) WritePolicy(yaml string) {
+	e.t.Helper()
+	writeFile(e.t, e.PolicyPath, []byte(yaml))
+}
+
+// URL returns the daemon's URL for path.
+func (e *Env) URL(path string) string { return "http://" + e.Addr + path }
+
+// Proc is a running daemon.
+type Proc struct {
+	env    *Env
+	Cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start starts the daemon and waits until its first verdict is served
+// (state other than pending), failing the test after 60 s.
+func (e *Env) Start(args ...string) *Proc {
+	e.t.Helper()
+	p := e.StartNoWait(args...)
+	p.WaitState(60*time.Second, "attested", "degraded", "failed")
+	return p
+}
+
+// StartNoWait starts the daemon and returns at once. The daemon is killed
+// when the test ends if it still runs.
+func (e *Env) StartNoWait(args ...string) *Proc {
+	e.t.Helper()
+	cmd := exec.Command(e.Daemon, append([]string{"--config", e.PolicyPath}, args...)...)
+	p := &Proc{env: e, Cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = io.Discard
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start daemon: %v", err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	e.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Stderr returns what the daemon logged so far.
+func (p *Proc) Stderr() string { return p.stderr.String() }
+
+// Done is closed when the daemon exits.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Signal sends sig to the daemon.
+func (p *Proc) Signal(sig os.Signal) {
+	p.env.t.Helper()
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		p.env.t.Fatalf("signal daemon: %v", err)
+	}
+}
+
+// Wait waits up to d for the daemon to exit and returns its exit code.
+func (p *Proc) Wait(d time.Duration) int {
+	p.env.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		p.env.t.Fatalf("daemon did not exit within %s; log:\n%s", d, p.Stderr())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	p.env.t.Fatalf("wait daemon: %v", p.err)
+	return -1
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *Proc) Stop() {
+	p.env.t.Helper()
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		p.env.t.Fatalf("daemon exited %d after SIGTERM; log:\n%s", code, p.Stderr())
+	}
+}
+
+var client = &http.Client{Timeout: 120 * time.Second}
+
+// Do sends a request and returns the status and body.
+func (e *Env) Do(method, path, token string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(context.Background(), method, e.URL(path), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// Get fetches path and fails the test on a transport error.
+func (e *Env) Get(path string) (int, []byte) {
+	e.t.Helper()
+	code, body, err := e.Do(http.MethodGet, path, "")
+	if err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+	return code, body
+}
+
+// JSON fetches path and decodes its body into a generic map.
+func (e *Env) JSON(path string) map[string]any {
+	e.t.Helper()
+	_, body := e.Get(path)
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		e.t.Fatalf("GET %s: %v: %s", path, err, body)
+	}
+	return m
+}
+
+// State returns the state /health reports, or "" when unreachable.
+func (e *Env) State() string {
+	_, body, err := e.Do(http.MethodGet, "/health", "")
+	if err != nil {
+		return ""
+	}
+	var h struct{ State string }
+	_ = json.Unmarshal(body, &h)
+	return h.State
+}
+
+// WaitState waits up to d for one of the states.
+func (p *Proc) WaitState(d time.Duration, states ...string) string {
+	p.env.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		select {
+		case <-p.done:
+			p.env.t.Fatalf("daemon exited early (%v); log:\n%s", p.err, p.Stderr())
+		default:
+		}
+		s := p.env.State()
+		for _, want := range states {
+			if s == want {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			p.env.t.Fatalf("state %q after %s, want one of %v; log:\n%s", s, d, states, p.Stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ProcessesUnder lists live processes whose executable lies under dir (the
+// plugin directory), so tests can prove no plugin survives.
+func ProcessesUnder(dir string) []int {
+	var pids []int
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	prefix := filepath.Clean(dir) + string(filepath.Separator)
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", ent.Name(), "exe"))
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(exe, prefix) || strings.HasPrefix(strings.TrimSuffix(exe, " (deleted)"), prefix) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// WaitNoProcessesUnder waits up to d for every process under dir to be gone
+// and returns the ones left.
+func WaitNoProcessesUnder(dir string, d time.Duration) []int {
+	deadline := time.Now().Add(d)
+	for {
+		left := ProcessesUnder(dir)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Describe formats pids with their command lines, for failure messages.
+func Describe(pids []int) string {
+	var b strings.Builder
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		fmt.Fprintf(&b, "%d %s\n", pid, bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))
+	}
+	return b.String()
+}

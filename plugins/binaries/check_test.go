@@ -1,0 +1,397 @@
+package binaries_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/plugins/binaries"
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
+	"github.com/secure-ai/runtime-attestor/sdk/wire"
+)
+
+func TestMain(m *testing.M) {
+	withoutCgo()
+	os.Exit(testbin.Main(m))
+}
+
+const (
+	sumABC   = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	sumEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+)
+
+// fixture builds a tree of service binaries in a temporary folder, the way
+// /usr/libexec/secure-ai looks on an appliance, and returns its root.
+func fixture(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "usr", "libexec", "secure-ai")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("policy-engine", "abc")
+	write("registry", "")
+	write("agent", "agent v2")
+	if err := os.Symlink("policy-engine", filepath.Join(dir, "policy-engine-current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "tmp", "evil"), []byte("abc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "tmp", "evil"), filepath.Join(dir, "airlock")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+type svc struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+func codes(fs []sdk.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Code+":"+f.Severity.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// defaultState weighs findings with the default policy (info 0, low 1,
+// medium 5, high 20, critical 100; degraded at 5, failed at 100).
+func defaultState(fs []sdk.Finding) string {
+	w := map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}
+	score := 0
+	for _, f := range fs {
+		if f.Severity == sdk.SeverityCritical {
+			return "failed"
+		}
+		score += w[f.Severity]
+	}
+	switch {
+	case score >= 100:
+		return "failed"
+	case score >= 5:
+		return "degraded"
+	}
+	return "attested"
+}
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	h := sdktest.New(t, binaries.New())
+	d := h.Description()
+	if d.Name != "binaries" || d.Version == "" || !reflect.DeepEqual(d.Fills, []string{"service_digests"}) {
+		t.Fatalf("description = %+v", d)
+	}
+	want := map[string]sdk.Severity{
+		"binaries.missing": sdk.SeverityMedium, "binaries.digest_mismatch": sdk.SeverityHigh,
+		"binaries.not_regular": sdk.SeverityMedium, "binaries.symlink_out_of_policy": sdk.SeverityHigh,
+		"binaries.unreadable": sdk.SeverityMedium, "binaries.too_large": sdk.SeverityMedium,
+		"binaries.none_configured": sdk.SeverityInfo,
+	}
+	got := map[string]sdk.Severity{}
+	for _, f := range d.Findings {
+		got[f.Code] = f.DefaultSeverity
+		if f.Description == "" {
+			t.Errorf("%s has no description", f.Code)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings = %v, want %v", got, want)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, sev := range want {
+		if !strings.Contains(string(readme), "`"+code+"` | "+sev.String()) {
+			t.Errorf("README.md does not document %s with severity %s", code, sev)
+		}
+	}
+}
+
+func TestMeasure(t *testing.T) {
+	t.Parallel()
+	root := fixture(t)
+	dir := filepath.Join(root, "usr", "libexec", "secure-ai")
+	p := func(n string) string { return filepath.Join(dir, n) }
+	for i, tc := range []struct {
+		name     string
+		services map[string]svc
+		extra    map[string]any
+		digests  map[string]string
+		findings []string
+		state    string
+	}{
+		{
+			name:     "all present, pinned and matching",
+			services: map[string]svc{"policy-engine": {p("policy-engine"), strings.ToUpper(sumABC)}, "registry": {p("registry"), sumEmpty}, "agent": {p("agent"), ""}},
+			digests:  map[string]string{"policy-engine": sumABC, "registry": sumEmpty, "agent": sha256Hex("agent v2")},
+			state:    "attested",
+		},
+		{
+			name:     "missing binary degrades",
+			services: map[string]svc{"policy-engine": {p("policy-engine"), ""}, "inference": {p("inference"), ""}},
+			digests:  map[string]string{"policy-engine": sumABC},
+			findings: []string{"binaries.missing:medium"},
+			state:    "degraded",
+		},
+		{
+			name:     "hash drift degrades",
+			services: map[string]svc{"registry": {p("registry"), sumABC}},
+			digests:  map[string]string{"registry": sumEmpty},
+			findings: []string{"binaries.digest_mismatch:high"},
+			state:    "degraded",
+		},
+		{
+			name:     "symlink inside the tree is followed",
+			services: map[string]svc{"pe": {p("policy-engine-current"), sumABC}},
+			digests:  map[string]string{"pe": sumABC},
+			state:    "attested",
+		},
+		{
+			name:     "symlink out of the tree is refused",
+			services: map[string]svc{"airlock": {p("airlock"), ""}},
+			digests:  map[string]string{},
+			findings: []string{"binaries.symlink_out_of_policy:high"},
+			state:    "degraded",
+		},
+		{
+			name:     "symlink into a configured root",
+			services: map[string]svc{"airlock": {p("airlock"), ""}},
+			extra:    map[string]any{"allowed_symlink_roots": []string{filepath.Join(root, "tmp")}},
+			digests:  map[string]string{"airlock": sumABC},
+			state:    "attested",
+		},
+		{
+			name:     "directory and device",
+			services: map[string]svc{"dir": {dir, ""}, "null": {"/dev/null", ""}},
+			digests:  map[string]string{},
+			findings: []string{"binaries.not_regular:medium", "binaries.not_regular:medium"},
+			state:    "degraded",
+		},
+		{
+			name:     "over the size cap",
+			services: map[string]svc{"agent": {p("agent"), ""}},
+			extra:    map[string]any{"max_file_bytes": 3},
+			digests:  map[string]string{},
+			findings: []string{"binaries.too_large:medium"},
+			state:    "degraded",
+		},
+		{
+			name:     "nothing configured",
+			services: map[string]svc{},
+			digests:  map[string]string{},
+			findings: []string{"binaries.none_configured:info"},
+			state:    "attested",
+		},
+	} {
+		h := sdktest.New(t, binaries.New())
+		cfg := map[string]any{"service_binaries": tc.services, "max_parallel": 2}
+		for k, v := range tc.extra {
+			cfg[k] = v
+		}
+		if err := h.Configure(cfg); err != nil {
+			t.Fatalf("Test %d (%s): configure: %v", i, tc.name, err)
+		}
+		res := h.MustMeasure()
+		var digests map[string]string
+		if err := res.Decode("service_digests", &digests); err != nil {
+			t.Fatalf("Test %d (%s): %v", i, tc.name, err)
+		}
+		if !reflect.DeepEqual(digests, tc.digests) {
+			t.Errorf("Test %d (%s): service_digests = %v, want %v", i, tc.name, digests, tc.digests)
+		}
+		if got := codes(res.Findings); !reflect.DeepEqual(got, tc.findings) {
+			t.Errorf("Test %d (%s): findings = %v, want %v", i, tc.name, got, tc.findings)
+		}
+		for _, f := range res.Findings {
+			if f.Subject == "" || f.Message == "" {
+				t.Errorf("Test %d (%s): finding without subject or message: %+v", i, tc.name, f)
+			}
+		}
+		if got := defaultState(res.Findings); got != tc.state {
+			t.Errorf("Test %d (%s): state = %s, want %s (%v)", i, tc.name, got, tc.state, res.Findings)
+		}
+		var services []binaries.ServiceReport
+		if err := res.Decode("services", &services); err != nil || len(services) != len(tc.services) {
+			t.Errorf("Test %d (%s): services = %+v, %v", i, tc.name, services, err)
+		}
+		for j, s := range services {
+			if j > 0 && services[j-1].Name >= s.Name {
+				t.Errorf("Test %d (%s): services not sorted by name", i, tc.name)
+			}
+			if s.Status == "ok" && (s.SHA256 != digests[s.Name] || s.ResolvedPath == "") {
+				t.Errorf("Test %d (%s): service report %+v disagrees with service_digests", i, tc.name, s)
+			}
+		}
+	}
+}
+
+func TestMeasureDeterministic(t *testing.T) {
+	t.Parallel()
+	root := fixture(t)
+	dir := filepath.Join(root, "usr", "libexec", "secure-ai")
+	services := map[string]svc{}
+	for _, n := range []string{"policy-engine", "registry", "agent", "policy-engine-current", "airlock", "missing"} {
+		services[n] = svc{Path: filepath.Join(dir, n)}
+	}
+	var first []byte
+	for _, parallel := range []int{1, 2, 7, 1} {
+		h := sdktest.New(t, binaries.New())
+		if err := h.Configure(map[string]any{"service_binaries": services, "max_parallel": parallel}); err != nil {
+			t.Fatal(err)
+		}
+		res := h.MustMeasure()
+		all, _ := json.Marshal([]any{res.Measurements, res.Findings})
+		if first == nil {
+			first = all
+		} else if string(all) != string(first) {
+			t.Fatalf("parallel %d gave a different result:\n%s\nvs\n%s", parallel, all, first)
+		}
+	}
+}
+
+func TestConfigureRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		cfg  any
+		want string
+	}{
+		{map[string]any{"nope": 1}, "nope: unknown key"},
+		{map[string]any{"max_parallel": 0}, "max_parallel: must be between"},
+		{map[string]any{"service_binaries": map[string]any{"a": map[string]any{"path": "rel"}}}, "service_binaries.a.path: path \"rel\" is not absolute"},
+		{map[string]any{"service_binaries": map[string]any{"a": map[string]any{"path": "/a", "sha256": "xyz"}}}, "service_binaries.a.sha256"},
+		{map[string]any{"allowed_symlink_roots": []string{"./x"}}, "allowed_symlink_roots[0]"},
+	} {
+		h := sdktest.New(t, binaries.New())
+		err := h.Configure(tc.cfg)
+		var ce *sdk.ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Test %d: Configure(%v) = %v, want a ConfigError containing %q", i, tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestThisMachine measures the real system with the spec's default services
+// (absent on a development machine): an honest degraded result, no error.
+func TestThisMachine(t *testing.T) {
+	t.Parallel()
+	h := sdktest.New(t, binaries.New())
+	services := map[string]svc{"runtime-attestor": {Path: "/usr/libexec/secure-ai/runtime-attestor"}, "env": {Path: "/usr/bin/env"}}
+	if err := h.Configure(map[string]any{"service_binaries": services}); err != nil {
+		t.Fatal(err)
+	}
+	res := h.MustMeasure()
+	var digests map[string]string
+	if err := res.Decode("service_digests", &digests); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/usr/bin/env"); err == nil && len(digests["env"]) != 64 {
+		t.Errorf("/usr/bin/env not hashed: %v %v", digests, res.Findings)
+	}
+	if _, err := os.Stat("/usr/libexec/secure-ai/runtime-attestor"); errors.Is(err, os.ErrNotExist) && !res.Has("binaries.missing") {
+		t.Errorf("absent binary not reported: %v", res.Findings)
+	}
+}
+
+func TestRunByHand(t *testing.T) {
+	t.Parallel()
+	bin := testbin.Build(t, "./cmd/attestor-check-binaries", "attestor-check-binaries")
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("run by hand: %v, want exit status 1", err)
+	}
+	want := "attestor-check-binaries: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
+	}
+}
+
+// TestSubprocess runs the real executable through go-plugin, as the daemon
+// does, against a fixture tree.
+func TestSubprocess(t *testing.T) {
+	t.Parallel()
+	root := fixture(t)
+	dir := filepath.Join(root, "usr", "libexec", "secure-ai")
+	bin := testbin.Build(t, "./cmd/attestor-check-binaries", "attestor-check-binaries")
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: wire.ClientPluginSets(),
+		Cmd:              exec.Command(bin),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           hclog.NewNullLogger(),
+	})
+	defer client.Kill()
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*wire.Client)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := c.Describe(ctx)
+	if err != nil || d.Name != "binaries" {
+		t.Fatalf("describe = %+v, %v", d, err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"service_binaries": map[string]svc{
+		"policy-engine": {Path: filepath.Join(dir, "policy-engine"), SHA256: sumABC},
+		"inference":     {Path: filepath.Join(dir, "inference")},
+	}})
+	if err := c.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Measure(ctx, d, []byte("nonce"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.Measurements["service_digests"]); got != `{"policy-engine":"`+sumABC+`"}` {
+		t.Fatalf("service_digests = %s", got)
+	}
+	if got := strings.Join(codes(m.Findings), ","); got != "binaries.missing:medium" {
+		t.Fatalf("findings %s", got)
+	}
+	var ce *sdk.ConfigError
+	if err := c.Configure(ctx, []byte(`{"max_parallel":-1}`)); !errors.As(err, &ce) {
+		t.Fatalf("bad config over the wire = %v, want ConfigError", err)
+	}
+}

@@ -1,0 +1,194 @@
+package kernel_test
+
+// This file starts the real plugin executable the way the daemon's plugin
+// host (core/pluginhost) does, so that the plugin confines itself to its
+// declared sandbox as it does in production.
+
+import (
+	"context"
+	"debug/buildinfo"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/sdk/wire"
+)
+
+// withoutCgo makes internal/testbin build the plugins with CGO_ENABLED=0,
+// as they must be deployed: before Landlock ABI v8 a cgo build cannot
+// narrow itself as PID 1 of its own namespace (docs/deployment.md). Call it
+// from TestMain, before the tests run.
+func withoutCgo() {
+	if err := os.Setenv("CGO_ENABLED", "0"); err != nil {
+		panic(err)
+	}
+}
+
+// sandboxedPlugin is one plugin process, started as the daemon starts it:
+// in a PID namespace of its own (when permitted), in its own process group,
+// with only PATH, the log level and its go-plugin socket folder in its
+// environment, AutoMTLS, working folder "/".
+type sandboxedPlugin struct {
+	*wire.Client
+	desc sdk.Description
+	pid  int // in the test's PID namespace
+	logs *logBuffer
+	kill func() // as the daemon stops a plugin
+}
+
+// startSandboxed starts attestor-check-<name> and describes it. The plugin
+// is killed when the test ends.
+func startSandboxed(t *testing.T, name string) *sandboxedPlugin {
+	t.Helper()
+	bin := testbin.Build(t, "./cmd/attestor-check-"+name, "attestor-check-"+name)
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("read build info of %s: %v", bin, err)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "CGO_ENABLED" && s.Value != "0" {
+			t.Fatalf("%s is built with CGO_ENABLED=%s; TestMain must call withoutCgo", bin, s.Value)
+		}
+	}
+	cmd := exec.Command(bin)
+	cmd.Dir = "/"
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		sdk.LogLevelEnv + "=info",
+		sandbox.PluginSocketEnv + "=" + t.TempDir(),
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	}
+	logs := &logBuffer{}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: wire.ClientPluginSets(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		StartTimeout:     30 * time.Second,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Info, Output: logs}),
+	})
+	t.Cleanup(func() {
+		client.Kill()
+		if t.Failed() {
+			t.Logf("plugin log:\n%s", logs)
+		}
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start %s: %v\n%s", name, err, logs)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &sandboxedPlugin{Client: raw.(*wire.Client), pid: client.ReattachConfig().Pid, logs: logs, kill: client.Kill}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.desc, err = p.Describe(ctx); err != nil || p.desc.Name != name {
+		t.Fatalf("describe = %+v, %v", p.desc, err)
+	}
+	return p
+}
+
+// configure sends cfg (a JSON object) and, on the first call, checks that
+// the plugin restricted itself: the seccomp filter is on, and it logged
+// that Landlock is enforced (where the kernel has it).
+func (p *sandboxedPlugin) configure(t *testing.T, cfg []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Configure(ctx, cfg); err != nil {
+		t.Fatalf("configure %s: %v", cfg, err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seccomp := strings.Contains(string(own), "\nSeccomp:\t")
+	if seccomp && (!strings.Contains(string(status), "\nSeccomp:\t2\n") || !strings.Contains(string(status), "\nNoNewPrivs:\t1\n")) {
+		t.Fatalf("plugin %d has no seccomp filter after Configure:\n%s", p.pid, status)
+	}
+	want := "landlock=true"
+	if sandbox.ABI() == 0 {
+		want = "landlock=false"
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), "sandboxed:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin never logged that it is sandboxed:\n%s", p.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if line := p.logs.line("sandboxed:"); !strings.Contains(line, want) || !strings.Contains(line, fmt.Sprintf("seccomp=%t", seccomp)) {
+		t.Fatalf("sandbox log %q, want %s and seccomp=%t", line, want, seccomp)
+	}
+}
+
+// measure takes a measurement.
+func (p *sandboxedPlugin) measure(t *testing.T) *wire.Measurement {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := p.Measure(ctx, p.desc, []byte("nonce-nonce-nonce-nonce-nonce-00"))
+	if err != nil {
+		t.Fatalf("measure: %v", err)
+	}
+	return m
+}
+
+// needLandlock skips the rest of a test that shows what the sandbox
+// denies, on a kernel without Landlock.
+func needLandlock(t *testing.T) {
+	t.Helper()
+	if sandbox.ABI() == 0 {
+		t.Skip("the kernel has no Landlock (ABI 0): the plugin's file access is not narrowed, nothing is denied")
+	}
+}
+
+// logBuffer collects the host's log of the plugin's output.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// line returns the first line containing s.
+func (b *logBuffer) line(s string) string {
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}

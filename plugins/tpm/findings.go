@@ -1,0 +1,87 @@
+package tpm
+
+import (
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/sdk"
+)
+
+// Finding codes. They are part of the plugin's contract: operators key
+// severity overrides and alerts on them.
+const (
+	CodeUnavailable            = "tpm.unavailable"
+	CodeOpenFailed             = "tpm.open_failed"
+	CodeBusy                   = "tpm.busy"
+	CodePCRReadFailed          = "tpm.pcr_read_failed"
+	CodePCRMismatch            = "tpm.pcr_mismatch"
+	CodeAKFailed               = "tpm.ak_failed"
+	CodeAKUnsuitable           = "tpm.ak_unsuitable"
+	CodeQuoteFailed            = "tpm.quote_failed"
+	CodeQuoteMalformed         = "tpm." + string(attest.Malformed)
+	CodeQuoteSignatureInvalid  = "tpm." + string(attest.SignatureInvalid)
+	CodeQuoteBadMagic          = "tpm." + string(attest.BadMagic)
+	CodeQuoteBadType           = "tpm." + string(attest.BadType)
+	CodeQuoteNonceMismatch     = "tpm." + string(attest.NonceMismatch)
+	CodeQuoteSelectionMismatch = "tpm." + string(attest.SelectionMismatch)
+	CodeQuotePCRDigestMismatch = "tpm." + string(attest.PCRDigestMismatch)
+	CodeClockRollback          = "tpm.clock_rollback"
+	CodeClockStateInvalid      = "tpm.clock_state_invalid"
+	CodeClockStateUnavailable  = "tpm.clock_state_unavailable"
+	CodeClockStateWriteFailed  = "tpm.clock_state_write_failed"
+)
+
+// findingSpecs documents every code with its default severity. The
+// severities follow the default weights (info 0, low 1, medium 5, high 20,
+// critical 100; degraded at 5, failed at 100 or any critical): a quote that
+// does not verify is evidence of tampering and fails the appliance; a TPM
+// that cannot be used degrades it, and fails it when the policy requires a
+// TPM.
+var findingSpecs = []sdk.FindingSpec{
+	{Code: CodeUnavailable, DefaultSeverity: sdk.SeverityInfo,
+		Description: "no TPM at the configured device or swtpm socket; critical instead of info when the policy sets require_tpm"},
+	{Code: CodeOpenFailed, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the TPM is there but could not be opened or did not answer (permissions, not a TPM device, broken connection); critical when the policy sets require_tpm"},
+	{Code: CodeBusy, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the TPM stayed busy (device held by another process, TPM_RC_RETRY/YIELDED/TESTING) through every retry, or did not answer before the measurement's deadline"},
+	{Code: CodePCRReadFailed, DefaultSeverity: sdk.SeverityHigh,
+		Description: "TPM2_PCR_Read failed or returned no SHA-256 values (bank not allocated)"},
+	{Code: CodePCRMismatch, DefaultSeverity: sdk.SeverityHigh,
+		Description: "a PCR differs from its expected_pcrs value; subject pcr:N, the message names expected and actual"},
+	{Code: CodeAKFailed, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the attestation key could not be created under the endorsement hierarchy or read from its persistent handle"},
+	{Code: CodeAKUnsuitable, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the attestation key is not a restricted signing key that stays in the TPM (RSASSA/RSAPSS/ECDSA, fixedTPM, fixedParent, sensitiveDataOrigin), so its quotes prove nothing"},
+	{Code: CodeQuoteFailed, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the TPM refused TPM2_Quote"},
+	{Code: CodeQuoteMalformed, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the quote's TPMS_ATTEST or TPMT_SIGNATURE bytes do not parse"},
+	{Code: CodeQuoteSignatureInvalid, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the quote's signature does not verify against the attestation key's public key"},
+	{Code: CodeQuoteBadMagic, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the quote does not start with TPM_GENERATED_VALUE: the TPM did not generate it"},
+	{Code: CodeQuoteBadType, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the signed structure is not a TPM_ST_ATTEST_QUOTE"},
+	{Code: CodeQuoteNonceMismatch, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the quote's extraData is not this measurement's nonce: a replayed or substituted quote"},
+	{Code: CodeQuoteSelectionMismatch, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the quote covers other PCRs than those requested"},
+	{Code: CodeQuotePCRDigestMismatch, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the quote's PCR digest is not the digest of the PCR values read: the values read are not the TPM's"},
+	{Code: CodeClockRollback, DefaultSeverity: sdk.SeverityCritical,
+		Description: "the TPM's reset or restart count went down, or its clock went backwards within one reset, between two verified quotes (TPM state rolled back or replaced)"},
+	{Code: CodeClockStateInvalid, DefaultSeverity: sdk.SeverityMedium,
+		Description: "the TPM clock state file (state_file) is corrupt or unreadable; the message names the file and what is wrong. Clock tracking restarts from the current quote and the file is rewritten"},
+	{Code: CodeClockStateUnavailable, DefaultSeverity: sdk.SeverityInfo,
+		Description: "the folder of the TPM clock state file (state_file) does not exist; the subject names it. The clock is tracked in the plugin process only, so with on-demand plugins a rollback between attestations goes unnoticed"},
+	{Code: CodeClockStateWriteFailed, DefaultSeverity: sdk.SeverityMedium,
+		Description: "the TPM clock state file (state_file) could not be written (folder not writable, disk full, read-only file system); the clock is tracked in the plugin process only until it can"},
+}
+
+// severityOf returns a code's default severity.
+func severityOf(code string) sdk.Severity {
+	for _, f := range findingSpecs {
+		if f.Code == code {
+			return f.DefaultSeverity
+		}
+	}
+	panic("tpm: undocumented finding code " + code)
+}

@@ -1,0 +1,242 @@
+package tpm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
+	"github.com/secure-ai/runtime-attestor/sdk/wire"
+)
+
+// TestSimulatorNotLinked keeps the cgo simulator out of the production
+// plugin: it belongs to the tests only.
+func TestSimulatorNotLinked(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "list", "-deps", "./cmd/attestor-check-tpm")
+	cmd.Dir = testbin.Root(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	found := false
+	for _, d := range deps {
+		if strings.Contains(d, "go-tpm-tools") {
+			t.Errorf("attestor-check-tpm links %s", d)
+		}
+		found = found || d == "github.com/secure-ai/runtime-attestor/plugins/tpm"
+	}
+	if !found {
+		t.Fatalf("go list -deps did not list the plugin package:\n%s", out)
+	}
+}
+
+// swtpm is a running software TPM serving its data channel on a Unix
+// socket.
+type swtpm struct {
+	sock string
+}
+
+// startSwtpm starts Debian's swtpm with fresh state in a temporary folder,
+// as `make tpm-demo` does, and stops it when the test ends. The test is
+// skipped when swtpm is not installed.
+func startSwtpm(t *testing.T) *swtpm {
+	t.Helper()
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		t.Skip("swtpm is not installed (apt-get install swtpm)")
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := &swtpm{sock: filepath.Join(dir, "swtpm.sock")}
+	logf, err := os.Create(filepath.Join(dir, "swtpm.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "socket", "--tpm2",
+		"--server", "type=unixio,path="+s.sock,
+		"--ctrl", "type=unixio,path="+filepath.Join(dir, "swtpm.ctrl"),
+		"--tpmstate", "dir="+state,
+		"--flags", "not-need-init,startup-clear")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start swtpm: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = logf.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		conn, err := tpmio.DialSocket(ctx, s.sock)
+		if err == nil {
+			_ = conn.Close()
+			return s
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("swtpm exited: %v\n%s", err, log)
+		case <-ctx.Done():
+			t.Fatalf("swtpm did not open %s: %v", s.sock, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// do runs f against the swtpm over its own connection, closing it after.
+func (s *swtpm) do(t *testing.T, f func(tpm transport.TPM)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := tpmio.DialSocket(ctx, s.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	f(tpmio.Bind(ctx, conn, tpmio.Policy{Retries: 3, Delay: 10 * time.Millisecond}))
+}
+
+func toResult(m *wire.Measurement) *sdktest.Result {
+	return &sdktest.Result{Measurements: m.Measurements, Findings: m.Findings}
+}
+
+// pluginClient runs the real attestor-check-tpm binary through go-plugin,
+// as the daemon does.
+func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
+	t.Helper()
+	bin := testbin.Plugin(t, t.TempDir(), "tpm")
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: wire.ClientPluginSets(),
+		Cmd:              exec.Command(bin),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Warn, Output: os.Stderr}),
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start plugin: %v", err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := raw.(*wire.Client)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := wc.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wc, d
+}
+
+func TestSwtpmEndToEnd(t *testing.T) {
+	sw := startSwtpm(t)
+
+	// Play firmware: measure a few boot events into PCRs 0-7, and compute
+	// the values they must hold from the events alone.
+	zero := make([]byte, 32)
+	expected := map[string]string{}
+	sw.do(t, func(tpm transport.TPM) {
+		for p := range 8 {
+			ev := digestOf("boot event for PCR " + strconv.Itoa(p))
+			extend(t, tpm, p, ev)
+			expected[strconv.Itoa(p)] = hexs(extended(zero, ev))
+		}
+	})
+
+	wc, d := pluginClient(t)
+	call := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 20*time.Second)
+	}
+	configure := func(cfg map[string]any) {
+		t.Helper()
+		raw, _ := json.Marshal(cfg)
+		ctx, cancel := call()
+		defer cancel()
+		if err := wc.Configure(ctx, raw); err != nil {
+			t.Fatalf("configure: %v", err)
+		}
+	}
+	measure := func() (*wire.Measurement, measured) {
+		t.Helper()
+		ctx, cancel := call()
+		defer cancel()
+		m, err := wc.Measure(ctx, d, newNonce(t))
+		if err != nil {
+			t.Fatalf("measure: %v", err)
+		}
+		r := toResult(m)
+		return m, decodeResult(t, r)
+	}
+
+	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected})
+	// Twice: the second measurement reconnects and reuses the AK, which
+	// swtpm keeps between connections.
+	for i := range 2 {
+		wm, m := measure()
+		if len(wm.Findings) != 0 {
+			t.Fatalf("measurement %d: findings %+v", i, wm.Findings)
+		}
+		if !m.available || !m.verified || m.quote == nil || m.quote.Clock == nil {
+			t.Fatalf("measurement %d: %+v", i, m)
+		}
+		for p, want := range expected {
+			if m.pcrs[p] != want {
+				t.Errorf("measurement %d: PCR %s = %s, want %s", i, p, m.pcrs[p], want)
+			}
+		}
+	}
+
+	// Between measurements the plugin holds no connection, so others can
+	// use swtpm: something extends PCR 4 and the next quote shows it.
+	sw.do(t, func(tpm transport.TPM) { extend(t, tpm, 4, digestOf("unexpected boot loader")) })
+	wm, m := measure()
+	r := toResult(wm)
+	only(t, r, map[string]sdk.Severity{CodePCRMismatch: sdk.SeverityHigh})
+	if r.Findings[0].Subject != "pcr:4" || m.verified {
+		t.Fatalf("finding %+v, verified %v", r.Findings[0], m.verified)
+	}
+
+	// swtpm stops: a required TPM is gone.
+	configure(map[string]any{"require_tpm": true, "swtpm_socket": filepath.Join(t.TempDir(), "gone.sock")})
+	wm, m = measure()
+	only(t, toResult(wm), map[string]sdk.Severity{CodeUnavailable: sdk.SeverityCritical})
+	if m.available || m.verified {
+		t.Fatalf("%+v", m)
+	}
+
+	// A refused configuration reaches the host as a ConfigError.
+	ctx, cancel := call()
+	defer cancel()
+	err := wc.Configure(ctx, []byte(`{"swtpm_socket": "relative.sock"}`))
+	var ce *sdk.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "swtpm_socket") {
+		t.Fatalf("error %v, want a ConfigError naming swtpm_socket", err)
+	}
+}

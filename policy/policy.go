@@ -1,0 +1,226 @@
+// Package policy is the attestation policy (/etc/secure-ai/policy/
+// attestation.yaml): its types and defaults, strict YAML loading (unknown
+// keys, wrong types, duplicate keys and impossible values are refused with
+// the full dotted key and the line), validation, the checks of the files the
+// policy names (CheckFiles) and the assembly of each plugin's configuration
+// (PluginConfigJSON). docs/policy.md describes every key.
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+)
+
+// DefaultPath is where the daemon reads its policy.
+const DefaultPath = "/etc/secure-ai/policy/attestation.yaml"
+
+// BuiltinPlugins names the built-in check plugins, enabled unless the policy
+// says plugins.<name>.enabled: false.
+var BuiltinPlugins = []string{"binaries", "kernel", "ostree", "policies", "secureboot", "tpm"}
+
+// DefaultServices are the appliance's Go services, measured by default
+// (service_binaries) at /usr/libexec/secure-ai/<name>.
+var DefaultServices = []string{"policy-engine", "registry", "tool-firewall", "agent", "airlock", "mcp-firewall"}
+
+// Policy is a parsed, defaulted attestation policy.
+type Policy struct {
+	RequireTPM         bool                     // require_tpm
+	RequireSecureBoot  bool                     // require_secure_boot
+	ExpectedPCRs       map[int]string           // expected_pcrs: PCR index 0..23 -> lowercase hex SHA-256
+	ServiceBinaries    map[string]ServiceBinary // service_binaries
+	PolicyFiles        []string                 // policy_files
+	RefreshInterval    time.Duration            // refresh_interval
+	HMACKeyPath        string                   // hmac_key_path
+	Listen             string                   // listen
+	PluginDir          string                   // plugin_dir
+	APITokenPath       string                   // api_token_path; "" = refresh refused
+	AuditLogPath       string                   // audit_log_path
+	Plugins            map[string]PluginPolicy  // plugins.<name>; always holds the built-ins
+	RunUnlistedPlugins bool                     // run_unlisted_plugins
+	ResidentPlugins    bool                     // resident_plugins (false): keep plugin processes between attestations
+	SeverityWeights    map[sdk.Severity]int     // severity_weights
+	Thresholds         Thresholds               // thresholds
+	SeverityOverrides  map[string]sdk.Severity  // severity_overrides: finding code -> severity
+	PluginTimeout      time.Duration            // plugin_timeout
+	AttestationTimeout time.Duration            // attestation_timeout
+	MaxParallelPlugins int                      // max_parallel_plugins
+	LogLevel           string                   // log_level
+
+	// Source is the file the policy was loaded from ("" for Default or
+	// Parse) and SourceSHA256 the lowercase hex SHA-256 of the bytes parsed
+	// ("" for Default).
+	Source       string
+	SourceSHA256 string
+
+	lines map[string]int // dotted key -> line, for errors found after parsing
+}
+
+// ServiceBinary is one measured service binary; SHA256 "" means unpinned
+// (measured and reported, not compared).
+type ServiceBinary struct{ Path, SHA256 string }
+
+// PluginPolicy is plugins.<name>.
+type PluginPolicy struct {
+	Enabled bool
+	// SHA256 pins the plugin executable (lowercase hex); "" = not pinned.
+	SHA256 string
+	// Timeout of one measurement; 0 = PluginTimeout.
+	Timeout time.Duration
+	// Config is plugins.<name>.config as JSON-compatible values
+	// (map[string]any, []any, string, bool, int64, float64, nil).
+	Config map[string]any
+	// Sandbox is plugins.<name>.sandbox: paths the plugin needs beyond what
+	// the built-in checks declare, added to the daemon's Landlock rules
+	// (plugins inherit the daemon's sandbox and can only narrow it).
+	Sandbox sandbox.Rules
+}
+
+// Thresholds are the scores at which the state becomes degraded and failed.
+type Thresholds struct{ Degraded, Failed int }
+
+// Default returns the built-in policy: the spec's defaults, every built-in
+// plugin enabled.
+func Default() *Policy {
+	p := &Policy{
+		RequireTPM:         false,
+		RequireSecureBoot:  false,
+		ExpectedPCRs:       map[int]string{},
+		ServiceBinaries:    map[string]ServiceBinary{},
+		PolicyFiles:        []string{"/etc/secure-ai/policy/policy.yaml", "/etc/secure-ai/policy/agent.yaml"},
+		RefreshInterval:    5 * time.Minute,
+		HMACKeyPath:        "/run/secure-ai/attestation-hmac-key",
+		Listen:             "127.0.0.1:8505",
+		PluginDir:          "/usr/libexec/secure-ai/runtime-attestor/plugins",
+		APITokenPath:       "/run/secure-ai/attestor-api-token",
+		AuditLogPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.jsonl",
+		Plugins:            map[string]PluginPolicy{},
+		RunUnlistedPlugins: true,
+		SeverityWeights: map[sdk.Severity]int{
+			sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100,
+		},
+		Thresholds:         Thresholds{Degraded: 5, Failed: 100},
+		SeverityOverrides:  map[string]sdk.Severity{},
+		PluginTimeout:      10 * time.Second,
+		AttestationTimeout: 60 * time.Second,
+		MaxParallelPlugins: 2,
+		LogLevel:           "info",
+	}
+	for _, s := range DefaultServices {
+		p.ServiceBinaries[s] = ServiceBinary{Path: "/usr/libexec/secure-ai/" + s}
+	}
+	for _, name := range BuiltinPlugins {
+		p.Plugins[name] = PluginPolicy{Enabled: true}
+	}
+	return p
+}
+
+// IsBuiltin reports whether name is a built-in plugin.
+func IsBuiltin(name string) bool {
+	for _, b := range BuiltinPlugins {
+		if b == name {
+			return true
+		}
+	}
+	return false
+}
+
+// PluginEnabled reports whether the plugin called name should run: a plugin
+// listed under plugins runs unless it says enabled: false; a built-in runs
+// unless disabled; any other plugin found in plugin_dir runs when
+// run_unlisted_plugins is true.
+func (p *Policy) PluginEnabled(name string) bool {
+	if pp, ok := p.Plugins[name]; ok {
+		return pp.Enabled
+	}
+	if IsBuiltin(name) {
+		return true
+	}
+	return p.RunUnlistedPlugins
+}
+
+// ExpectedPlugins returns, sorted, the plugins that must be present in
+// plugin_dir: every enabled built-in and every enabled listed plugin. One
+// of them missing is core.plugin_missing.
+func (p *Policy) ExpectedPlugins() []string {
+	set := map[string]bool{}
+	for _, b := range BuiltinPlugins {
+		if p.PluginEnabled(b) {
+			set[b] = true
+		}
+	}
+	for name, pp := range p.Plugins {
+		if pp.Enabled {
+			set[name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PluginTimeoutFor returns the measurement timeout of the plugin called
+// name: plugins.<name>.timeout, or plugin_timeout.
+func (p *Policy) PluginTimeoutFor(name string) time.Duration {
+	if pp, ok := p.Plugins[name]; ok && pp.Timeout > 0 {
+		return pp.Timeout
+	}
+	return p.PluginTimeout
+}
+
+// injectedKeys lists, per built-in plugin, the top-level keys the policy
+// injects into its configuration.
+var injectedKeys = map[string][]string{
+	"tpm":        {"require_tpm", "expected_pcrs"},
+	"secureboot": {"require_secure_boot"},
+	"binaries":   {"service_binaries"},
+	"policies":   {"policy_files"},
+}
+
+// PluginConfigJSON returns the configuration sent to the plugin called
+// name: plugins.<name>.config with, for the built-ins that own them, the
+// top-level spec keys injected (tpm: require_tpm, expected_pcrs;
+// secureboot: require_secure_boot; binaries: service_binaries; policies:
+// policy_files), as one JSON object. A plugin with no configuration gets {}.
+func (p *Policy) PluginConfigJSON(name string) ([]byte, error) {
+	cfg := map[string]any{}
+	for k, v := range p.Plugins[name].Config {
+		cfg[k] = v
+	}
+	switch name {
+	case "tpm":
+		pcrs := make(map[string]string, len(p.ExpectedPCRs))
+		for i, v := range p.ExpectedPCRs {
+			pcrs[strconv.Itoa(i)] = v
+		}
+		cfg["require_tpm"] = p.RequireTPM
+		cfg["expected_pcrs"] = pcrs
+	case "secureboot":
+		cfg["require_secure_boot"] = p.RequireSecureBoot
+	case "binaries":
+		bins := make(map[string]map[string]string, len(p.ServiceBinaries))
+		for n, b := range p.ServiceBinaries {
+			bins[n] = map[string]string{"path": b.Path, "sha256": b.SHA256}
+		}
+		cfg["service_binaries"] = bins
+	case "policies":
+		files := append([]string{}, p.PolicyFiles...)
+		cfg["policy_files"] = files
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("plugins.%s.config: %w", name, err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

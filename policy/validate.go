@@ -1,0 +1,218 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/wire"
+)
+
+// Limits that Validate enforces.
+const (
+	MinRefreshInterval = time.Second
+	MaxWeight          = 1_000_000
+	MaxThreshold       = 1_000_000_000
+	MaxParallelPlugins = 64
+	MaxPCR             = 23
+)
+
+var (
+	hex64RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	codeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
+)
+
+// LogLevels are the accepted log_level values.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
+
+// Validate checks every value of the policy and returns every problem,
+// each an *Error naming its dotted key, joined with errors.Join.
+func (p *Policy) Validate() error { return p.validate(&errs{lines: p.lines}) }
+
+func (p *Policy) validate(e *errs) error {
+	// Paths.
+	absolute := func(key, path string, emptyOK bool) {
+		switch {
+		case path == "" && emptyOK:
+		case path == "":
+			e.add(key, 0, "empty path")
+		case !filepath.IsAbs(path):
+			e.add(key, 0, "%q is not an absolute path", path)
+		case filepath.Clean(path) != path && filepath.Clean(path)+"/" != path:
+			e.add(key, 0, "%q is not a clean path (write %q)", path, filepath.Clean(path))
+		}
+	}
+	absolute("hmac_key_path", p.HMACKeyPath, false)
+	absolute("api_token_path", p.APITokenPath, true)
+	absolute("audit_log_path", p.AuditLogPath, false)
+	absolute("plugin_dir", p.PluginDir, false)
+
+	seenFile := map[string]int{}
+	for i, f := range p.PolicyFiles {
+		key := fmt.Sprintf("policy_files[%d]", i)
+		absolute(key, f, false)
+		if j, dup := seenFile[filepath.Clean(f)]; dup && f != "" {
+			e.add(key, 0, "%q is listed twice (also policy_files[%d])", f, j)
+		}
+		seenFile[filepath.Clean(f)] = i
+	}
+
+	for _, name := range sortedKeys(p.ServiceBinaries) {
+		b := p.ServiceBinaries[name]
+		key := "service_binaries." + name
+		if !serviceRE.MatchString(name) {
+			e.add(key, 0, "service name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+		absolute(key+pathSuffix(p, name), b.Path, false)
+		if b.SHA256 != "" && !hex64RE.MatchString(b.SHA256) {
+			e.add(key+".sha256", 0, "%q is not a SHA-256 (64 hex digits)", b.SHA256)
+		}
+	}
+
+	for _, idx := range sortedInts(p.ExpectedPCRs) {
+		v := p.ExpectedPCRs[idx]
+		key := "expected_pcrs." + strconv.Itoa(idx)
+		if idx < 0 || idx > MaxPCR {
+			e.add(key, 0, "PCR index %d is out of range 0..%d", idx, MaxPCR)
+		}
+		if !hex64RE.MatchString(v) {
+			e.add(key, 0, "%q is not a SHA-256 bank value (64 hex digits)", v)
+		}
+	}
+
+	// Durations.
+	if p.RefreshInterval < MinRefreshInterval {
+		e.add("refresh_interval", 0, "%s is too short: the minimum is %s", p.RefreshInterval, MinRefreshInterval)
+	}
+	if p.PluginTimeout <= 0 {
+		e.add("plugin_timeout", 0, "must be positive, got %s", p.PluginTimeout)
+	}
+	if p.AttestationTimeout <= 0 {
+		e.add("attestation_timeout", 0, "must be positive, got %s", p.AttestationTimeout)
+	}
+	if p.PluginTimeout > 0 && p.AttestationTimeout > 0 && p.PluginTimeout > p.AttestationTimeout {
+		e.add("plugin_timeout", 0, "%s is longer than attestation_timeout (%s)", p.PluginTimeout, p.AttestationTimeout)
+	}
+
+	// Listen address.
+	if err := checkListen(p.Listen); err != "" {
+		e.add("listen", 0, "%s", err)
+	}
+
+	// Plugins.
+	for _, name := range sortedKeys(p.Plugins) {
+		pp := p.Plugins[name]
+		key := "plugins." + name
+		if !wire.ValidName(name) {
+			e.add(key, 0, "plugin name must be lowercase letters, digits and '_', starting with a letter (the part after attestor-check-)")
+		}
+		if pp.SHA256 != "" && !hex64RE.MatchString(pp.SHA256) {
+			e.add(key+".sha256", 0, "%q is not a SHA-256 (64 hex digits)", pp.SHA256)
+		}
+		switch {
+		case pp.Timeout < 0:
+			e.add(key+".timeout", 0, "must be positive, got %s", pp.Timeout)
+		case p.AttestationTimeout > 0 && pp.Timeout > p.AttestationTimeout:
+			e.add(key+".timeout", 0, "%s is longer than attestation_timeout (%s)", pp.Timeout, p.AttestationTimeout)
+		}
+		for _, k := range injectedKeys[name] {
+			if _, ok := pp.Config[k]; ok {
+				e.add(key+".config."+k, 0, "set it at the top level (%s): the policy passes it to the %s plugin", k, name)
+			}
+		}
+		if pp.Config != nil {
+			if _, err := json.Marshal(pp.Config); err != nil {
+				e.add(key+".config", 0, "not JSON-compatible: %v", err)
+			}
+		}
+	}
+
+	// Severities.
+	for _, s := range sdk.Severities() {
+		key := "severity_weights." + s.String()
+		w, ok := p.SeverityWeights[s]
+		switch {
+		case !ok:
+			e.add(key, 0, "missing")
+		case w < 0 || w > MaxWeight:
+			e.add(key, 0, "%d is out of range 0..%d", w, MaxWeight)
+		case s == sdk.SeverityCritical && w == 0:
+			e.add(key, 0, "must be greater than 0")
+		}
+	}
+	for s := range p.SeverityWeights {
+		if !s.Valid() {
+			e.add("severity_weights", 0, "unknown severity %d", int(s))
+		}
+	}
+	t := p.Thresholds
+	switch {
+	case t.Degraded <= 0:
+		e.add("thresholds.degraded", 0, "must be greater than 0, got %d", t.Degraded)
+	case t.Failed > MaxThreshold:
+		e.add("thresholds.failed", 0, "%d is over the limit of %d", t.Failed, MaxThreshold)
+	case t.Degraded > t.Failed:
+		e.add("thresholds.degraded", 0, "%d is above thresholds.failed (%d): want 0 < degraded <= failed", t.Degraded, t.Failed)
+	}
+	for _, code := range sortedKeys(p.SeverityOverrides) {
+		key := "severity_overrides." + code
+		if !codeRE.MatchString(code) {
+			e.add(key, 0, "%q is not a finding code (<plugin>.<what>, lowercase, e.g. binaries.missing)", code)
+		}
+		if s := p.SeverityOverrides[code]; !s.Valid() {
+			e.add(key, 0, "invalid severity %d", int(s))
+		}
+	}
+
+	if p.MaxParallelPlugins < 1 || p.MaxParallelPlugins > MaxParallelPlugins {
+		e.add("max_parallel_plugins", 0, "%d is out of range 1..%d", p.MaxParallelPlugins, MaxParallelPlugins)
+	}
+	validLevel := false
+	for _, l := range LogLevels {
+		validLevel = validLevel || p.LogLevel == l
+	}
+	if !validLevel {
+		e.add("log_level", 0, "%q is not one of trace, debug, info, warn, error", p.LogLevel)
+	}
+	return e.err()
+}
+
+// pathSuffix names the path of a service binary: ".path" when it was given
+// as {path, sha256}, nothing when given as a plain path.
+func pathSuffix(p *Policy, name string) string {
+	if _, ok := p.lines["service_binaries."+name+".path"]; ok {
+		return ".path"
+	}
+	return ""
+}
+
+func checkListen(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port (e.g. 127.0.0.1:8505)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("port %q is not a number from 1 to 65535", port)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Sprintf("host %q is not an IP address (or localhost, or empty for every interface)", host)
+	}
+	return ""
+}
+
+func sortedInts[V any](m map[int]V) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}

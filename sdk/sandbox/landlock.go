@@ -1,0 +1,172 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+)
+
+// Landlock access rights granted by each kind of rule, for a file and for a
+// folder (rights on what is below it).
+const (
+	rightsReadFile = ll.AccessFSReadFile
+	rightsReadDir  = rightsReadFile | ll.AccessFSReadDir
+
+	rightsWriteFile = rightsReadFile | ll.AccessFSWriteFile | ll.AccessFSTruncate
+	rightsWriteDir  = rightsWriteFile | ll.AccessFSReadDir | ll.AccessFSRemoveDir | ll.AccessFSRemoveFile |
+		ll.AccessFSMakeDir | ll.AccessFSMakeReg | ll.AccessFSMakeSock | ll.AccessFSMakeFifo | ll.AccessFSMakeSym
+
+	rightsExecFile = ll.AccessFSExecute | ll.AccessFSReadFile
+	rightsExecDir  = rightsExecFile | ll.AccessFSReadDir
+
+	rightsDevice     = ll.AccessFSReadFile | ll.AccessFSWriteFile
+	rightsUnixSocket = ll.AccessFSResolveUnix
+)
+
+// ABI returns the Landlock ABI version the running kernel offers, 0 when it
+// has none (not built in, or not enabled at boot in the "lsm=" list).
+func ABI() int {
+	v, err := ll.LandlockGetABIVersion()
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// landlockRules turns r into go-landlock rules. Paths that do not exist are
+// returned in skipped; a path that exists but cannot be examined is an
+// error.
+func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []string, err error) {
+	if err := r.Validate(); err != nil {
+		return nil, nil, err
+	}
+	cl, err := execClosure(r.Exec, ld)
+	if err != nil {
+		return nil, nil, err
+	}
+	skipped = append(skipped, cl.missing...)
+	add := func(paths []string, fileRights, dirRights landlock.AccessFSSet) error {
+		for _, p := range paths {
+			fi, err := os.Stat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				skipped = append(skipped, p)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", p, err)
+			}
+			rights := fileRights
+			if fi.IsDir() {
+				rights = dirRights
+			}
+			rules = append(rules, landlock.PathAccess(rights, p))
+		}
+		return nil
+	}
+	steps := []struct {
+		paths     []string
+		file, dir landlock.AccessFSSet
+	}{
+		{paths: r.ReadOnly, file: rightsReadFile, dir: rightsReadDir},
+		{paths: r.ReadWrite, file: rightsWriteFile, dir: rightsWriteDir},
+		{paths: cl.exec, file: rightsExecFile, dir: rightsExecDir},
+		{paths: cl.read, file: rightsReadFile, dir: rightsReadDir},
+		{paths: devices(r), file: rightsDevice, dir: rightsDevice},
+		{paths: pathSockets(r.UnixSockets), file: rightsUnixSocket, dir: rightsUnixSocket},
+	}
+	for _, s := range steps {
+		if err := add(s.paths, s.file, s.dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, p := range r.BindTCP {
+		rules = append(rules, landlock.BindTCP(p))
+	}
+	for _, p := range r.ConnectTCP {
+		rules = append(rules, landlock.ConnectTCP(p))
+	}
+	return rules, sortUnique(skipped), nil
+}
+
+// devices returns r.Devices, plus /dev/null when r runs commands: os/exec
+// opens it for a child's standard streams that the caller does not set.
+func devices(r Rules) []string {
+	if len(r.Exec) == 0 || slices.Contains(r.Devices, os.DevNull) {
+		return r.Devices
+	}
+	return append(slices.Clone(r.Devices), os.DevNull)
+}
+
+func pathSockets(socks []string) []string {
+	var out []string
+	for _, s := range socks {
+		if !strings.HasPrefix(s, "@") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func abstractSocket(socks []string) bool {
+	for _, s := range socks {
+		if strings.HasPrefix(s, "@") {
+			return true
+		}
+	}
+	return false
+}
+
+// restrictLandlock applies r to every thread of the process. It returns
+// the kernel's ABI version, whether anything was enforced and, when the
+// kernel has Landlock but nothing was enforced, why.
+func restrictLandlock(r Rules, ld ldConfig) (abi int, enforced bool, skipped []string, reason string, err error) {
+	rules, skipped, err := landlockRules(r, ld)
+	if err != nil {
+		return 0, false, nil, "", fmt.Errorf("landlock rules: %w", err)
+	}
+	abi = ABI()
+	if abi == 0 {
+		return 0, false, skipped, "the kernel has no Landlock", nil
+	}
+	if abi < 8 && cgoBuild && !procMatchesPID() {
+		// libpsx would list another process's /proc/<pid>/task and wait
+		// forever for threads it cannot signal.
+		return abi, false, skipped, "cgo build in a PID namespace without its own /proc: libpsx cannot reach every thread before Landlock ABI v8 (build with CGO_ENABLED=0); the parent's sandbox still applies", nil
+	}
+	if abi > 0 && abi < 8 {
+		// Before ABI v8 a restriction reaches other threads only through
+		// libpsx, which (in cgo builds) lists /proc/<pid>/task of the
+		// process restricting itself. Children of this process must be
+		// able to restrict themselves too, so folders under /proc may be
+		// listed (not read).
+		rules = append(rules, landlock.PathAccess(ll.AccessFSReadDir, "/proc"))
+	}
+	cfg := landlock.V11.BestEffort()
+	if abi < 8 {
+		// Before ABI v8 every thread restricts itself into a domain of its
+		// own, and signal scoping then refuses a kill(2) from one thread to
+		// a child forked by another (a process group to end on timeout).
+		cfg.Scoped &^= ll.ScopeSignal
+	}
+	if abstractSocket(r.UnixSockets) {
+		cfg.Scoped &^= ll.ScopeAbstractUnixSocket
+	}
+	if err := cfg.Restrict(rules...); err != nil {
+		return abi, false, skipped, "", fmt.Errorf("landlock restrict (ABI v%d): %w", abi, err)
+	}
+	return abi, true, skipped, "", nil
+}
+
+// procMatchesPID reports whether /proc/self is this process as getpid(2)
+// sees it: false in a PID namespace that uses its parent's /proc.
+func procMatchesPID() bool {
+	self, err := os.Readlink("/proc/self")
+	return err == nil && self == strconv.Itoa(os.Getpid())
+}
