@@ -355,6 +355,7 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 	refuse := func(err error) {
 		d.logger.Error("policy reload refused; keeping the running policy", "error", err)
 		e.ReloadRefused(err)
+		d.attestSoon(e, "refused reload")
 	}
 	pol, polSHA, err := loadPolicy(d.path)
 	if err != nil {
@@ -390,9 +391,15 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 	e.Reload(pol, polSHA, h)
 	srv.SetToken(token)
 	d.logger.Info("policy reloaded", "policy_sha256", polSHA)
+	d.attestSoon(e, "reload")
+}
+
+// attestSoon starts an attestation in the background, so that the outcome
+// of a reload shows in the bundle at once rather than at the next period.
+func (d *daemon) attestSoon(e *engine.Engine, why string) {
 	go func() {
-		if _, err := e.Refresh(context.Background()); err != nil {
-			d.logger.Error("attestation after reload", "error", err)
+		if _, err := e.Attest(context.Background()); err != nil && !errors.Is(err, engine.ErrClosed) {
+			d.logger.Error("attestation after "+why, "error", err)
 		}
 	}()
 }
