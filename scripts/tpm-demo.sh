@@ -4,16 +4,19 @@
 # Starts Debian's swtpm (a software TPM 2.0) in .run/tpm/, plays the firmware
 # that measures a boot into PCRs 0-7, pins the values it then reads in a
 # policy rendered from policy/examples/development.yaml.in with
-# require_tpm: true and the tpm plugin pointed at swtpm's socket, and runs
-# the daemon in the foreground on 127.0.0.1:8505. /api/v1/attest then shows
-# the real PCRs and tpm_quote_verified: true. swtpm stops when the daemon
-# does (Ctrl-C).
+# require_tpm: true and the tpm plugin pointed at swtpm's socket (its TPM
+# clock state file in .run/tpm/ too), and runs the daemon in the foreground
+# on 127.0.0.1:8505. /api/v1/attest then shows the real PCRs and
+# tpm_quote_verified: true. swtpm stops when the daemon does (Ctrl-C).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run"
 tpmdir="$run/tpm"
 sock="$tpmdir/swtpm.sock"
 ctrl="$tpmdir/swtpm.ctrl"
+# The TPM clock's high-water mark (plugins.tpm.config.state_file): kept
+# between runs like swtpm's state, so a rolled-back TPM is caught.
+clockstate="$tpmdir/tpm-clock.json"
 policy="$run/tpm-demo.yaml"
 template="$root/policy/examples/development.yaml.in"
 
@@ -76,11 +79,12 @@ pins=$("$tpmdir/tpmdemo" -socket "$sock" pcrs)
 sed -e "s|@ROOT@|$root|g" -e "s|@RUN@|$run|g" \
   -e "s|^require_tpm: false\$|require_tpm: true|" \
   -e "s|^expected_pcrs: {}\$|expected_pcrs: $pins|" \
-  -e "s|^\\( *\\)device: /dev/tpmrm0\$|\\1swtpm_socket: \"$sock\"|" \
+  -e "s|^\\( *\\)device: /dev/tpmrm0\$|\\1swtpm_socket: \"$sock\"\\n\\1state_file: \"$clockstate\"|" \
   "$template" >"$policy"
 grep -q '^require_tpm: true$' "$policy" &&
   grep -q '^expected_pcrs: {"0": ' "$policy" &&
-  grep -q "swtpm_socket: \"$sock\"" "$policy" ||
+  grep -q "swtpm_socket: \"$sock\"" "$policy" &&
+  grep -q "state_file: \"$clockstate\"" "$policy" ||
   die "$template no longer has the lines this script rewrites (require_tpm: false, expected_pcrs: {}, device: /dev/tpmrm0 under plugins.tpm.config): update scripts/tpm-demo.sh"
 
 cat >&2 <<EOT
@@ -95,6 +99,10 @@ See the TPM part of the bundle:
 Tamper with the boot and refresh: tpm.pcr_mismatch, state degraded:
   $tpmdir/tpmdemo -socket $sock extend 4 "a different boot loader"
   curl -s -X POST -H "Authorization: Bearer \$(cat $run/api-token)" http://127.0.0.1:8505/api/v1/refresh | jq '{state, failures: .bundle.failures}'
+The TPM clock's high-water mark is kept in $clockstate. Push it an hour
+ahead (a TPM restored from an older copy) and refresh: tpm.clock_rollback,
+state failed (delete the file before the next demo):
+  jq '.tpms[].clock += 3600000' $clockstate >$clockstate.new && mv $clockstate.new $clockstate
 Stop with Ctrl-C (stops swtpm too).
 
 EOT

@@ -121,11 +121,16 @@ func (r *stateRecordJSON) mark() (clockMark, error) {
 	}
 	seen, err := time.Parse(time.RFC3339Nano, *r.Seen)
 	if err != nil {
-		return clockMark{}, fmt.Errorf("seen %q is not an RFC 3339 time", *r.Seen)
+		return clockMark{}, fmt.Errorf("seen %q is not an RFC 3339 time", truncate(*r.Seen, 80))
+	}
+	// Kept in UTC, which must still be a four-digit year to be written
+	// back ("9999-12-31T23:00:00-02:00" is not).
+	if seen = seen.UTC(); seen.Year() < 0 || seen.Year() > 9999 {
+		return clockMark{}, fmt.Errorf("seen %q is out of range in UTC", *r.Seen)
 	}
 	return clockMark{
 		clock: attest.ClockInfo{Clock: *r.Clock, ResetCount: *r.ResetCount, RestartCount: *r.RestartCount},
-		seen:  seen.UTC(),
+		seen:  seen,
 	}, nil
 }
 

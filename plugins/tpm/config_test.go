@@ -23,8 +23,12 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{`{}`, "", func(s settings) bool {
 			return s.device == DefaultDevice && s.socket == "" && reflect.DeepEqual(s.pcrs, []int{0, 1, 2, 3, 4, 5, 6, 7}) &&
-				s.akHandle == 0 && s.akAlg == akECC && s.retry.Retries == 5 && s.retry.Delay == 100*time.Millisecond && !s.requireTPM
+				s.akHandle == 0 && s.akAlg == akECC && s.retry.Retries == 5 && s.retry.Delay == 100*time.Millisecond && !s.requireTPM &&
+				s.stateFile == "/var/lib/secure-ai/runtime-attestor/tpm-clock.json"
 		}},
+		{`{"state_file": ""}`, "", func(s settings) bool { return s.stateFile == "" }},
+		{`{"state_file": null}`, "", func(s settings) bool { return s.stateFile == DefaultStateFile }},
+		{`{"state_file": "/run/attestor/clock.json"}`, "", func(s settings) bool { return s.stateFile == "/run/attestor/clock.json" }},
 		{`null`, "", func(s settings) bool { return s.device == DefaultDevice }},
 		{`{"require_tpm": true, "expected_pcrs": {"7": "` + strings.ToUpper(pin) + `", "14": "` + pin + `"}}`, "", func(s settings) bool {
 			return s.requireTPM && reflect.DeepEqual(s.pcrs, []int{0, 1, 2, 3, 4, 5, 6, 7, 14}) && len(s.expected) == 2 && s.expected[7][0] == 0xe3
@@ -66,6 +70,12 @@ func TestParseConfig(t *testing.T) {
 		{`{"retry_delay": "soon"}`, "retry_delay", nil},
 		{`{"retry_delay": "-1s"}`, "retry_delay", nil},
 		{`{"retry_delay": "1m"}`, "retry_delay", nil},
+		{`{"state_file": "tpm-clock.json"}`, "state_file", nil},
+		{`{"state_file": "/var/lib/x/../tpm-clock.json"}`, "state_file", nil},
+		{`{"state_file": "/var/lib/x/"}`, "state_file", nil},
+		{`{"state_file": "/"}`, "state_file", nil},
+		{`{"state_file": "/var/lib/a\u0000b"}`, "state_file", nil},
+		{`{"state_file": 7}`, "state_file", nil},
 	} {
 		s, err := parseConfig(sdk.NewConfig([]byte(tc.json)))
 		if tc.wantKey == "" {
@@ -112,6 +122,8 @@ func TestDescribe(t *testing.T) {
 		"tpm.quote_bad_magic": sdk.SeverityCritical, "tpm.quote_bad_type": sdk.SeverityCritical,
 		"tpm.quote_nonce_mismatch": sdk.SeverityCritical, "tpm.quote_selection_mismatch": sdk.SeverityCritical,
 		"tpm.quote_pcr_digest_mismatch": sdk.SeverityCritical, "tpm.clock_rollback": sdk.SeverityCritical,
+		"tpm.clock_state_invalid": sdk.SeverityMedium, "tpm.clock_state_unavailable": sdk.SeverityInfo,
+		"tpm.clock_state_write_failed": sdk.SeverityMedium,
 	}
 	got := map[string]sdk.Severity{}
 	for _, f := range d.Findings {

@@ -21,9 +21,16 @@ func TestSandboxDeclared(t *testing.T) {
 		cfg  string
 		want sdk.Sandbox
 	}{
-		{"default: the resource manager", `{}`, sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}}},
-		{"another device", `{"device":"/dev/tpm0","require_tpm":true}`, sdk.Sandbox{Devices: []string{"/dev/tpm0"}}},
-		{"swtpm instead of a device", `{"swtpm_socket":"/run/swtpm/tpm.sock"}`, sdk.Sandbox{UnixSockets: []string{"/run/swtpm/tpm.sock"}}},
+		{"default: the resource manager and the state folder", `{}`,
+			sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
+		{"another device", `{"device":"/dev/tpm0","require_tpm":true}`,
+			sdk.Sandbox{Devices: []string{"/dev/tpm0"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
+		{"swtpm instead of a device", `{"swtpm_socket":"/run/swtpm/tpm.sock"}`,
+			sdk.Sandbox{UnixSockets: []string{"/run/swtpm/tpm.sock"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
+		{"another state file: its folder, for the rename", `{"state_file":"/srv/attestor/state/clock.json"}`,
+			sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}, ReadWrite: []string{"/srv/attestor/state"}}},
+		{"no state file", `{"state_file":""}`, sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}}},
+		{"a state file in / grants nothing there", `{"state_file":"/tpm-clock.json"}`, sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}}},
 	} {
 		sb, ok, err := sdk.DeclaredSandbox(context.Background(), New(), []byte(tc.cfg))
 		if err != nil || !ok {
@@ -39,9 +46,11 @@ func TestSandboxDeclared(t *testing.T) {
 }
 
 // TestSandboxedSubprocess: the real plugin, started as the daemon starts
-// it, confines itself to the swtpm socket and still reads, quotes and
-// verifies the PCRs; reconfigured to a device afterwards, it cannot open
-// it, while a fresh process can. With the default device, missing on a
+// it, confines itself to the swtpm socket and its state folder and still
+// reads, quotes and verifies the PCRs and keeps the clock state, which the
+// next process reads; reconfigured to a state folder or a device outside
+// the sandbox afterwards, it cannot write or open them, while a fresh
+// process can. With the default device, missing on a
 // machine without a TPM, it reports the TPM unavailable.
 func TestSandboxedSubprocess(t *testing.T) {
 	sw := startSwtpm(t)
@@ -59,12 +68,36 @@ func TestSandboxedSubprocess(t *testing.T) {
 		return b
 	}
 
+	stateDir := t.TempDir()
+	statePath := filepath.Join(stateDir, "tpm-clock.json")
+	swtpmCfg := cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath})
 	p := startSandboxed(t, "tpm")
-	p.configure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected}))
+	p.configure(t, swtpmCfg)
 	wm := p.measure(t)
 	m := decodeResult(t, toResult(wm))
 	if len(wm.Findings) != 0 || !m.available || !m.verified || m.quote == nil || !reflect.DeepEqual(m.pcrs, expected) {
 		t.Fatalf("sandboxed swtpm measurement: %+v findings %+v", m, wm.Findings)
+	}
+	// The state file was written from inside the sandbox (temporary file,
+	// rename, folder sync), and nothing else was left there.
+	name := akNameOf(t, toResult(wm))
+	if st := loadStateFile(t, statePath); st[name].clock.Clock != m.quote.Clock.Clock {
+		t.Fatalf("state file %+v, want %s at %+v", st, name, m.quote.Clock)
+	}
+	if other := otherFiles(t, stateDir, "tpm-clock.json"); len(other) != 0 {
+		t.Fatalf("left %v", other)
+	}
+	// The next attestation's process (on-demand plugins) reads the mark:
+	// pushed ahead of the TPM, it is a rollback.
+	editStateFile(t, statePath, func(st map[string]clockMark) {
+		mk := st[name]
+		mk.clock.Clock += 3_600_000
+		st[name] = mk
+	})
+	next := startSandboxed(t, "tpm")
+	next.configure(t, swtpmCfg)
+	if wm := next.measure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeClockRollback || !strings.Contains(wm.Findings[0].Message, "clock went back") {
+		t.Fatalf("second process: findings %+v, want %s", wm.Findings, CodeClockRollback)
 	}
 
 	notATPM := cfg(map[string]any{"device": "/dev/zero"})
@@ -82,6 +115,13 @@ func TestSandboxedSubprocess(t *testing.T) {
 	}
 
 	needLandlock(t)
+	// A state folder outside the sandbox: it cannot be written.
+	outside := filepath.Join(t.TempDir(), "tpm-clock.json")
+	p.configure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": outside}))
+	wm = p.measure(t)
+	if f := toResult(wm).Find(CodeClockStateWriteFailed); len(wm.Findings) != 1 || len(f) != 1 || !strings.Contains(f[0].Message, "permission denied") {
+		t.Fatalf("state folder outside the sandbox: findings %+v, want %s: permission denied", wm.Findings, CodeClockStateWriteFailed)
+	}
 	p.configure(t, notATPM)
 	wm = p.measure(t)
 	if len(wm.Findings) != 1 || wm.Findings[0].Code != CodeOpenFailed || !strings.Contains(wm.Findings[0].Message, "permission denied") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -195,7 +196,8 @@ func TestSwtpmEndToEnd(t *testing.T) {
 		return m, decodeResult(t, r)
 	}
 
-	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected})
+	statePath := filepath.Join(t.TempDir(), "tpm-clock.json")
+	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath})
 	// Twice: the second measurement reconnects and reuses the AK, which
 	// swtpm keeps between connections.
 	for i := range 2 {
@@ -221,6 +223,38 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	only(t, r, map[string]sdk.Severity{CodePCRMismatch: sdk.SeverityHigh})
 	if r.Findings[0].Subject != "pcr:4" || m.verified {
 		t.Fatalf("finding %+v, verified %v", r.Findings[0], m.verified)
+	}
+
+	// Attestations with on-demand plugins: each one a new plugin process,
+	// sharing only the state file. The TPM is cleared in between (its
+	// reset count back to zero): the next process reports the rollback.
+	onDemand := func() *wire.Measurement {
+		t.Helper()
+		wc, d := pluginClient(t)
+		raw, _ := json.Marshal(map[string]any{"swtpm_socket": sw.sock, "state_file": statePath})
+		ctx, cancel := call()
+		defer cancel()
+		if err := wc.Configure(ctx, raw); err != nil {
+			t.Fatalf("configure: %v", err)
+		}
+		m, err := wc.Measure(ctx, d, newNonce(t))
+		if err != nil {
+			t.Fatalf("measure: %v", err)
+		}
+		return m
+	}
+	if wm := onDemand(); len(wm.Findings) != 0 {
+		t.Fatalf("new plugin process: findings %+v", wm.Findings)
+	}
+	sw.do(t, func(tpm transport.TPM) {
+		if _, err := (tpm2.Clear{AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHLockout, Auth: tpm2.PasswordAuth(nil)}}).Execute(tpm); err != nil {
+			t.Fatalf("TPM2_Clear: %v", err)
+		}
+	})
+	wm = onDemand()
+	only(t, toResult(wm), map[string]sdk.Severity{CodeClockRollback: sdk.SeverityCritical})
+	if m = decodeResult(t, toResult(wm)); m.verified {
+		t.Fatal("tpm_quote_verified after a rollback")
 	}
 
 	// swtpm stops: a required TPM is gone.
