@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
+
+	"github.com/secure-ai/runtime-attestor/internal/regfile"
 )
 
 // Minimum sizes of the secrets the policy names.
@@ -60,21 +61,17 @@ func (p *Policy) CheckFiles() error {
 // readSecret reads a small secret file, refusing anything but a regular
 // file closed to group and others.
 func readSecret(path string) (data []byte, missing bool, err error) {
-	f, err := os.Open(path)
+	f, st, err := regfile.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true, nil
+	}
+	if errors.Is(err, regfile.ErrNotRegular) {
+		return nil, false, fmt.Errorf("%s is not a regular file", path)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, false, fmt.Errorf("cannot stat %s: %v", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, false, fmt.Errorf("%s is not a regular file", path)
-	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, false, fmt.Errorf("%s is accessible to group or others (mode %#o): run chmod 600 %s", path, perm, path)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
@@ -29,18 +29,14 @@ const MaxSize = 1 << 20
 // that is group- or world-writable: whoever can write the policy can switch
 // the checks off.
 func Load(path string) (*Policy, error) {
-	f, err := os.Open(path)
+	f, st, err := regfile.Open(path)
+	if errors.Is(err, regfile.ErrNotRegular) {
+		return nil, fmt.Errorf("read policy %s: not a regular file", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read policy %s: %w", path, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read policy %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read policy %s: not a regular file", path)
-	}
 	if perm := st.Mode().Perm(); perm&0o022 != 0 {
 		return nil, fmt.Errorf("read policy %s: group- or world-writable (mode %#o): run chmod go-w %s", path, perm, path)
 	}

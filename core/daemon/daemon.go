@@ -6,8 +6,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/sdnotify"
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
@@ -42,6 +42,9 @@ const (
 	ExitFailed   = 2
 	ExitNoRun    = 3
 )
+
+// maxTokenBytes bounds how much of the API token file is read.
+const maxTokenBytes = 64 << 10
 
 // Version is the daemon's version, set by the build.
 var Version = "0.1.0"
@@ -65,6 +68,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, "runtime-attestor", Version)
 		return 0
+	}
+	// Absolute, so that the sandbox rules and reloads name the same file
+	// whatever the working folder.
+	if abs, err := filepath.Abs(*configPath); err == nil {
+		*configPath = abs
 	}
 	pol, polSHA, err := loadPolicy(*configPath)
 	if err != nil {
@@ -96,19 +104,14 @@ type daemon struct {
 // loadPolicy loads, validates and checks the files of the policy at path
 // and returns it with the SHA-256 of the file's bytes.
 func loadPolicy(path string) (*policy.Policy, string, error) {
-	raw, err := os.ReadFile(path)
+	pol, err := policy.Load(path) // its errors name the file
 	if err != nil {
-		return nil, "", fmt.Errorf("read policy %s: %w", path, err)
-	}
-	pol, err := policy.Load(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("policy %s: %w", path, err)
+		return nil, "", err
 	}
 	if err := pol.CheckFiles(); err != nil {
 		return nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
-	sum := sha256.Sum256(raw)
-	return pol, hex.EncodeToString(sum[:]), nil
+	return pol, pol.SourceSHA256, nil
 }
 
 // startHost starts the plugins of pol. A plugin that refuses its
@@ -212,7 +215,7 @@ func readToken(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := regfile.Read(path, maxTokenBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read API token %s: %w", path, err)
 	}

@@ -14,8 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -354,7 +353,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 		b.BundleHMAC = ""
 		if keyErr == nil {
 			if err := b.Sign(key); err != nil {
-				return nil, st, score, fmt.Errorf("sign bundle: %w", err)
+				return nil, st, score, err
 			}
 		}
 		raw, err := json.Marshal(b)
@@ -471,18 +470,11 @@ func deref[T any](p *T) T {
 // readKey reads the HMAC key; it must exist, be readable and hold at least
 // MinHMACKeyBytes bytes.
 func readKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	key, err := regfile.Read(path, maxHMACKeyBytes) // a FIFO is refused, never waited on
 	if err != nil {
 		return nil, fmt.Errorf("read HMAC key: %w", err)
 	}
-	defer f.Close()
-	key, err := io.ReadAll(io.LimitReader(f, maxHMACKeyBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read HMAC key %s: %w", path, err)
-	}
 	switch {
-	case len(key) > maxHMACKeyBytes:
-		return nil, fmt.Errorf("HMAC key %s is larger than %d bytes", path, maxHMACKeyBytes)
 	case len(key) < MinHMACKeyBytes:
 		return nil, fmt.Errorf("HMAC key %s holds %d bytes, fewer than the %d required", path, len(key), MinHMACKeyBytes)
 	}

@@ -333,3 +333,39 @@ func TestAuditWriteFailureIsAFinding(t *testing.T) {
 		t.Fatalf("audit log not recreated: %v", err)
 	}
 }
+
+// TestUnsignableMeasurementsAreDiscarded: a plugin answering a value with no
+// RFC 8785 form (a lone surrogate) costs only its own measurements, never
+// the attestation.
+func TestUnsignableMeasurementsAreDiscarded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{
+		{name: "vendor", measurements: map[string]any{"x": "ok"}},
+		{name: "kernel", measurements: map[string]any{"kernel_cmdline": "quiet"}},
+	}, nil)
+	// A lone surrogate cannot travel through a Go string (json.Marshal
+	// writes U+FFFD): hand the raw escape to the merge directly.
+	b := &bundle.Bundle{}
+	all := merge(b, []pluginhost.Result{
+		{Name: "vendor", Measurements: map[string]json.RawMessage{"x": json.RawMessage(`"\ud800"`)}},
+		{Name: "kernel", Measurements: map[string]json.RawMessage{"kernel_cmdline": json.RawMessage(`"quiet"`)}},
+	}, nil)
+	if b.Checks["vendor"].Measurements != nil {
+		t.Errorf("unsignable measurements kept: %s", b.Checks["vendor"].Measurements)
+	}
+	found := false
+	for _, a := range all {
+		found = found || (a.Code == "core.plugin_protocol" && a.plugin == "vendor")
+	}
+	if !found || b.KernelCmdline == nil || *b.KernelCmdline != "quiet" {
+		t.Fatalf("findings %+v, kernel_cmdline %v", all, b.KernelCmdline)
+	}
+	if err := b.Sign(f.key); err != nil {
+		t.Fatalf("bundle cannot be signed: %v", err)
+	}
+	// And through real plugins the attestation completes and verifies.
+	s, _ := f.attest()
+	if err := bundle.Verify(s.Bundle, f.key); err != nil {
+		t.Fatal(err)
+	}
+}

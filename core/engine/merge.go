@@ -74,12 +74,33 @@ func merge(b *bundle.Bundle, results []pluginhost.Result, overrides map[string]s
 		for _, f := range r.Findings {
 			findings = append(findings, override(f, overrides))
 		}
-		for _, field := range sortedKeys(r.Measurements) {
+		// What cannot be signed is not kept: a value that has no RFC 8785
+		// form (invalid UTF-8, a lone surrogate, a number out of range, a
+		// duplicate member) would otherwise make the whole bundle unsignable.
+		measurements := r.Measurements
+		var raw json.RawMessage
+		if measurements != nil {
+			var err error
+			raw, err = json.Marshal(measurements)
+			if err == nil {
+				_, err = bundle.Canonical(raw)
+			}
+			if err != nil {
+				findings = append(findings, override(sdk.Finding{
+					Code:     "core.plugin_protocol",
+					Severity: sdk.SeverityHigh,
+					Subject:  r.Name,
+					Message:  fmt.Sprintf("plugin %s answered measurements that cannot be signed (no RFC 8785 form); they were discarded: %v", r.Name, err),
+				}, overrides))
+				measurements, raw = nil, nil
+			}
+		}
+		for _, field := range sortedKeys(measurements) {
 			owner, ok := fieldOwners[field]
 			if !ok || owner != r.Name {
 				continue
 			}
-			if err := decodeInto(r.Measurements[field], target(b, field)); err != nil {
+			if err := decodeInto(measurements[field], target(b, field)); err != nil {
 				findings = append(findings, override(sdk.Finding{
 					Code:     "core.plugin_protocol",
 					Severity: sdk.SeverityHigh,
@@ -95,12 +116,7 @@ func merge(b *bundle.Bundle, results []pluginhost.Result, overrides map[string]s
 		if r.SHA256 != "" {
 			c.SHA256 = bundle.Ptr(r.SHA256)
 		}
-		if r.Measurements != nil {
-			raw, err := json.Marshal(r.Measurements)
-			if err == nil {
-				c.Measurements = raw
-			}
-		}
+		c.Measurements = raw
 		for _, f := range findings {
 			c.Findings = append(c.Findings, bundle.FromSDK(f))
 			all = append(all, attributed{plugin: r.Name, Finding: f})

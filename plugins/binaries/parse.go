@@ -2,7 +2,9 @@ package binaries
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -101,7 +103,10 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 	if len(c.ServiceBinaries) > MaxServices {
 		return Settings{}, sdk.ConfigErrorf("service_binaries", "%d services, more than the limit of %d", len(c.ServiceBinaries), MaxServices)
 	}
-	for name, b := range c.ServiceBinaries {
+	// In name order, so that the first problem reported is the same at
+	// every run.
+	for _, name := range slices.Sorted(maps.Keys(c.ServiceBinaries)) {
+		b := c.ServiceBinaries[name]
 		key := "service_binaries." + name
 		if err := checkName(name); err != nil {
 			return Settings{}, sdk.ConfigErrorf("service_binaries", "service name %q: %v", clip(name, 64), err)

@@ -1,9 +1,13 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -93,10 +97,27 @@ func ValidateMeasurement(d sdk.Description, m *Measurement) error {
 			return &ProtocolError{Msg: fmt.Sprintf("finding %d (%s) has a message or subject over the length limit", i, f.Code)}
 		}
 	}
-	for k := range m.Measurements {
+	for k, v := range m.Measurements {
 		if !keyRE.MatchString(k) || len(k) > MaxMeasurementKey {
 			return &ProtocolError{Msg: fmt.Sprintf("measurement key %q is not a dotted snake_case name", k)}
 		}
+		if err := signable(v); err != nil {
+			return &ProtocolError{Msg: fmt.Sprintf("measurement %q cannot be signed: %v", k, err)}
+		}
+	}
+	return nil
+}
+
+// signable reports whether a measurement value has an RFC 8785 (JCS)
+// canonical form, which the daemon's bundle signature needs: valid UTF-8,
+// no lone surrogate escapes, no duplicate member names, numbers within the
+// IEEE 754 double range.
+func signable(v []byte) error {
+	if !utf8.Valid(v) {
+		return errors.New("invalid UTF-8")
+	}
+	if _, err := jcs.Transform(v); err != nil {
+		return err
 	}
 	return nil
 }

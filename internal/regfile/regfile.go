@@ -1,0 +1,51 @@
+// Package regfile opens files that must be regular files (policies, keys,
+// tokens) without ever blocking: a FIFO or a device put where a file is
+// expected is refused instead of hanging the daemon in open(2) or read(2).
+package regfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// ErrNotRegular is returned for anything but a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// Open opens path read-only and non-blocking and checks, on the open
+// descriptor, that it is a regular file.
+func Open(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
+	}
+	return f, st, nil
+}
+
+// Read reads the regular file at path, refusing one larger than limit bytes.
+func Read(path string, limit int64) ([]byte, error) {
+	f, _, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
