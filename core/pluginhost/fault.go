@@ -155,7 +155,7 @@ var handshakeRefusals = []string{
 
 // classifyStart turns a failed start (process start and go-plugin
 // handshake) into a fault.
-func (h *Host) classifyStart(se *startError) *fault {
+func (h *Host) classifyStart(se *startError, pinned bool) *fault {
 	msg := se.err.Error()
 	exited := ""
 	if se.status != "" {
@@ -163,8 +163,13 @@ func (h *Host) classifyStart(se *startError) *fault {
 	}
 	var pathErr *fs.PathError
 	switch {
+	case errors.Is(se.err, goplugin.ErrChecksumsDoNotMatch) && pinned:
+		return &fault{kind: FaultUntrusted, msg: "the pinned binary changed between its verification and its execution (go-plugin SecureConfig checksum mismatch); not started"}
 	case errors.Is(se.err, goplugin.ErrChecksumsDoNotMatch):
-		return &fault{kind: FaultUntrusted, msg: "the binary changed between its verification and its execution (go-plugin SecureConfig checksum mismatch); not started"}
+		// Unpinned: most likely a plugin being copied in place (cp,
+		// install) while the daemon attests. Nothing vouched for its
+		// content, so this is not tampering; it is tried again next time.
+		return &fault{kind: FaultCrashed, msg: "the binary changed while it was being started (go-plugin SecureConfig checksum mismatch): install plugins atomically (write elsewhere, then rename); it is started again at the next attestation"}
 	case errors.As(se.err, &pathErr) && pathErr.Op == "fork/exec":
 		return &fault{kind: FaultCrashed, msg: "cannot execute the plugin: " + clip(pathErr.Err.Error())}
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):

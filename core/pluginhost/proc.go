@@ -74,7 +74,7 @@ func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
 		if !errors.As(err, &se) {
 			se = &startError{err: err}
 		}
-		return nil, h.classifyStart(se)
+		return nil, h.classifyStart(se, p.spec.SHA256 != "")
 	}
 	return in, nil
 }
