@@ -85,8 +85,8 @@ type Options struct {
 	// configuration at start.
 	Resident bool
 	// GOMAXPROCS is passed to every plugin process (the Go runtime reads it
-	// at start); 0 means 2, or 1 on a one-CPU machine. It bounds each
-	// plugin's threads.
+	// at start); 0 means the daemon's own GOMAXPROCS, at most 2. It bounds
+	// each plugin's threads.
 	GOMAXPROCS int
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
@@ -171,7 +171,7 @@ func New(opts Options) *Host {
 		opts.LogLevel = DefaultLogLevel
 	}
 	if opts.GOMAXPROCS <= 0 {
-		opts.GOMAXPROCS = min(2, runtime.NumCPU())
+		opts.GOMAXPROCS = min(2, runtime.GOMAXPROCS(0))
 	}
 	log := opts.Logger
 	if log == nil {

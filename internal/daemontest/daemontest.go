@@ -48,6 +48,8 @@ type Env struct {
 	AuditPath  string
 	Addr       string // host:port the policy listens on
 	Token      string
+	// ExtraEnv is added to the daemon's environment (NOTIFY_SOCKET, …).
+	ExtraEnv []string
 }
 
 // Options shape an Env.
@@ -192,6 +194,9 @@ func (e *Env) Start(args ...string) *Proc {
 func (e *Env) StartNoWait(args ...string) *Proc {
 	e.t.Helper()
 	cmd := exec.Command(e.Daemon, append([]string{"--config", e.PolicyPath}, args...)...)
+	if len(e.ExtraEnv) > 0 {
+		cmd.Env = append(os.Environ(), e.ExtraEnv...)
+	}
 	p := &Proc{env: e, Cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = io.Discard
 	cmd.Stderr = p.stderr

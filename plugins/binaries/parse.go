@@ -22,7 +22,7 @@ const (
 	// MaxServices bounds service_binaries. Each service yields at most one
 	// finding, so this keeps a measurement well under the protocol's limit
 	// on findings.
-	MaxServices = 512
+	MaxServices = 2048
 	// MaxParallelLimit bounds max_parallel.
 	MaxParallelLimit = 64
 	// DefaultMaxParallel is max_parallel when it is not set.

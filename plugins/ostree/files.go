@@ -74,11 +74,11 @@ func readDeploymentFiles(sysroot, cmdlinePath string) (*filesDeployment, error) 
 // climbs above root. It returns the resolved path relative to root.
 func resolveInRoot(root, p string) (string, error) {
 	var done []string
-	todo := strings.Split(p, "/")
+	pending := strings.Split(p, "/")
 	links := 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
 		switch c {
 		case "", ".":
 			continue
@@ -107,7 +107,7 @@ func resolveInRoot(root, p string) (string, error) {
 		if strings.HasPrefix(target, "/") {
 			done = nil
 		}
-		todo = append(strings.Split(target, "/"), todo...)
+		pending = append(strings.Split(target, "/"), pending...)
 	}
 	return strings.Join(done, "/"), nil
 }

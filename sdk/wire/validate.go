@@ -20,7 +20,7 @@ var (
 
 // Limits on what a plugin may send, enforced by both ends.
 const (
-	MaxFindings       = 1000
+	MaxFindings       = 4096
 	MaxMessageLen     = 4096
 	MaxSubjectLen     = 1024
 	MaxCodeLen        = 128
