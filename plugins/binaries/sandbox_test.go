@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/plugins/binaries"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -138,9 +139,9 @@ func TestSandboxedSubprocess(t *testing.T) {
 	}
 	later := map[string]svc{"agent": {Path: other}}
 
-	p := startSandboxed(t, "binaries")
-	p.configure(t, cfg(first))
-	m := p.measure(t)
+	p := plugintest.Start(t, "binaries")
+	p.MustConfigure(t, cfg(first))
+	m := p.MustMeasure(t)
 	if got, want := string(m.Measurements[binaries.KeyServiceDigests]), `{"policy-engine":"`+sumABC+`","registry":"`+sumEmpty+`"}`; got != want {
 		t.Fatalf("service_digests = %s, want %s; findings %+v", got, want, m.Findings)
 	}
@@ -152,7 +153,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 	// its symlink): the same sandboxed process reads the new files.
 	replaceByRename(t, filepath.Join(dir, "policy-engine"), "abcd")
 	replaceByRename(t, filepath.Join(dir, "registry"), "registry v2")
-	m = p.measure(t)
+	m = p.MustMeasure(t)
 	if got, want := string(m.Measurements[binaries.KeyServiceDigests]), `{"policy-engine":"`+sha256Hex("abcd")+`","registry":"`+sha256Hex("registry v2")+`"}`; got != want {
 		t.Fatalf("after a rename: service_digests = %s, want %s; findings %+v", got, want, m.Findings)
 	}
@@ -160,15 +161,15 @@ func TestSandboxedSubprocess(t *testing.T) {
 		t.Fatalf("after a rename: findings %+v, want %s", m.Findings, want)
 	}
 
-	fresh := startSandboxed(t, "binaries")
-	fresh.configure(t, cfg(later))
-	if m := fresh.measure(t); string(m.Measurements[binaries.KeyServiceDigests]) != `{"agent":"`+sha256Hex("agent v2")+`"}` {
+	fresh := plugintest.Start(t, "binaries")
+	fresh.MustConfigure(t, cfg(later))
+	if m := fresh.MustMeasure(t); string(m.Measurements[binaries.KeyServiceDigests]) != `{"agent":"`+sha256Hex("agent v2")+`"}` {
 		t.Fatalf("fresh process: measurements %s findings %+v", m.Measurements, m.Findings)
 	}
 
-	needLandlock(t)
-	p.configure(t, cfg(later))
-	m = p.measure(t)
+	plugintest.NeedLandlock(t)
+	p.MustConfigure(t, cfg(later))
+	m = p.MustMeasure(t)
 	if got := string(m.Measurements[binaries.KeyServiceDigests]); got != "{}" {
 		t.Fatalf("service_digests = %s with the binary outside the sandbox", got)
 	}

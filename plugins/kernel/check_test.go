@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/kernel"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -21,7 +22,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	withoutCgo()
 	os.Exit(testbin.Main(m))
 }
 
@@ -521,17 +521,17 @@ func TestSubprocess(t *testing.T) {
 	t.Parallel()
 	t.Run("real system", func(t *testing.T) {
 		t.Parallel()
-		p := startSandboxed(t, "kernel")
-		p.configure(t, []byte(`{}`))
-		m := p.measure(t)
+		p := plugintest.Start(t, "kernel")
+		p.MustConfigure(t, []byte(`{}`))
+		m := p.MustMeasure(t)
 		checkRealSystem(t, m.Measurements, m.Findings)
 	})
 	t.Run("fixture", func(t *testing.T) {
 		t.Parallel()
-		p := startSandboxed(t, "kernel")
+		p := plugintest.Start(t, "kernel")
 		cfg, _ := json.Marshal(merge(paths(copyTree(t, "workstation_nvidia")), map[string]any{"tolerated_taints": []string{"P", "O"}}))
-		p.configure(t, cfg)
-		m := p.measure(t)
+		p.MustConfigure(t, cfg)
+		m := p.MustMeasure(t)
 		if len(m.Findings) != 1 || m.Findings[0].Code != kernel.CodeTainted || m.Findings[0].Subject != "unsigned_module" {
 			t.Fatalf("findings %+v", m.Findings)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/plugins/kernel"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -71,9 +72,9 @@ func TestSandboxedSubprocess(t *testing.T) {
 		return b
 	}
 
-	p := startSandboxed(t, "kernel")
-	p.configure(t, cfg(allowed))
-	m := p.measure(t)
+	p := plugintest.Start(t, "kernel")
+	p.MustConfigure(t, cfg(allowed))
+	m := p.MustMeasure(t)
 	if len(m.Findings) != 0 || string(m.Measurements[kernel.KeyLockdown]) != `"integrity"` ||
 		!strings.Contains(string(m.Measurements[kernel.KeyCmdline]), "lockdown=integrity") ||
 		string(m.Measurements[kernel.KeyModuleSigEnforce]) != "true" || string(m.Measurements[kernel.KeyTainted]) != "0" {
@@ -81,15 +82,15 @@ func TestSandboxedSubprocess(t *testing.T) {
 	}
 
 	// A fresh process reads the other tree: what follows is the sandbox.
-	fresh := startSandboxed(t, "kernel")
-	fresh.configure(t, cfg(other))
-	if m := fresh.measure(t); len(m.Findings) != 0 {
+	fresh := plugintest.Start(t, "kernel")
+	fresh.MustConfigure(t, cfg(other))
+	if m := fresh.MustMeasure(t); len(m.Findings) != 0 {
 		t.Fatalf("fresh process on %s: findings %+v", other, m.Findings)
 	}
 
-	needLandlock(t)
-	p.configure(t, cfg(other))
-	m = p.measure(t)
+	plugintest.NeedLandlock(t)
+	p.MustConfigure(t, cfg(other))
+	m = p.MustMeasure(t)
 	for _, key := range []string{kernel.KeyCmdline, kernel.KeyLockdown, kernel.KeyTainted, kernel.KeyModuleSigEnforce} {
 		if v, ok := m.Measurements[key]; ok {
 			t.Errorf("%s = %s read from outside the sandbox", key, v)

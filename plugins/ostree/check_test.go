@@ -21,6 +21,7 @@ import (
 
 	"github.com/gowebpki/jcs"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/ostree"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -28,7 +29,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	withoutCgo()
 	os.Exit(testbin.Main(m))
 }
 
@@ -621,10 +621,10 @@ func TestSubprocess(t *testing.T) {
 			msg: "status --json did not finish within 300ms; it and its process group were killed"},
 		{rpm: printsFixtureBuiltin(t, "status-layered.json"), codes: "ostree.layered_packages:low", src: `"rpm-ostree"`},
 	} {
-		p := startSandboxed(t, "ostree")
+		p := plugintest.Start(t, "ostree")
 		cfg, _ := json.Marshal(m.config(step.rpm, step.extra...))
-		p.configure(t, cfg)
-		res := p.measure(t)
+		p.MustConfigure(t, cfg)
+		res := p.MustMeasure(t)
 		if got := strings.Join(codes(res.Findings), ","); got != step.codes || string(res.Measurements["source"]) != step.src {
 			t.Fatalf("step %d: findings %s source %s, want %s %s\n%+v", i, got, res.Measurements["source"], step.codes, step.src, res.Findings)
 		}
@@ -647,24 +647,24 @@ func TestSubprocess(t *testing.T) {
 // middle of a measurement, rpm-ostree does not survive it.
 func TestPluginKilledKillsRPMOStree(t *testing.T) {
 	t.Parallel()
-	p := startSandboxed(t, "ostree")
+	p := plugintest.Start(t, "ostree")
 	m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
 	fake := fakeRPMOStree(t, hangingBuiltin)
 	cfg, _ := json.Marshal(m.config(fake, "timeout", "5m"))
-	p.configure(t, cfg)
+	p.MustConfigure(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ended := make(chan string, 1)
 	go func() {
-		res, err := p.Measure(ctx, p.desc, []byte("nonce"))
+		res, err := p.Measure(ctx, p.Desc, []byte("nonce"))
 		if err != nil {
 			ended <- err.Error()
 			return
 		}
 		ended <- fmt.Sprintf("%+v", res.Findings)
 	}()
-	pid := waitChild(t, p.pid, fake, ended)
-	p.kill()
+	pid := waitChild(t, p.PID, fake, ended)
+	p.Kill()
 	waitGone(t, pid, fake)
 }
 

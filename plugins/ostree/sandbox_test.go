@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/plugins/ostree"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -101,19 +102,19 @@ func TestSandboxedSubprocess(t *testing.T) {
 
 	t.Run("rpm-ostree", func(t *testing.T) {
 		t.Parallel()
-		p := startSandboxed(t, "ostree")
-		p.configure(t, cfg(booted, plain))
-		m := p.measure(t)
+		p := plugintest.Start(t, "ostree")
+		p.MustConfigure(t, cfg(booted, plain))
+		m := p.MustMeasure(t)
 		check(t, "sandboxed rpm-ostree", m.Measurements, m.Findings, fromRPMOStree)
 
-		fresh := startSandboxed(t, "ostree")
-		fresh.configure(t, cfg(booted, layered))
-		m = fresh.measure(t)
+		fresh := plugintest.Start(t, "ostree")
+		fresh.MustConfigure(t, cfg(booted, layered))
+		m = fresh.MustMeasure(t)
 		check(t, "another rpm-ostree in a fresh process", m.Measurements, m.Findings, want{ostree.CodeLayeredPackages + ":low", ostree.SourceRPMOStree})
 
-		needLandlock(t)
-		p.configure(t, cfg(booted, layered))
-		m = p.measure(t)
+		plugintest.NeedLandlock(t)
+		p.MustConfigure(t, cfg(booted, layered))
+		m = p.MustMeasure(t)
 		if !hasMessage(m.Findings, ostree.CodeRPMOStreeFailed, layered+": permission denied") {
 			t.Fatalf("rpm-ostree outside the sandbox: findings %+v, want it refused: permission denied", m.Findings)
 		}
@@ -121,19 +122,19 @@ func TestSandboxedSubprocess(t *testing.T) {
 	})
 	t.Run("ostree files", func(t *testing.T) {
 		t.Parallel()
-		p := startSandboxed(t, "ostree")
-		p.configure(t, cfg(booted, missing))
-		m := p.measure(t)
+		p := plugintest.Start(t, "ostree")
+		p.MustConfigure(t, cfg(booted, missing))
+		m := p.MustMeasure(t)
 		check(t, "sandboxed fallback", m.Measurements, m.Findings, fromFiles)
 
-		fresh := startSandboxed(t, "ostree")
-		fresh.configure(t, cfg(other, missing))
-		m = fresh.measure(t)
+		fresh := plugintest.Start(t, "ostree")
+		fresh.MustConfigure(t, cfg(other, missing))
+		m = fresh.MustMeasure(t)
 		check(t, "another machine in a fresh process", m.Measurements, m.Findings, want{ostree.CodeFallback + ":info," + ostree.CodeLayeredPackages + ":low," + ostree.CodeRPMOStreeMissing + ":medium", ostree.SourceOstreeFiles})
 
-		needLandlock(t)
-		p.configure(t, cfg(other, missing))
-		m = p.measure(t)
+		plugintest.NeedLandlock(t)
+		p.MustConfigure(t, cfg(other, missing))
+		m = p.MustMeasure(t)
 		if _, ok := m.Measurements[ostree.KeyDeploymentDigest]; ok || !hasMessage(m.Findings, ostree.CodeNoBootedDeployment, "permission denied") {
 			t.Fatalf("another machine's files outside the sandbox: measurements %s findings %+v, want no deployment: permission denied", m.Measurements, m.Findings)
 		}

@@ -27,7 +27,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	withoutCgo()
 	os.Exit(testbin.Main(m))
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/plugins/policies"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -139,9 +140,9 @@ func TestSandboxedSubprocess(t *testing.T) {
 		return `"` + policies.DigestFiles(fs) + `"`
 	}
 
-	p := startSandboxed(t, "policies")
-	p.configure(t, cfg([]string{tr.policy, tr.agent}, tr.manifest))
-	m := p.measure(t)
+	p := plugintest.Start(t, "policies")
+	p.MustConfigure(t, cfg([]string{tr.policy, tr.agent}, tr.manifest))
+	m := p.MustMeasure(t)
 	before := digest(tr.policy, tr.agent)
 	if got := string(m.Measurements[policies.KeyPolicyDigest]); got != before {
 		t.Fatalf("policy_digest = %s, want %s; findings %+v", got, before, m.Findings)
@@ -151,7 +152,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 	}
 	// The registry writes its manifest after the attestor started.
 	writeFile(t, tr.manifest, `{"models":[]}`+"\n")
-	m = p.measure(t)
+	m = p.MustMeasure(t)
 	if got := string(m.Measurements[policies.KeyRegistryManifestHash]); got != `"`+sha(t, tr.manifest)+`"` || len(m.Findings) != 0 {
 		t.Fatalf("registry_manifest_hash = %s findings %+v, want the new manifest's hash", got, m.Findings)
 	}
@@ -162,7 +163,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 	replaceByRename(t, tr.agent, string(fileOf(t, tr.agent).Content)+"# reviewed\n")
 	replaceByRename(t, store, string(fileOf(t, store).Content)+"# reviewed\n")
 	replaceByRename(t, tr.manifest, `{"models":["m"]}`+"\n")
-	m = p.measure(t)
+	m = p.MustMeasure(t)
 	after := digest(tr.policy, tr.agent)
 	if after == before {
 		t.Fatal("the renamed files did not change the digest")
@@ -178,26 +179,26 @@ func TestSandboxedSubprocess(t *testing.T) {
 	// manifest in a folder made after the sandbox. A fresh process reads
 	// them.
 	lateManifest := filepath.Join(tr.root, "registry2", "manifest.json")
-	lateProcess := startSandboxed(t, "policies")
-	lateProcess.configure(t, cfg([]string{tr.agent}, lateManifest))
+	lateProcess := plugintest.Start(t, "policies")
+	lateProcess.MustConfigure(t, cfg([]string{tr.agent}, lateManifest))
 	writeFile(t, lateManifest, `{"models":[]}`+"\n")
 	wider := cfg([]string{tr.policy, tr.agent, extra}, lateManifest)
-	fresh := startSandboxed(t, "policies")
-	fresh.configure(t, wider)
-	if m := fresh.measure(t); string(m.Measurements[policies.KeyPolicyDigest]) != digest(tr.policy, tr.agent, extra) || len(m.Findings) != 0 {
+	fresh := plugintest.Start(t, "policies")
+	fresh.MustConfigure(t, wider)
+	if m := fresh.MustMeasure(t); string(m.Measurements[policies.KeyPolicyDigest]) != digest(tr.policy, tr.agent, extra) || len(m.Findings) != 0 {
 		t.Fatalf("fresh process: measurements %s findings %+v", m.Measurements, m.Findings)
 	}
 
-	needLandlock(t)
+	plugintest.NeedLandlock(t)
 	// The manifest's folder did not exist when the plugin confined
 	// itself: the manifest stays denied.
-	m = lateProcess.measure(t)
+	m = lateProcess.MustMeasure(t)
 	if f := m.Findings; len(f) != 1 || f[0].Code != policies.CodeManifestUnreadable || !strings.Contains(f[0].Message, "permission denied") {
 		t.Fatalf("manifest whose folder appeared after the sandbox: findings %+v, want manifest_unreadable, permission denied", f)
 	}
 
-	p.configure(t, wider)
-	m = p.measure(t)
+	p.MustConfigure(t, wider)
+	m = p.MustMeasure(t)
 	if v, ok := m.Measurements[policies.KeyPolicyDigest]; ok {
 		t.Fatalf("policy_digest = %s with a file outside the sandbox", v)
 	}

@@ -24,7 +24,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	withoutCgo()
 	os.Exit(testbin.Main(m))
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/plugins/secureboot"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -90,21 +91,21 @@ func TestSandboxedSubprocess(t *testing.T) {
 
 	t.Run("efivars outside efi_dir", func(t *testing.T) {
 		t.Parallel()
-		p := startSandboxed(t, "secureboot")
-		p.configure(t, cfg(t.TempDir(), filepath.Join(other, "efivars")))
-		m := p.measure(t)
+		p := plugintest.Start(t, "secureboot")
+		p.MustConfigure(t, cfg(t.TempDir(), filepath.Join(other, "efivars")))
+		m := p.MustMeasure(t)
 		enabled(t, m.Measurements, m.Findings)
 	})
 	t.Run("reconfigured outside the sandbox", func(t *testing.T) {
 		t.Parallel()
-		p := startSandboxed(t, "secureboot")
-		p.configure(t, cfg(allowed, filepath.Join(allowed, "efivars")))
-		m := p.measure(t)
+		p := plugintest.Start(t, "secureboot")
+		p.MustConfigure(t, cfg(allowed, filepath.Join(allowed, "efivars")))
+		m := p.MustMeasure(t)
 		enabled(t, m.Measurements, m.Findings)
 
-		needLandlock(t)
-		p.configure(t, cfg(other, filepath.Join(other, "efivars")))
-		m = p.measure(t)
+		plugintest.NeedLandlock(t)
+		p.MustConfigure(t, cfg(other, filepath.Join(other, "efivars")))
+		m = p.MustMeasure(t)
 		if _, ok := m.Measurements[secureboot.KeySecureBoot]; ok {
 			t.Errorf("secure_boot = %s read from outside the sandbox", m.Measurements[secureboot.KeySecureBoot])
 		}

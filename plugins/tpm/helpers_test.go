@@ -23,7 +23,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	withoutCgo()
 	os.Exit(testbin.Main(m))
 }
 

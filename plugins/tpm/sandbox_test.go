@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -71,9 +72,9 @@ func TestSandboxedSubprocess(t *testing.T) {
 	stateDir := t.TempDir()
 	statePath := filepath.Join(stateDir, "tpm-clock.json")
 	swtpmCfg := cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath})
-	p := startSandboxed(t, "tpm")
-	p.configure(t, swtpmCfg)
-	wm := p.measure(t)
+	p := plugintest.Start(t, "tpm")
+	p.MustConfigure(t, swtpmCfg)
+	wm := p.MustMeasure(t)
 	m := decodeResult(t, toResult(wm))
 	if len(wm.Findings) != 0 || !m.available || !m.verified || m.quote == nil || !reflect.DeepEqual(m.pcrs, expected) {
 		t.Fatalf("sandboxed swtpm measurement: %+v findings %+v", m, wm.Findings)
@@ -94,36 +95,36 @@ func TestSandboxedSubprocess(t *testing.T) {
 		mk.clock.Clock += 3_600_000
 		st[name] = mk
 	})
-	next := startSandboxed(t, "tpm")
-	next.configure(t, swtpmCfg)
-	if wm := next.measure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeClockRollback || !strings.Contains(wm.Findings[0].Message, "clock went back") {
+	next := plugintest.Start(t, "tpm")
+	next.MustConfigure(t, swtpmCfg)
+	if wm := next.MustMeasure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeClockRollback || !strings.Contains(wm.Findings[0].Message, "clock went back") {
 		t.Fatalf("second process: findings %+v, want %s", wm.Findings, CodeClockRollback)
 	}
 
 	notATPM := cfg(map[string]any{"device": "/dev/zero"})
-	fresh := startSandboxed(t, "tpm")
-	fresh.configure(t, notATPM)
-	if wm := fresh.measure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeOpenFailed || !strings.Contains(wm.Findings[0].Message, "response header declares 0 bytes") {
+	fresh := plugintest.Start(t, "tpm")
+	fresh.MustConfigure(t, notATPM)
+	if wm := fresh.MustMeasure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeOpenFailed || !strings.Contains(wm.Findings[0].Message, "response header declares 0 bytes") {
 		t.Fatalf("fresh process on /dev/zero: findings %+v, want the TPM answered zeros", wm.Findings)
 	}
 
-	absent := startSandboxed(t, "tpm")
+	absent := plugintest.Start(t, "tpm")
 	missing := filepath.Join(t.TempDir(), "tpmrm0")
-	absent.configure(t, cfg(map[string]any{"device": missing}))
-	if wm := absent.measure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeUnavailable || wm.Findings[0].Subject != missing {
+	absent.MustConfigure(t, cfg(map[string]any{"device": missing}))
+	if wm := absent.MustMeasure(t); len(wm.Findings) != 1 || wm.Findings[0].Code != CodeUnavailable || wm.Findings[0].Subject != missing {
 		t.Fatalf("missing device: findings %+v, want %s unavailable", wm.Findings, CodeUnavailable)
 	}
 
-	needLandlock(t)
+	plugintest.NeedLandlock(t)
 	// A state folder outside the sandbox: it cannot be written.
 	outside := filepath.Join(t.TempDir(), "tpm-clock.json")
-	p.configure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": outside}))
-	wm = p.measure(t)
+	p.MustConfigure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": outside}))
+	wm = p.MustMeasure(t)
 	if f := toResult(wm).Find(CodeClockStateWriteFailed); len(wm.Findings) != 1 || len(f) != 1 || !strings.Contains(f[0].Message, "permission denied") {
 		t.Fatalf("state folder outside the sandbox: findings %+v, want %s: permission denied", wm.Findings, CodeClockStateWriteFailed)
 	}
-	p.configure(t, notATPM)
-	wm = p.measure(t)
+	p.MustConfigure(t, notATPM)
+	wm = p.MustMeasure(t)
 	if len(wm.Findings) != 1 || wm.Findings[0].Code != CodeOpenFailed || !strings.Contains(wm.Findings[0].Message, "permission denied") {
 		t.Fatalf("device outside the sandbox: findings %+v, want open_failed: permission denied", wm.Findings)
 	}

@@ -1,8 +1,9 @@
-package secureboot_test
-
-// This file starts the real plugin executable the way the daemon's plugin
-// host (core/pluginhost) does, so that the plugin confines itself to its
-// declared sandbox as it does in production.
+// Package plugintest starts a built-in plugin executable the way the
+// daemon's plugin host (core/pluginhost) does — its own PID namespace when
+// permitted, its own process group, a minimal environment, AutoMTLS,
+// working folder "/" — so that plugin tests see the plugin confine itself to
+// its declared sandbox as it does in production.
+package plugintest
 
 import (
 	"context"
@@ -25,31 +26,21 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
-// withoutCgo makes internal/testbin build the plugins with CGO_ENABLED=0,
-// as they must be deployed: before Landlock ABI v8 a cgo build cannot
-// narrow itself as PID 1 of its own namespace (docs/deployment.md). Call it
-// from TestMain, before the tests run.
-func withoutCgo() {
-	if err := os.Setenv("CGO_ENABLED", "0"); err != nil {
-		panic(err)
-	}
-}
-
-// sandboxedPlugin is one plugin process, started as the daemon starts it:
+// Plugin is one plugin process, started as the daemon starts it:
 // in a PID namespace of its own (when permitted), in its own process group,
 // with only PATH, the log level and its go-plugin socket folder in its
 // environment, AutoMTLS, working folder "/".
-type sandboxedPlugin struct {
+type Plugin struct {
 	*wire.Client
-	desc sdk.Description
-	pid  int // in the test's PID namespace
-	logs *logBuffer
-	kill func() // as the daemon stops a plugin
+	Desc sdk.Description
+	PID  int // in the test's PID namespace
+	Logs *LogBuffer
+	Kill func() // as the daemon stops a plugin
 }
 
-// startSandboxed starts attestor-check-<name> and describes it. The plugin
+// Start builds (without cgo, as deployed) and starts attestor-check-<name> and describes it. The plugin
 // is killed when the test ends.
-func startSandboxed(t *testing.T, name string) *sandboxedPlugin {
+func Start(t *testing.T, name string) *Plugin {
 	t.Helper()
 	bin := testbin.Build(t, "./cmd/attestor-check-"+name, "attestor-check-"+name)
 	info, err := buildinfo.ReadFile(bin)
@@ -58,7 +49,7 @@ func startSandboxed(t *testing.T, name string) *sandboxedPlugin {
 	}
 	for _, s := range info.Settings {
 		if s.Key == "CGO_ENABLED" && s.Value != "0" {
-			t.Fatalf("%s is built with CGO_ENABLED=%s; TestMain must call withoutCgo", bin, s.Value)
+			t.Fatalf("%s is built with CGO_ENABLED=%s; plugins ship static", bin, s.Value)
 		}
 	}
 	cmd := exec.Command(bin)
@@ -72,7 +63,7 @@ func startSandboxed(t *testing.T, name string) *sandboxedPlugin {
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
-	logs := &logBuffer{}
+	logs := &LogBuffer{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
@@ -97,26 +88,26 @@ func startSandboxed(t *testing.T, name string) *sandboxedPlugin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &sandboxedPlugin{Client: raw.(*wire.Client), pid: client.ReattachConfig().Pid, logs: logs, kill: client.Kill}
+	p := &Plugin{Client: raw.(*wire.Client), PID: client.ReattachConfig().Pid, Logs: logs, Kill: client.Kill}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if p.desc, err = p.Describe(ctx); err != nil || p.desc.Name != name {
-		t.Fatalf("describe = %+v, %v", p.desc, err)
+	if p.Desc, err = p.Describe(ctx); err != nil || p.Desc.Name != name {
+		t.Fatalf("describe = %+v, %v", p.Desc, err)
 	}
 	return p
 }
 
-// configure sends cfg (a JSON object) and, on the first call, checks that
+// MustConfigure sends cfg (a JSON object) and, on the first call, checks that
 // the plugin restricted itself: the seccomp filter is on, and it logged
 // that Landlock is enforced (where the kernel has it).
-func (p *sandboxedPlugin) configure(t *testing.T, cfg []byte) {
+func (p *Plugin) MustConfigure(t *testing.T, cfg []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.Configure(ctx, cfg); err != nil {
 		t.Fatalf("configure %s: %v", cfg, err)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,65 +117,65 @@ func (p *sandboxedPlugin) configure(t *testing.T, cfg []byte) {
 	}
 	seccomp := strings.Contains(string(own), "\nSeccomp:\t")
 	if seccomp && (!strings.Contains(string(status), "\nSeccomp:\t2\n") || !strings.Contains(string(status), "\nNoNewPrivs:\t1\n")) {
-		t.Fatalf("plugin %d has no seccomp filter after Configure:\n%s", p.pid, status)
+		t.Fatalf("plugin %d has no seccomp filter after Configure:\n%s", p.PID, status)
 	}
 	want := "landlock=true"
 	if sandbox.ABI() == 0 {
 		want = "landlock=false"
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.logs.String(), "sandboxed:") {
+	for !strings.Contains(p.Logs.String(), "sandboxed:") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the plugin never logged that it is sandboxed:\n%s", p.logs)
+			t.Fatalf("the plugin never logged that it is sandboxed:\n%s", p.Logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if line := p.logs.line("sandboxed:"); !strings.Contains(line, want) || !strings.Contains(line, fmt.Sprintf("seccomp=%t", seccomp)) {
+	if line := p.Logs.line("sandboxed:"); !strings.Contains(line, want) || !strings.Contains(line, fmt.Sprintf("seccomp=%t", seccomp)) {
 		t.Fatalf("sandbox log %q, want %s and seccomp=%t", line, want, seccomp)
 	}
 }
 
-// measure takes a measurement.
-func (p *sandboxedPlugin) measure(t *testing.T) *wire.Measurement {
+// MustMeasure takes a measurement.
+func (p *Plugin) MustMeasure(t *testing.T) *wire.Measurement {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := p.Measure(ctx, p.desc, []byte("nonce-nonce-nonce-nonce-nonce-00"))
+	m, err := p.Measure(ctx, p.Desc, []byte("nonce-nonce-nonce-nonce-nonce-00"))
 	if err != nil {
 		t.Fatalf("measure: %v", err)
 	}
 	return m
 }
 
-// needLandlock skips the rest of a test that shows what the sandbox
+// NeedLandlock skips the rest of a test that shows what the sandbox
 // denies, on a kernel without Landlock.
-func needLandlock(t *testing.T) {
+func NeedLandlock(t *testing.T) {
 	t.Helper()
 	if sandbox.ABI() == 0 {
 		t.Skip("the kernel has no Landlock (ABI 0): the plugin's file access is not narrowed, nothing is denied")
 	}
 }
 
-// logBuffer collects the host's log of the plugin's output.
-type logBuffer struct {
+// LogBuffer collects the host's log of the plugin's output.
+type LogBuffer struct {
 	mu  sync.Mutex
 	buf strings.Builder
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) String() string {
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
 // line returns the first line containing s.
-func (b *logBuffer) line(s string) string {
+func (b *LogBuffer) line(s string) string {
 	for _, l := range strings.Split(b.String(), "\n") {
 		if strings.Contains(l, s) {
 			return l
