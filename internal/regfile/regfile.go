@@ -11,8 +11,13 @@ import (
 	"syscall"
 )
 
-// ErrNotRegular is returned for anything but a regular file.
-var ErrNotRegular = errors.New("not a regular file")
+// Errors, wrapped with the path.
+var (
+	// ErrNotRegular: anything but a regular file.
+	ErrNotRegular = errors.New("not a regular file")
+	// ErrTooLarge: more bytes than the caller's limit.
+	ErrTooLarge = errors.New("file too large")
+)
 
 // Open opens path read-only and non-blocking and checks, on the open
 // descriptor, that it is a regular file.
@@ -45,7 +50,7 @@ func Read(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+		return nil, fmt.Errorf("%s: %w (more than %d bytes)", path, ErrTooLarge, limit)
 	}
 	return data, nil
 }

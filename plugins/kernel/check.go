@@ -8,13 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -246,7 +245,7 @@ func read(ctx context.Context, res *sdk.Result, path, what string) ([]byte, bool
 	case errors.Is(err, fs.ErrNotExist):
 		res.Addf(CodeUnreadable, sdk.SeverityMedium, path, "%s %s does not exist", what, path)
 		return nil, false
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, regfile.ErrTooLarge):
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "%s %s is too large: more than %d bytes", what, path, MaxFileBytes)
 		return nil, false
 	case err != nil:
@@ -316,7 +315,7 @@ func (c *Check) measureLockdown(ctx context.Context, res *sdk.Result) {
 			res.Addf(CodeLockdownBelowMinimum, sdk.SeverityHigh, path, "kernel lockdown must be at least %s but the kernel exposes no lockdown state", r.minimum)
 		}
 		return
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, regfile.ErrTooLarge):
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "lockdown file %s is too large: more than %d bytes", path, MaxFileBytes)
 	case err != nil:
 		res.Addf(CodeUnreadable, sdk.SeverityMedium, path, "cannot read the lockdown file: %v", err)
@@ -407,7 +406,7 @@ func (c *Check) measureModuleSig(ctx context.Context, res *sdk.Result, cmdline *
 			notEnforced("module signature enforcement is required but the kernel does not check module signatures (%s does not exist)", path)
 		}
 		return
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, regfile.ErrTooLarge):
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "sig_enforce file %s is too large: more than %d bytes", path, MaxFileBytes)
 		notEnforced("module signature enforcement is required but cannot be confirmed: %s is malformed", path)
 		return
@@ -447,35 +446,11 @@ func isTrue(s string) bool {
 	return false
 }
 
-// errTooLarge marks a file larger than the read limit.
-var errTooLarge = errors.New("file too large")
-
-// readBounded reads at most max bytes of the regular file at path. It opens
-// without blocking (a FIFO in place of a /proc file cannot hang the check),
-// refuses anything but a regular file (/proc and sysfs files are regular),
-// and returns errTooLarge (wrapped) when the file holds more than max bytes.
+// readBounded reads at most max bytes of the regular file at path, without
+// blocking (a FIFO in place of a /proc file cannot hang the check): regfile.ErrTooLarge (wrapped) when it holds more.
 func readBounded(ctx context.Context, path string, max int64) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: %w (more than %d bytes)", path, errTooLarge, max)
-	}
-	return data, nil
+	return regfile.Read(path, max)
 }

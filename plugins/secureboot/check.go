@@ -7,12 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
+	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -221,7 +220,7 @@ func (c *Check) readBool(ctx context.Context, res *sdk.Result, path, name string
 	case errors.Is(err, fs.ErrNotExist):
 		res.Addf(CodeVariableMissing, sdk.SeverityInfo, path, "the %s EFI variable does not exist (%s)", name, path)
 		return stateAbsent
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, regfile.ErrTooLarge):
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "the %s EFI variable is malformed: larger than %d bytes", name, maxVariableBytes)
 		return stateUnknown
 	case err != nil:
@@ -239,35 +238,11 @@ func (c *Check) readBool(ctx context.Context, res *sdk.Result, path, name string
 	return stateOff
 }
 
-// errTooLarge marks a file larger than the read limit.
-var errTooLarge = errors.New("file too large")
-
-// readBounded reads at most max bytes of the regular file at path. It opens
-// without blocking (a FIFO put in place of a variable cannot hang the
-// check), refuses anything but a regular file, and returns errTooLarge
-// (wrapped) when the file holds more than max bytes.
+// readBounded reads at most max bytes of the regular file at path, without
+// blocking (a FIFO put in place of a variable cannot hang the check): regfile.ErrTooLarge (wrapped) when it holds more.
 func readBounded(ctx context.Context, path string, max int64) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: %w (more than %d bytes)", path, errTooLarge, max)
-	}
-	return data, nil
+	return regfile.Read(path, max)
 }
