@@ -46,6 +46,14 @@ type Snapshot struct {
 	AttestCount, DegradeCount, FailCount, RefreshCount uint64
 
 	Plugins []PluginStatus
+
+	// AuditLastSeq and AuditLastHash are the audit log's head when this
+	// snapshot was published: the seq of its last record and the SHA-256
+	// of that line (what `attestctl audit verify` prints). An operator who
+	// keeps them can tell a log cut short at its end, which no hash chain
+	// shows by itself. Zero and "" without an audit log.
+	AuditLastSeq  uint64
+	AuditLastHash string
 }
 
 // PluginStatus is one check plugin's last run.

@@ -66,6 +66,10 @@ func (s *Server) status(c echo.Context) error {
 		t := snap.LastAttested.UTC().Format(time.RFC3339)
 		out.LastAttested = &t
 	}
+	if snap.AuditLastHash != "" {
+		seq, hash := snap.AuditLastSeq, snap.AuditLastHash
+		out.AuditLastSeq, out.AuditLastHash = &seq, &hash
+	}
 	for _, p := range snap.Plugins {
 		out.Plugins = append(out.Plugins, PluginReport{
 			Name:            p.Name,

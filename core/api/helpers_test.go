@@ -196,6 +196,8 @@ func attestedSnapshot(t testing.TB) api.Snapshot {
 		DegradeCount:     2,
 		FailCount:        0,
 		RefreshCount:     3,
+		AuditLastSeq:     42,
+		AuditLastHash:    strings.Repeat("ef", 32),
 		Plugins: []api.PluginStatus{
 			{Name: "binaries", Version: "1.0.0", Duration: 12 * time.Millisecond, Findings: 1},
 			{Name: "tpm", Version: "1.2.0", Duration: 1500 * time.Millisecond, Fault: "plugin timed out after 1s", FaultCount: 2},

@@ -47,6 +47,10 @@ type StatusResponse struct {
 	RefreshCount     uint64         `json:"refresh_count"`
 	Score            int            `json:"score"`
 	Plugins          []PluginReport `json:"plugins"`
+	// AuditLastSeq and AuditLastHash: the audit log's head as of the last
+	// attestation; null without an audit log (runtime-attestor --once).
+	AuditLastSeq  *uint64 `json:"audit_last_seq"`
+	AuditLastHash *string `json:"audit_last_hash"`
 }
 
 // PluginReport is one plugin in StatusResponse.

@@ -378,7 +378,8 @@ func (e *Engine) run() (api.Snapshot, error) {
 		}
 	}
 
-	snap := e.publish(raw, b, results, st, score)
+	auditSeq, auditHash := e.auditHead()
+	snap := e.publish(raw, b, results, st, score, auditSeq, auditHash)
 	e.logger.Info("attestation done", "sequence", seq, "state", st, "score", score, "failures", len(b.Failures))
 	return snap, nil
 }
@@ -417,7 +418,19 @@ func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.B
 	return nil
 }
 
-func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int) api.Snapshot {
+// auditHead returns the audit log's last seq and line hash, when the log
+// tells them (*audit.Log does).
+func (e *Engine) auditHead() (uint64, string) {
+	if e.audit == nil {
+		return 0, ""
+	}
+	if h, ok := e.audit.a.(interface{ Head() (uint64, string) }); ok {
+		return h.Head()
+	}
+	return 0, ""
+}
+
+func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) api.Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.prevState = st
@@ -445,6 +458,8 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		DegradeCount:     e.counters.degrade,
 		FailCount:        e.counters.fail,
 		RefreshCount:     e.counters.refresh,
+		AuditLastSeq:     auditSeq,
+		AuditLastHash:    auditHash,
 	}
 	for _, r := range results {
 		if r.Fault != "" {

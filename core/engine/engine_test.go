@@ -159,6 +159,9 @@ func TestBundleFromPlugins(t *testing.T) {
 	if err != nil || rep.Records < 2 {
 		t.Fatalf("audit log: %+v, %v (want the attestation and the state change)", rep, err)
 	}
+	if s.AuditLastSeq != rep.LastSeq || s.AuditLastHash != rep.LastHash {
+		t.Errorf("snapshot audit head %d %s, want the log's %d %s", s.AuditLastSeq, s.AuditLastHash, rep.LastSeq, rep.LastHash)
+	}
 }
 
 // TestWrongTypeFromOwner: an owner plugin sending the wrong JSON type is a
