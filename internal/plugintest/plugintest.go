@@ -8,6 +8,7 @@ package plugintest
 import (
 	"context"
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
@@ -182,4 +184,33 @@ func (b *LogBuffer) line(s string) string {
 		}
 	}
 	return ""
+}
+
+// DefaultState is the state the default policy's weights and thresholds
+// (core/state) derive from findings: what a plugin's findings alone do to
+// the appliance's attestation.
+func DefaultState(fs []sdk.Finding) string {
+	s, _ := state.Evaluate(fs, state.DefaultWeights(), state.DefaultThresholds())
+	return string(s)
+}
+
+// RunByHand builds attestor-check-<name>, runs it as a person would (not
+// under the daemon) and checks it prints the SDK's one-line explanation on
+// stderr, nothing on stdout, and exits 1.
+func RunByHand(t *testing.T, name string) {
+	t.Helper()
+	bin := testbin.Build(t, "./cmd/attestor-check-"+name, "attestor-check-"+name)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("run by hand: %v, want exit status 1", err)
+	}
+	want := "attestor-check-" + name + ": this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
+	}
 }

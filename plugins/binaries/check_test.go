@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/binaries"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -83,26 +84,6 @@ func codes(fs []sdk.Finding) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// defaultState weighs findings with the default policy (info 0, low 1,
-// medium 5, high 20, critical 100; degraded at 5, failed at 100).
-func defaultState(fs []sdk.Finding) string {
-	w := map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}
-	score := 0
-	for _, f := range fs {
-		if f.Severity == sdk.SeverityCritical {
-			return "failed"
-		}
-		score += w[f.Severity]
-	}
-	switch {
-	case score >= 100:
-		return "failed"
-	case score >= 5:
-		return "degraded"
-	}
-	return "attested"
 }
 
 func TestDescribe(t *testing.T) {
@@ -239,7 +220,7 @@ func TestMeasure(t *testing.T) {
 				t.Errorf("Test %d (%s): finding without subject or message: %+v", i, tc.name, f)
 			}
 		}
-		if got := defaultState(res.Findings); got != tc.state {
+		if got := plugintest.DefaultState(res.Findings); got != tc.state {
 			t.Errorf("Test %d (%s): state = %s, want %s (%v)", i, tc.name, got, tc.state, res.Findings)
 		}
 		var services []binaries.ServiceReport
@@ -326,20 +307,7 @@ func TestThisMachine(t *testing.T) {
 
 func TestRunByHand(t *testing.T) {
 	t.Parallel()
-	bin := testbin.Build(t, "./cmd/attestor-check-binaries", "attestor-check-binaries")
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("run by hand: %v, want exit status 1", err)
-	}
-	want := "attestor-check-binaries: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
-	if stderr.String() != want || stdout.Len() != 0 {
-		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
-	}
+	plugintest.RunByHand(t, "binaries")
 }
 
 // TestSubprocess runs the real executable through go-plugin, as the daemon

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,27 +22,6 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m))
-}
-
-// weights are the default severity weights of docs/architecture.md.
-var weights = map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}
-
-// defaultState is the state the default policy derives from findings.
-func defaultState(fs []sdk.Finding) string {
-	score := 0
-	for _, f := range fs {
-		if f.Severity == sdk.SeverityCritical {
-			return "failed"
-		}
-		score += weights[f.Severity]
-	}
-	switch {
-	case score >= 100:
-		return "failed"
-	case score >= 5:
-		return "degraded"
-	}
-	return "attested"
 }
 
 // paths returns the config paths for a fixture tree laid out like / .
@@ -203,7 +181,7 @@ func TestFixtures(t *testing.T) {
 		if got := codes(r.Findings); got != tc.codes {
 			t.Errorf("Test %d (%s): findings %s, want %s\n%+v", i, name, got, tc.codes, r.Findings)
 		}
-		if got := defaultState(r.Findings); got != tc.state {
+		if got := plugintest.DefaultState(r.Findings); got != tc.state {
 			t.Errorf("Test %d (%s): state %s, want %s", i, name, got, tc.state)
 		}
 		for code, msg := range tc.messages {
@@ -339,7 +317,7 @@ func TestBadFiles(t *testing.T) {
 		if got := raw(r, tc.absent); got != "absent" {
 			t.Errorf("Test %d (%s): %s = %s, want absent", i, tc.file, tc.absent, got)
 		}
-		if got := defaultState(r.Findings); got != tc.state {
+		if got := plugintest.DefaultState(r.Findings); got != tc.state {
 			t.Errorf("Test %d (%s): state %s, want %s", i, tc.file, got, tc.state)
 		}
 	}
@@ -496,20 +474,7 @@ func checkRealSystem(t *testing.T, m map[string]json.RawMessage, findings []sdk.
 
 func TestRunByHand(t *testing.T) {
 	t.Parallel()
-	bin := testbin.Build(t, "./cmd/attestor-check-kernel", "attestor-check-kernel")
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("run by hand: %v, want exit status 1", err)
-	}
-	want := "attestor-check-kernel: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
-	if stderr.String() != want || stdout.Len() != 0 {
-		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
-	}
+	plugintest.RunByHand(t, "kernel")
 }
 
 // TestSubprocess runs the real executable through go-plugin, as the daemon

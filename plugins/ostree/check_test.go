@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -165,26 +164,6 @@ func codes(fs []sdk.Finding) []string {
 	return out
 }
 
-// defaultState weighs findings with the default policy (info 0, low 1,
-// medium 5, high 20, critical 100; degraded at 5, failed at 100).
-func defaultState(fs []sdk.Finding) string {
-	w := map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}
-	score := 0
-	for _, f := range fs {
-		if f.Severity == sdk.SeverityCritical {
-			return "failed"
-		}
-		score += w[f.Severity]
-	}
-	switch {
-	case score >= 100:
-		return "failed"
-	case score >= 5:
-		return "degraded"
-	}
-	return "attested"
-}
-
 // measure configures a fresh check with cfg and measures once.
 func measure(t *testing.T, cfg map[string]any) *sdktest.Result {
 	t.Helper()
@@ -292,7 +271,7 @@ func TestRPMOStree(t *testing.T) {
 		if got := codes(res.Findings); !reflect.DeepEqual(got, tc.findings) {
 			t.Errorf("Test %d (%s): findings = %v, want %v", i, tc.name, got, tc.findings)
 		}
-		if got := defaultState(res.Findings); got != tc.state {
+		if got := plugintest.DefaultState(res.Findings); got != tc.state {
 			t.Errorf("Test %d (%s): state %s, want %s", i, tc.name, got, tc.state)
 		}
 		var source string
@@ -359,7 +338,7 @@ func TestBrokenRPMOStree(t *testing.T) {
 		if !strings.Contains(f.Message, tc.message) {
 			t.Errorf("Test %d (%s): message %q, want it to contain %q", i, tc.name, f.Message, tc.message)
 		}
-		if got := defaultState(res.Findings); got != "degraded" {
+		if got := plugintest.DefaultState(res.Findings); got != "degraded" {
 			t.Errorf("Test %d (%s): state %s, want degraded", i, tc.name, got)
 		}
 		dep := checkDigest(t, res)
@@ -518,7 +497,7 @@ func TestNotOstree(t *testing.T) {
 	if got := codes(res.Findings); !reflect.DeepEqual(got, []string{"ostree.not_ostree:info"}) {
 		t.Fatalf("findings = %v", got)
 	}
-	if defaultState(res.Findings) != "attested" {
+	if plugintest.DefaultState(res.Findings) != "attested" {
 		t.Fatal("a non-ostree machine must not degrade the state")
 	}
 	var sys bool
@@ -586,20 +565,7 @@ func TestConfigureRefusesBadConfig(t *testing.T) {
 
 func TestRunByHand(t *testing.T) {
 	t.Parallel()
-	bin := testbin.Build(t, "./cmd/attestor-check-ostree", "attestor-check-ostree")
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("run by hand: %v, want exit status 1", err)
-	}
-	want := "attestor-check-ostree: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
-	if stderr.String() != want || stdout.Len() != 0 {
-		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
-	}
+	plugintest.RunByHand(t, "ostree")
 }
 
 // TestSubprocess runs the real executable through go-plugin, as the daemon

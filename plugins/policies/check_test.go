@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/policies"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -28,27 +29,6 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m))
-}
-
-// weights are the default severity weights of docs/architecture.md.
-var weights = map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}
-
-// defaultState is the state the default policy derives from findings.
-func defaultState(fs []sdk.Finding) string {
-	score := 0
-	for _, f := range fs {
-		if f.Severity == sdk.SeverityCritical {
-			return "failed"
-		}
-		score += weights[f.Severity]
-	}
-	switch {
-	case score >= 100:
-		return "failed"
-	case score >= 5:
-		return "degraded"
-	}
-	return "attested"
 }
 
 func codes(fs []sdk.Finding) string {
@@ -304,7 +284,7 @@ func TestBadFiles(t *testing.T) {
 		if got := raw(r, policies.KeyRegistryManifestHash); (got == "absent") != isManifest {
 			t.Errorf("Test %d (%s): registry_manifest_hash = %s", i, tc.name, got)
 		}
-		if got := defaultState(r.Findings); got != tc.state {
+		if got := plugintest.DefaultState(r.Findings); got != tc.state {
 			t.Errorf("Test %d (%s): state %s, want %s", i, tc.name, got, tc.state)
 		}
 		if !isManifest {
@@ -474,20 +454,7 @@ func TestRealSystem(t *testing.T) {
 
 func TestRunByHand(t *testing.T) {
 	t.Parallel()
-	bin := testbin.Build(t, "./cmd/attestor-check-policies", "attestor-check-policies")
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("run by hand: %v, want exit status 1", err)
-	}
-	want := "attestor-check-policies: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
-	if stderr.String() != want || stdout.Len() != 0 {
-		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
-	}
+	plugintest.RunByHand(t, "policies")
 }
 
 // TestSubprocess runs the real executable through go-plugin, as the daemon

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/secureboot"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -25,27 +26,6 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m))
-}
-
-// weights are the default severity weights of docs/architecture.md.
-var weights = map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}
-
-// defaultState is the state the default policy derives from findings.
-func defaultState(fs []sdk.Finding) string {
-	score := 0
-	for _, f := range fs {
-		if f.Severity == sdk.SeverityCritical {
-			return "failed"
-		}
-		score += weights[f.Severity]
-	}
-	switch {
-	case score >= 100:
-		return "failed"
-	case score >= 5:
-		return "degraded"
-	}
-	return "attested"
 }
 
 func abs(t *testing.T, p string) string {
@@ -130,7 +110,7 @@ func TestFixtures(t *testing.T) {
 		if got := codes(r.Findings); strings.Join(got, ",") != strings.Join(tc.codes, ",") {
 			t.Errorf("Test %d (%s, require=%v): findings %v, want %v", i, tc.dir, tc.require, got, tc.codes)
 		}
-		if got := defaultState(r.Findings); got != tc.state {
+		if got := plugintest.DefaultState(r.Findings); got != tc.state {
 			t.Errorf("Test %d (%s, require=%v): default-policy state %s, want %s", i, tc.dir, tc.require, got, tc.state)
 		}
 	}
@@ -168,7 +148,7 @@ func TestNoEFI(t *testing.T) {
 		if got := boolKey(t, r, secureboot.KeySetupMode); got != "absent" {
 			t.Errorf("Test %d: setup_mode = %s, want absent", i, got)
 		}
-		if got := defaultState(r.Findings); got != tc.state {
+		if got := plugintest.DefaultState(r.Findings); got != tc.state {
 			t.Errorf("Test %d: state %s, want %s", i, got, tc.state)
 		}
 		u := r.Find(secureboot.CodeUnavailable)
@@ -302,7 +282,7 @@ func TestBadVariables(t *testing.T) {
 			if require {
 				want = "failed"
 			}
-			if got := defaultState(r.Findings); got != want {
+			if got := plugintest.DefaultState(r.Findings); got != want {
 				t.Errorf("Test %d (%s, require=%v): state %s, want %s", i, tc.name, require, got, want)
 			}
 		}
@@ -383,7 +363,7 @@ func TestRealSystem(t *testing.T) {
 		if boolKey(t, r, secureboot.KeySecureBoot) != "false" {
 			t.Fatalf("measurements %v", r.Measurements)
 		}
-		if defaultState(r.Findings) != "attested" {
+		if plugintest.DefaultState(r.Findings) != "attested" {
 			t.Fatal("a machine without UEFI must be attested when Secure Boot is not required")
 		}
 		return
@@ -393,20 +373,7 @@ func TestRealSystem(t *testing.T) {
 
 func TestRunByHand(t *testing.T) {
 	t.Parallel()
-	bin := testbin.Build(t, "./cmd/attestor-check-secureboot", "attestor-check-secureboot")
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("run by hand: %v, want exit status 1", err)
-	}
-	want := "attestor-check-secureboot: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n"
-	if stderr.String() != want || stdout.Len() != 0 {
-		t.Fatalf("stdout %q stderr %q, want only stderr %q", stdout.String(), stderr.String(), want)
-	}
+	plugintest.RunByHand(t, "secureboot")
 }
 
 // TestSubprocess runs the real executable through go-plugin, as the daemon
