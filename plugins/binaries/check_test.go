@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -15,15 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/binaries"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -316,30 +311,10 @@ func TestSubprocess(t *testing.T) {
 	t.Parallel()
 	root := fixture(t)
 	dir := filepath.Join(root, "usr", "libexec", "secure-ai")
-	bin := testbin.Build(t, "./cmd/attestor-check-binaries", "attestor-check-binaries")
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              exec.Command(bin),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           hclog.NewNullLogger(),
-	})
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*wire.Client)
+	p := plugintest.Start(t, "binaries")
+	c, d := p.Client, p.Desc
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := c.Describe(ctx)
-	if err != nil || d.Name != "binaries" {
-		t.Fatalf("describe = %+v, %v", d, err)
-	}
 	cfg, _ := json.Marshal(map[string]any{"service_binaries": map[string]svc{
 		"policy-engine": {Path: filepath.Join(dir, "policy-engine"), SHA256: sumABC},
 		"inference":     {Path: filepath.Join(dir, "inference")},

@@ -16,15 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/policies"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -462,30 +458,10 @@ func TestRunByHand(t *testing.T) {
 func TestSubprocess(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t)
-	bin := testbin.Build(t, "./cmd/attestor-check-policies", "attestor-check-policies")
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              exec.Command(bin),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           hclog.NewNullLogger(),
-	})
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dispensed, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := dispensed.(*wire.Client)
+	p := plugintest.Start(t, "policies")
+	c, d := p.Client, p.Desc
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := c.Describe(ctx)
-	if err != nil || d.Name != "policies" {
-		t.Fatalf("describe = %+v, %v", d, err)
-	}
 	cfg, _ := json.Marshal(tr.cfg())
 	if err := c.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)

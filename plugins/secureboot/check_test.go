@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,15 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/secureboot"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -380,30 +375,10 @@ func TestRunByHand(t *testing.T) {
 // does, against a fixture tree.
 func TestSubprocess(t *testing.T) {
 	t.Parallel()
-	bin := testbin.Build(t, "./cmd/attestor-check-secureboot", "attestor-check-secureboot")
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              exec.Command(bin),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           hclog.NewNullLogger(),
-	})
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*wire.Client)
+	p := plugintest.Start(t, "secureboot")
+	c, d := p.Client, p.Desc
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := c.Describe(ctx)
-	if err != nil || d.Name != "secureboot" {
-		t.Fatalf("describe = %+v, %v", d, err)
-	}
 	cfg, _ := json.Marshal(fixture(t, "setup_mode", true))
 	if err := c.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
