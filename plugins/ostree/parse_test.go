@@ -71,8 +71,8 @@ func TestParseStatusFixtures(t *testing.T) {
 		if !strings.HasSuffix(d.ID, d.Checksum+".0") || !strings.HasPrefix(d.ID, d.OSName+"-") {
 			t.Errorf("Test %d (%s): id %q does not match osname %q and checksum %q", i, tc.file, d.ID, d.OSName, d.Checksum)
 		}
-		staged := st.StagedDeployment()
-		if (staged == nil) != (tc.stagedID == "") || staged != nil && staged.ID != tc.stagedID {
+		staged, isStaged := st.Next()
+		if (staged == nil) != (tc.stagedID == "") || staged != nil && (staged.ID != tc.stagedID || !isStaged) {
 			t.Errorf("Test %d (%s): staged = %+v, want %q", i, tc.file, staged, tc.stagedID)
 		}
 	}
@@ -152,7 +152,7 @@ func TestDigestDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = Digest(NewFilesIdentity("fedora", "e914be4225df42c56088c87d01d48745a7ca4d22f9226f8027d0889f6ec9ac69", 2, kf))
+	got, err = Digest(NewFilesIdentity("fedora", "e914be4225df42c56088c87d01d48745a7ca4d22f9226f8027d0889f6ec9ac69", 2, kf, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +200,9 @@ func TestDigestStability(t *testing.T) {
 	}
 	// The fallback ignores the transient group (pinning).
 	kf, _ := ParseKeyFile(readFixture(t, "origin-layered.origin"))
-	a, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf))
+	a, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf, ""))
 	delete(kf, TransientGroup)
-	if c, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf)); a != c {
+	if c, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf, "")); a != c {
 		t.Errorf("libostree-transient changed the files digest")
 	}
 }
@@ -327,8 +327,9 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{RPMOStree: "rpm-ostree", Timeout: 20 * time.Second, RunOstreeBooted: "/run/ostree-booted", Sysroot: "/sysroot", CmdlinePath: "/proc/cmdline", MaxOutputBytes: 16 << 20}
-	if def != want || DefaultSettings() != want {
+	want := Settings{RPMOStree: "rpm-ostree", Timeout: 20 * time.Second, RunOstreeBooted: "/run/ostree-booted", Sysroot: "/sysroot", CmdlinePath: "/proc/cmdline", MaxOutputBytes: 16 << 20,
+		RunOstreeDir: "/run/ostree", BootPath: "/boot", RootPath: "/"}
+	if !reflect.DeepEqual(def, want) || !reflect.DeepEqual(DefaultSettings(), want) {
 		t.Fatalf("defaults = %+v, want %+v", def, want)
 	}
 	full, err := ParseConfig(sdk.NewConfig(readFixture(t, "config-example.json")))
@@ -461,7 +462,7 @@ func FuzzParseKeyFile(f *testing.F) {
 				}
 			}
 		}
-		if _, err := Digest(NewFilesIdentity("x", strings.Repeat("a", 64), 0, kf)); err != nil {
+		if _, err := Digest(NewFilesIdentity("x", strings.Repeat("a", 64), 0, kf, "")); err != nil {
 			t.Fatalf("digest: %v", err)
 		}
 	})
