@@ -178,6 +178,27 @@ func checkDigest(t *testing.T, res *sdktest.Result) map[string]any {
 	return dep
 }
 
+// checkReference verifies deployment_reference = sha256(JCS(reference))
+// and returns the reference object.
+func checkReference(t *testing.T, res *sdktest.Result) map[string]any {
+	t.Helper()
+	var digest string
+	if err := res.Decode("deployment_reference", &digest); err != nil {
+		t.Fatalf("deployment_reference: %v", err)
+	}
+	canon, err := jcs.Transform(res.Measurements["reference"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(canon)
+	if hex.EncodeToString(sum[:]) != digest {
+		t.Fatalf("deployment_reference %s is not sha256(JCS(reference)) for %s", digest, canon)
+	}
+	var ref map[string]any
+	must(t, json.Unmarshal(res.Measurements["reference"], &ref))
+	return ref
+}
+
 func TestDescribe(t *testing.T) {
 	t.Parallel()
 	d := sdktest.New(t, ostree.New()).Description()

@@ -103,17 +103,19 @@ func (s *sysroot) commit(version string, opts ...string) string {
 	return strings.TrimSpace(s.ostree(args...))
 }
 
-// deploy deploys a commit (`ostree admin deploy`), with an origin file
-// when origin is not "".
-func (s *sysroot) deploy(checksum, origin string) {
+// deploy deploys a refspec or commit (`ostree admin deploy`), with an
+// origin file when origin is not "". --retain keeps every deployment: on a
+// booted system ostree keeps the booted one, but this sysroot is not
+// booted for the tool, which would otherwise prune it.
+func (s *sysroot) deploy(ref, origin string) {
 	s.t.Helper()
-	args := []string{"admin", "--sysroot=" + s.path, "deploy", "--os=" + s.osname}
+	args := []string{"admin", "--sysroot=" + s.path, "deploy", "--retain", "--os=" + s.osname}
 	if origin != "" {
 		p := filepath.Join(s.root, fmt.Sprintf("origin-%d", time.Now().UnixNano()))
 		must(s.t, os.WriteFile(p, []byte(origin), 0o600))
 		args = append(args, "--origin-file="+p)
 	}
-	s.ostree(append(args, checksum)...)
+	s.ostree(append(args, ref)...)
 }
 
 // rel is a deployment directory relative to the sysroot.
@@ -156,9 +158,16 @@ func (s *sysroot) options(checksum string, serial int) string {
 func (s *sysroot) boot(checksum string, serial int) {
 	s.t.Helper()
 	must(s.t, os.WriteFile(s.cmdline, []byte("BOOT_IMAGE=(hd0,gpt3)/vmlinuz-6.1.0 rhgb quiet root=UUID=5d5d3e02-4ad1-4b1c-9a3e-2b1f0c9a7e11 rw "+s.options(checksum, serial)+"\n"), 0o644))
+	dev, ino := devIno(s.t, s.dir(checksum, serial))
+	must(s.t, os.WriteFile(s.marker, s.record(dev, ino), 0o644))
+}
+
+// devIno is what ostree-prepare-root records: lstat's device and inode.
+func devIno(t *testing.T, path string) (uint64, uint64) {
+	t.Helper()
 	var st syscall.Stat_t
-	must(s.t, syscall.Lstat(s.dir(checksum, serial), &st))
-	must(s.t, os.WriteFile(s.marker, s.record(uint64(st.Dev), st.Ino), 0o644))
+	must(t, syscall.Lstat(path, &st))
+	return uint64(st.Dev), st.Ino
 }
 
 // record returns /run/ostree-booted as ostree-prepare-root writes it: the
