@@ -199,6 +199,17 @@ func checkReference(t *testing.T, res *sdktest.Result) map[string]any {
 	return ref
 }
 
+// refDigest is sha256(JCS(v)) in hex.
+func refDigest(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	must(t, err)
+	canon, err := jcs.Transform(raw)
+	must(t, err)
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
 func TestDescribe(t *testing.T) {
 	t.Parallel()
 	d := sdktest.New(t, ostree.New()).Description()
