@@ -196,7 +196,10 @@ func TestFallbackOrigins(t *testing.T) {
 		message map[string]string
 	}{
 		{name: "plain",
-			build: func(t *testing.T) scenario { s, c := bootedMachine(t, "fedora-iot", ""); return scenario{s: s, booted: c} },
+			build: func(t *testing.T) scenario {
+				s, c := bootedMachine(t, "fedora-iot", "")
+				return scenario{s: s, booted: c}
+			},
 			codes: []string{"ostree.fallback:info", "ostree.rpm_ostree_missing:info"},
 			ref:   map[string]any{"version": "41.20250309.0", "packages": []any{}, "composefs": ""}, unlock: "none"},
 		{name: "layered on a base, pinned",
@@ -230,8 +233,8 @@ func TestFallbackOrigins(t *testing.T) {
 				s.boot(c, 0)
 				return scenario{s: s, booted: c}
 			},
-			codes:   []string{"ostree.fallback:info", "ostree.rpm_ostree_missing:info", "ostree.unverified_origin:medium"},
-			ref:     map[string]any{"base": manifestDigest}, unlock: "none",
+			codes: []string{"ostree.fallback:info", "ostree.rpm_ostree_missing:info", "ostree.unverified_origin:medium"},
+			ref:   map[string]any{"base": manifestDigest}, unlock: "none",
 			message: map[string]string{"ostree.unverified_origin": "ostree-unverified-registry:quay.io/fedora/fedora-coreos:stable, pulled without any signature check"}},
 		{name: "unlocked hotfix",
 			// `ostree admin unlock --hotfix` needs a booted system (it

@@ -72,21 +72,24 @@ func TestZincatiFixtures(t *testing.T) {
 		state    string
 		ref      map[string]any
 		next     map[string]any
+		digest   string // the worked examples of README.md and docs/bundle.md
 	}{
 		{name: "signed image", fixture: "zincati-rpm-ostree-status.json", checksum: zincatiImageBooted, codes: nil, state: "attested",
-			ref: map[string]any{"base": manifestDigest, "version": "43.20251024.3.0", "packages": []any{}, "composefs": ""}},
+			ref:    map[string]any{"base": manifestDigest, "version": "43.20251024.3.0", "packages": []any{}, "composefs": ""},
+			digest: "3e6116ce3627edfb62bcde0b1ba3cb809190569f176c4a8b6bd32b1f39258947"},
 		{name: "unverified image", fixture: "zincati-rpm-ostree-status.json", replace: []string{"ostree-image-signed:docker://", "ostree-unverified-registry:"},
 			checksum: zincatiImageBooted, codes: []string{"ostree.unverified_origin:medium"}, state: "degraded",
 			ref: map[string]any{"base": manifestDigest}},
 		{name: "staged update", fixture: "zincati-rpm-ostree-staged.json", checksum: zincatiStagedBooted, codes: []string{"ostree.staged:info"}, state: "attested",
-			ref:  map[string]any{"base": zincatiStagedBooted, "version": "31.20200505.3.0"},
-			next: staged},
+			ref:    map[string]any{"base": zincatiStagedBooted, "version": "31.20200505.3.0"},
+			next:   staged,
+			digest: "9a48e5a81da3ef59c608c4472bbd6eb7d5596cab8fa9dc39bd039458513bd403"},
 		{name: "unlocked hotfix", fixture: "zincati-rpm-ostree-staged.json",
 			replace:  []string{stagedFixtureBootedUnlocked, strings.Replace(stagedFixtureBootedUnlocked, `"none"`, `"hotfix"`, 1)},
 			checksum: zincatiStagedBooted, codes: []string{"ostree.staged:info", "ostree.unlocked:high"}, state: "degraded",
 			ref: map[string]any{"unlocked": "hotfix"}, next: staged},
 		{name: "live-applied", fixture: "zincati-rpm-ostree-staged.json",
-			replace:  []string{stagedFixtureBootedUnlocked, strings.Replace(stagedFixtureBootedUnlocked, `"unlocked" : "none",`, `"unlocked" : "none",
+			replace: []string{stagedFixtureBootedUnlocked, strings.Replace(stagedFixtureBootedUnlocked, `"unlocked" : "none",`, `"unlocked" : "none",
       "live-replaced" : "`+zincatiStaged+`",`, 1)},
 			checksum: zincatiStagedBooted, codes: []string{"ostree.live_applied:medium", "ostree.staged:info"}, state: "degraded",
 			ref: map[string]any{"live_replaced": zincatiStaged}, next: staged},
@@ -109,6 +112,9 @@ func TestZincatiFixtures(t *testing.T) {
 			}
 		}
 		checkNext(t, tc.name, res, tc.next)
+		if got := str(t, res, "deployment_reference"); tc.digest != "" && got != tc.digest {
+			t.Errorf("Test %d (%s): deployment_reference %s, the documented example says %s", i, tc.name, got, tc.digest)
+		}
 	}
 }
 
