@@ -6,8 +6,10 @@
 #   protobuf-compiler  protoc for `make proto`
 #   wrk              HTTP load generator for `make bench`
 #   systemd          systemd-analyze for the unit tests
+#   ostree           writes the real sysroots the ostree plugin's tests measure
+#   fsverity         `fsverity digest`, which checks the plugin's composefs digests
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd)
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
