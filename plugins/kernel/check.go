@@ -18,7 +18,7 @@ import (
 )
 
 // Version is the plugin's version.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Finding codes.
 const (

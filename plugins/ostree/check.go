@@ -33,7 +33,7 @@ import (
 )
 
 // Version is the plugin's version.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Finding codes.
 const (
@@ -122,7 +122,7 @@ func (c *Check) Describe() sdk.Description {
 	return sdk.Description{
 		Name:     "ostree",
 		Version:  Version,
-		Summary:  "booted ostree deployment from rpm-ostree status --json (fallback: ostree's own files)",
+		Summary:  "booted ostree deployment from rpm-ostree status --json (fallback: ostree's own files), its release reference and the next boot's deployment",
 		Fills:    []string{KeyDeploymentDigest},
 		Findings: slices.Clone(findingSpecs),
 	}

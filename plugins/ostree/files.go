@@ -20,9 +20,9 @@ const (
 	maxCommitBytes  = 16 << 20
 	maxDeployments  = 1024
 	maxBootEntries  = 256
-	// maxComposefsBytes bounds a composefs image (tens of MiB for a full
-	// operating system).
-	maxComposefsBytes = 1 << 30
+	// maxComposefsBytes bounds a composefs image (a few tens of MiB for a
+	// full operating system), and so the time spent hashing it.
+	maxComposefsBytes = 256 << 20
 )
 
 // deployDir is one deployment directory under the sysroot.
@@ -320,24 +320,26 @@ func findPending(s Settings, booted deployDir) (*deployDir, error) {
 }
 
 // composefsDigest returns the fs-verity digest of a deployment's
-// composefs image (<deployment>/.ostree.cfs), "" when it has none.
+// composefs image (<deployment>/.ostree.cfs), "" when it has none. The
+// image is opened without following a symlink and without blocking, and
+// must be a regular file.
 func composefsDigest(sysroot, rel string) (string, error) {
 	p := filepath.Join(sysroot, rel, ".ostree.cfs")
-	fi, err := os.Lstat(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", p)
-	}
-	f, err := os.Open(p)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", p)
+	}
 	d, err := FSVerityDigest(f, maxComposefsBytes)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", p, err)

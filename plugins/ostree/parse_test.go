@@ -336,7 +336,8 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.RPMOStree != "/usr/bin/rpm-ostree" || full.Timeout != 30*time.Second || full.ExpectedChecksum != "7df00cefdb9b4a6dc82e0f8675f5b16c4d4cc8b3217f01bef1943a040754f4e8" {
+	if full.RPMOStree != "/usr/bin/rpm-ostree" || full.Timeout != 30*time.Second || full.ExpectedChecksum != "7df00cefdb9b4a6dc82e0f8675f5b16c4d4cc8b3217f01bef1943a040754f4e8" ||
+		!reflect.DeepEqual(full.Expected, map[string]bool{"9a48e5a81da3ef59c608c4472bbd6eb7d5596cab8fa9dc39bd039458513bd403": true, "3e6116ce3627edfb62bcde0b1ba3cb809190569f176c4a8b6bd32b1f39258947": true}) {
 		t.Fatalf("example = %+v", full)
 	}
 	for i, tc := range []struct {
@@ -356,6 +357,11 @@ func TestParseConfig(t *testing.T) {
 		{`{"cmdline_path":"proc/cmdline"}`, "cmdline_path", "absolute"},
 		{`{"max_output_bytes":10}`, "max_output_bytes", "between"},
 		{`{"max_output_bytes":4294967296}`, "max_output_bytes", "between"},
+		{`{"expected_deployments":["abc"]}`, "expected_deployments", "entry 0"},
+		{`{"expected_deployments":"abc"}`, "expected_deployments", "wrong type"},
+		{`{"run_ostree_dir":"run/ostree"}`, "run_ostree_dir", "absolute"},
+		{`{"boot_path":""}`, "boot_path", "absolute"},
+		{`{"root_path":"."}`, "root_path", "absolute"},
 	} {
 		_, err := ParseConfig(sdk.NewConfig([]byte(tc.cfg)))
 		var ce *sdk.ConfigError

@@ -167,3 +167,23 @@ func TestComposefs(t *testing.T) {
 		}
 	}
 }
+
+// TestComposefsImageNotAFile: an .ostree.cfs that is a symlink (to a
+// device that never ends) or a FIFO (that would block) is refused, not
+// read.
+func TestComposefsImageNotAFile(t *testing.T) {
+	t.Parallel()
+	for i, mk := range []func(p string) error{
+		func(p string) error { return os.Symlink("/dev/zero", p) },
+		mkfifo,
+	} {
+		s, c := bootedMachine(t, "fedora-iot", "")
+		must(t, mk(filepath.Join(s.dir(c, 0), ".ostree.cfs")))
+		res := fallbackResult(t, scenario{s: s})
+		if wantCodes(t, "image", res, "ostree.composefs_mismatch:high", "ostree.fallback:info", "ostree.rpm_ostree_missing:info") {
+			if f := res.Find("ostree.composefs_mismatch")[0]; !strings.Contains(f.Message, "cannot be read") {
+				t.Errorf("Test %d: message %q", i, f.Message)
+			}
+		}
+	}
+}
