@@ -161,42 +161,35 @@ func measure(t *testing.T, cfg map[string]any) *sdktest.Result {
 // returns the deployment object.
 func checkDigest(t *testing.T, res *sdktest.Result) map[string]any {
 	t.Helper()
-	var digest string
-	if err := res.Decode("deployment_digest", &digest); err != nil {
-		t.Fatalf("deployment_digest: %v", err)
-	}
-	canon, err := jcs.Transform(res.Measurements["deployment"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(canon)
-	if hex.EncodeToString(sum[:]) != digest {
-		t.Fatalf("deployment_digest %s is not sha256(JCS(deployment)) for %s", digest, canon)
-	}
-	var dep map[string]any
-	must(t, json.Unmarshal(res.Measurements["deployment"], &dep))
-	return dep
+	return checkHashed(t, res, "deployment_digest", "deployment")
 }
 
 // checkReference verifies deployment_reference = sha256(JCS(reference))
 // and returns the reference object.
 func checkReference(t *testing.T, res *sdktest.Result) map[string]any {
 	t.Helper()
+	return checkHashed(t, res, "deployment_reference", "reference")
+}
+
+// checkHashed verifies that measurement digestKey is the hex SHA-256 of
+// the JCS form of measurement objKey, and returns that object.
+func checkHashed(t *testing.T, res *sdktest.Result, digestKey, objKey string) map[string]any {
+	t.Helper()
 	var digest string
-	if err := res.Decode("deployment_reference", &digest); err != nil {
-		t.Fatalf("deployment_reference: %v", err)
+	if err := res.Decode(digestKey, &digest); err != nil {
+		t.Fatalf("%s: %v", digestKey, err)
 	}
-	canon, err := jcs.Transform(res.Measurements["reference"])
+	canon, err := jcs.Transform(res.Measurements[objKey])
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(canon)
 	if hex.EncodeToString(sum[:]) != digest {
-		t.Fatalf("deployment_reference %s is not sha256(JCS(reference)) for %s", digest, canon)
+		t.Fatalf("%s %s is not sha256(JCS(%s)) for %s", digestKey, digest, objKey, canon)
 	}
-	var ref map[string]any
-	must(t, json.Unmarshal(res.Measurements["reference"], &ref))
-	return ref
+	var obj map[string]any
+	must(t, json.Unmarshal(res.Measurements[objKey], &obj))
+	return obj
 }
 
 // refDigest is sha256(JCS(v)) in hex.

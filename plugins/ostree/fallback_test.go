@@ -69,16 +69,7 @@ func TestFallbackBootedByDeviceInode(t *testing.T) {
 		s.deploy("fedora-iot/stable", "")
 		return scenario{s: s, booted: a, next: c, version: "41.1"}
 	}
-	// Booted A; B deployed without a reboot: boot.1 is gone.
-	oneDeploy := func(t *testing.T) scenario {
-		s := newSysroot(t, "fedora-iot")
-		a := s.commit("41.1")
-		s.deploy("fedora-iot/stable", "")
-		s.boot(a, 0)
-		b := s.commit("41.2")
-		s.deploy("fedora-iot/stable", "")
-		return scenario{s: s, booted: a, next: b, version: "41.1"}
-	}
+	oneDeploy := pendingUpdate
 	t.Run("two deploys, record", func(t *testing.T) {
 		t.Parallel()
 		sc := twoDeploys(t)
@@ -174,6 +165,18 @@ func TestFallbackBootedByDeviceInode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pendingUpdate: A (41.1) booted; B (41.2) deployed without a reboot, so
+// boot.1, which the kernel's ostree= names, is gone.
+func pendingUpdate(t *testing.T) scenario {
+	s := newSysroot(t, "fedora-iot")
+	a := s.commit("41.1")
+	s.deploy("fedora-iot/stable", "")
+	s.boot(a, 0)
+	b := s.commit("41.2")
+	s.deploy("fedora-iot/stable", "")
+	return scenario{s: s, booted: a, next: b, version: "41.1"}
 }
 
 // recordOf is the /run/ostree-booted record of any directory.

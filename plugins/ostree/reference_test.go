@@ -44,12 +44,8 @@ func TestReferenceRecomputed(t *testing.T) {
 	t.Parallel()
 	// An ostree commit, as the release built it; booted, then an update
 	// deployed and not yet booted.
-	s := newSysroot(t, "fedora-iot")
-	a := s.commit("41.1")
-	s.deploy("fedora-iot/stable", "")
-	s.boot(a, 0)
-	b := s.commit("41.2")
-	s.deploy("fedora-iot/stable", "")
+	sc := pendingUpdate(t)
+	s, a, b := sc.s, sc.booted, sc.next
 	refA := shell(t, recipeCommit, "COMMIT="+a, "COMPOSEFS=", "VERSION=41.1")
 	refB := shell(t, recipeCommit, "COMMIT="+b, "COMPOSEFS=", "VERSION=41.2")
 	res := fallbackResult(t, scenario{s: s})
@@ -78,17 +74,6 @@ func TestReferenceRecomputed(t *testing.T) {
 	}
 }
 
-// fsverityTool returns the fsverity command (Debian's fsverity, which
-// scripts/install-deps.sh installs), or skips.
-func fsverityTool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("fsverity")
-	if err != nil {
-		t.Skip("fsverity is not installed (Debian package fsverity; scripts/install-deps.sh installs it): ", err)
-	}
-	return p
-}
-
 // toolDigest is `fsverity digest`'s SHA-256 digest of a file, in hex.
 func toolDigest(t *testing.T, tool, path string) string {
 	t.Helper()
@@ -100,7 +85,7 @@ func toolDigest(t *testing.T, tool, path string) string {
 // sizes around the block and tree boundaries.
 func TestFSVerityDigest(t *testing.T) {
 	t.Parallel()
-	tool := fsverityTool(t)
+	tool := needTool(t, "fsverity")
 	dir := t.TempDir()
 	for _, n := range []int{0, 1, 4095, 4096, 4097, 8192, 128 * 4096, 128*4096 + 1, 600_000, 1<<20 + 1} {
 		p := filepath.Join(dir, "f")
@@ -125,7 +110,7 @@ func TestFSVerityDigest(t *testing.T) {
 // (<deployment>/.ostree.cfs), its digest computed by fsverity digest.
 func TestComposefs(t *testing.T) {
 	t.Parallel()
-	tool := fsverityTool(t)
+	tool := needTool(t, "fsverity")
 	for i, tc := range []struct {
 		name  string
 		image bool

@@ -23,13 +23,13 @@ import (
 // output. What needs a booted system is built as the closest real state
 // and each such place says so.
 
-// ostreeTool returns the ostree command, or skips the test: `make test`
-// installs Debian's ostree package (scripts/install-deps.sh).
-func ostreeTool(t *testing.T) string {
+// needTool returns a command of a Debian package, or skips the test:
+// `make test` installs the package (scripts/install-deps.sh).
+func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath("ostree")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skip("the ostree tool is not installed (Debian package ostree; scripts/install-deps.sh installs it): ", err)
+		t.Skipf("%s is not installed (Debian package %s; scripts/install-deps.sh installs it): %v", name, name, err)
 	}
 	return p
 }
@@ -52,7 +52,7 @@ type sysroot struct {
 
 func newSysroot(t *testing.T, osname string) *sysroot {
 	t.Helper()
-	tool := ostreeTool(t)
+	tool := needTool(t, "ostree")
 	root := t.TempDir()
 	s := &sysroot{t: t, tool: tool, root: root, path: filepath.Join(root, "sysroot"), tree: filepath.Join(root, "tree"), osname: osname,
 		marker: filepath.Join(root, "run", "ostree-booted"), runDir: filepath.Join(root, "run", "ostree"), cmdline: filepath.Join(root, "cmdline"),
