@@ -367,12 +367,18 @@ func (c *Check) fromFiles(res *sdk.Result, why string) *measured {
 	return m
 }
 
-// pendingFromFiles finds the deployment the bootloader boots next when it
-// is not the booted one. What cannot be read is a finding about the next
-// boot, not about the booted deployment.
+// pendingFromFiles finds the deployment the next boot starts when it is
+// not the booted one: the staged deployment, else the bootloader's
+// default. What cannot be read is a finding about the next boot, not about
+// the booted deployment.
 func (c *Check) pendingFromFiles(res *sdk.Result, booted deployDir) *next {
 	s := c.settings
-	p, err := findPending(s, booted)
+	kind := "staged"
+	p, err := readStaged(s)
+	if err == nil && p == nil {
+		kind = "pending"
+		p, err = findPending(s, booted)
+	}
 	if err == nil && p == nil {
 		return nil
 	}
@@ -388,7 +394,7 @@ func (c *Check) pendingFromFiles(res *sdk.Result, booted deployDir) *next {
 		return nil
 	}
 	version, _ := fd.Commit.MetaString("version")
-	return &next{Kind: "pending", ID: p.ID(), OSName: p.OSName, Checksum: p.Checksum, Serial: p.Serial, Version: version,
+	return &next{Kind: kind, ID: p.ID(), OSName: p.OSName, Checksum: p.Checksum, Serial: p.Serial, Version: version,
 		Input: ref, imageRef: fd.Origin["origin"]["container-image-reference"], rel: p.Rel}
 }
 

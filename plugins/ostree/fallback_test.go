@@ -420,3 +420,37 @@ func bootLink(t *testing.T, s *sysroot) string {
 	}
 	return links[0]
 }
+
+// TestFallbackStaged: a staged deployment, which libostree records in
+// /run/ostree/staged-deployment until shutdown. `ostree admin deploy
+// --stage` needs a booted system; the closest real state is the deployment
+// checked out by the real tool without becoming the default
+// (--not-as-default), and the state file as libostree's
+// serialize_deployment_to_variant writes it, serialized by GLib through
+// `ostree commit --add-metadata`.
+func TestFallbackStaged(t *testing.T) {
+	t.Parallel()
+	s := newSysroot(t, "fedora-iot")
+	a := s.commit("41.1")
+	s.deploy("fedora-iot/stable", "")
+	s.boot(a, 0)
+	b := s.commit("41.2")
+	s.ostree("admin", "--sysroot="+s.path, "deploy", "--retain", "--not-as-default", "--os=fedora-iot", "fedora-iot/stable")
+	bootcsum := filepath.Base(filepath.Dir(bootLink(t, s)))
+	state := s.vardict(
+		"--add-metadata=target={'name': <'"+b+".0'>, 'osname': <'fedora-iot'>, 'bootcsum': <'"+bootcsum+"'>}",
+		"--add-metadata=merge-deployment={'name': <'"+a+".0'>, 'osname': <'fedora-iot'>, 'bootcsum': <'"+bootcsum+"'>}")
+	must(t, os.MkdirAll(s.runDir, 0o755))
+	must(t, os.WriteFile(filepath.Join(s.runDir, "staged-deployment"), state, 0o644))
+	res := fallbackResult(t, scenario{s: s})
+	if wantCodes(t, "staged", res, "ostree.fallback:info", "ostree.rpm_ostree_missing:info", "ostree.staged:info") {
+		checkNext(t, "staged", res, map[string]any{"kind": "staged", "checksum": b, "version": "41.2"})
+		if dep := checkDigest(t, res); dep["checksum"] != a {
+			t.Errorf("booted %v, want %s", dep["checksum"], a)
+		}
+	}
+	// Garbage in the state file is a finding about the next boot.
+	must(t, os.WriteFile(filepath.Join(s.runDir, "staged-deployment"), []byte("garbage\x07"), 0o644))
+	res = fallbackResult(t, scenario{s: s})
+	wantCodes(t, "staged garbage", res, "ostree.fallback:info", "ostree.rpm_ostree_missing:info", "ostree.staged_unexpected:high")
+}

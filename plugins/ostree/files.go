@@ -272,6 +272,52 @@ func (fd *filesDeployment) reference() (Reference, error) {
 	return r, nil
 }
 
+// readStaged returns the staged deployment libostree records in
+// <run_ostree_dir>/staged-deployment until ostree-finalize-staged writes it
+// to the bootloader at shutdown, or nil when there is none: an a{sv} whose
+// "target" is an a{sv} with "name" (<checksum>.<serial>) and "osname"
+// (serialize_deployment_to_variant in ostree-sysroot-deploy.c). The
+// deployment directory itself is checked out when it is staged.
+func readStaged(s Settings) (*deployDir, error) {
+	path := filepath.Join(s.RunOstreeDir, "staged-deployment")
+	raw, err := readSmall(path, maxRecordBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := ParseVarDict(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	tv, ok := d["target"]
+	if !ok {
+		return nil, nil
+	}
+	if tv.Type != "a{sv}" {
+		return nil, fmt.Errorf("%s: target is a %q, not an a{sv}", path, tv.Type)
+	}
+	target, err := ParseVarDict(tv.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: target: %w", path, err)
+	}
+	name, err := target["name"].Str()
+	if err != nil {
+		return nil, fmt.Errorf("%s: target name: %w", path, err)
+	}
+	osname, err := target["osname"].Str()
+	if err != nil {
+		return nil, fmt.Errorf("%s: target osname: %w", path, err)
+	}
+	rel := "ostree/deploy/" + osname + "/deploy/" + name
+	osname, csum, serial, err := ParseDeployPath(rel)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &deployDir{Rel: rel, OSName: osname, Checksum: csum, Serial: serial}, nil
+}
+
 // findPending returns the deployment the bootloader boots by default
 // (the entry with the highest version under <boot>/loader/entries) when
 // it is not the booted one, or nil.

@@ -179,11 +179,17 @@ func devIno(t *testing.T, path string) (uint64, uint64) {
 // first member of the commit object, whose end its framing offset gives.
 func (s *sysroot) record(dev, ino uint64) []byte {
 	s.t.Helper()
+	return s.vardict(fmt.Sprintf("--add-metadata=backing-root-device-inode=(uint64 %d, uint64 %d)", dev, ino),
+		"--add-metadata=root.transient=false", "--add-metadata=root.transient-ro=false")
+}
+
+// vardict returns an a{sv} serialized by GLib, given as `ostree commit
+// --add-metadata=KEY=VALUE` options (VALUE in GVariant text format).
+func (s *sysroot) vardict(metadata ...string) []byte {
+	s.t.Helper()
 	empty := filepath.Join(s.root, "empty")
 	must(s.t, os.MkdirAll(empty, 0o755))
-	csum := strings.TrimSpace(s.ostree("--repo="+s.scratch, "commit", "--orphan", "--no-xattrs", "--tree=dir="+empty,
-		fmt.Sprintf("--add-metadata=backing-root-device-inode=(uint64 %d, uint64 %d)", dev, ino),
-		"--add-metadata=root.transient=false", "--add-metadata=root.transient-ro=false"))
+	csum := strings.TrimSpace(s.ostree(append([]string{"--repo=" + s.scratch, "commit", "--orphan", "--no-xattrs", "--tree=dir=" + empty}, metadata...)...))
 	obj, err := os.ReadFile(filepath.Join(s.scratch, "objects", csum[:2], csum[2:]+".commit"))
 	must(s.t, err)
 	return obj[:frameEnd(obj)]
