@@ -217,7 +217,7 @@ func (c *Check) Describe() sdk.Description {
 			{Code: CodeModuleSigUnavailable, DefaultSeverity: sdk.SeverityInfo,
 				Description: "the kernel has no module signature checking, or no loadable modules at all"},
 			{Code: CodeModuleSigNotEnforced, DefaultSeverity: sdk.SeverityHigh,
-				Description: "require_module_sig_enforce is set but the kernel does not refuse unsigned modules, or that cannot be confirmed"},
+				Description: "require_module_sig_enforce is set but the kernel does not refuse unsigned modules (sig_enforce N without lockdown integrity or confidentiality, or no signature checking), or that cannot be confirmed"},
 		},
 	}
 }
