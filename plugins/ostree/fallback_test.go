@@ -454,3 +454,15 @@ func TestFallbackStaged(t *testing.T) {
 	res = fallbackResult(t, scenario{s: s})
 	wantCodes(t, "staged garbage", res, "ostree.fallback:info", "ostree.rpm_ostree_missing:info", "ostree.staged_unexpected:high")
 }
+
+// TestFallbackWithoutBootEntries: a boot partition without loader entries
+// (not mounted where boot_path says) hides the pending deployment, and is
+// no alarm about the booted one.
+func TestFallbackWithoutBootEntries(t *testing.T) {
+	t.Parallel()
+	sc := pendingUpdate(t)
+	res := fallbackResult(t, sc, "boot_path", t.TempDir())
+	if wantCodes(t, "no entries", res, "ostree.fallback:info", "ostree.rpm_ostree_missing:info") {
+		checkNext(t, "no entries", res, nil)
+	}
+}

@@ -225,9 +225,9 @@ func readDeployment(s Settings, d deployDir) (*filesDeployment, error) {
 	// As libostree: a run-time flag first, then the origin's unlocked=.
 	state := filepath.Join(s.RunOstreeDir, "deployment-state", fmt.Sprintf("%s.%d", d.Checksum, d.Serial))
 	switch {
-	case exists(filepath.Join(state, "unlocked-development")):
+	case present(filepath.Join(state, "unlocked-development")):
 		fd.Unlocked = "development"
-	case exists(filepath.Join(state, "unlocked-transient")):
+	case present(filepath.Join(state, "unlocked-transient")):
 		fd.Unlocked = "transient"
 	default:
 		fd.Unlocked = UnlockedMode(origin["origin"]["unlocked"])
@@ -324,6 +324,9 @@ func readStaged(s Settings) (*deployDir, error) {
 func findPending(s Settings, booted deployDir) (*deployDir, error) {
 	dir := filepath.Join(s.BootPath, "loader", "entries")
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // no boot entries to compare with
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list boot entries: %w", err)
 	}
@@ -469,6 +472,13 @@ func readSmall(path string, limit int64) ([]byte, error) {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil || errors.Is(err, fs.ErrPermission)
+}
+
+// present reports whether path exists, as libostree's lstat() == 0 does for
+// its run-time flags: an error of any kind means absent.
+func present(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func isDir(path string) bool {
