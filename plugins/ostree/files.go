@@ -43,7 +43,7 @@ const (
 	// /run/ostree-booted (backing-root-device-inode), as libostree does.
 	BootedByRecord = "backing-root-device-inode"
 	// BootedByRoot: the device and inode of the running root, as libostree
-	// does when the record has no such key (ostree before 2023.6).
+	// does when the record has no such key (ostree before 2024.2).
 	BootedByRoot = "root-device-inode"
 	// BootedByKarg: the ostree= kernel argument's boot.N path, which
 	// libostree swaps on every deploy: after a deploy without a reboot it
