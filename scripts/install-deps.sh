@@ -6,8 +6,10 @@
 #   protobuf-compiler  protoc for `make proto`
 #   wrk              HTTP load generator for `make bench`
 #   systemd          systemd-analyze for the unit tests
+#   tpm2-tools       tpm2_checkquote, which the evidence tests and demo run
+#   python3-cryptography  the docs' Python verifiers of bundle_signature and EAR
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd)
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd tpm2-tools python3-cryptography)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
