@@ -286,3 +286,31 @@ func checkquote(t *testing.T, dir string) {
 		t.Errorf("tpm2_checkquote accepted other qualifying data:\n%s", out)
 	}
 }
+
+// TestVerifyEvidenceState: genuine evidence of a degraded bundle is
+// refused unless --allow-degraded. The evidence was recorded from the
+// go-tpm-tools simulator (core/evidence/testdata), so no TPM is needed.
+func TestVerifyEvidenceState(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "core", "evidence", "testdata")
+	ak := filepath.Join(dir, "ak.pem")
+	nonce := strings.Repeat("01", 32)
+	for i, tc := range []struct {
+		file string
+		args []string
+		code int
+		want string
+	}{
+		{"evidence.json", nil, 0, "state attested"},
+		{"evidence-degraded.json", nil, 1, "the quote is genuine but the bundle's state is degraded, not attested"},
+		{"evidence-degraded.json", []string{"--allow-degraded"}, 0, "state degraded"},
+		{"evidence.json", []string{"--nonce", "0102"}, 2, "fewer than 16"},
+		{"evidence.json", []string{"--ak", ""}, 2, "--ak is required"},
+	} {
+		args := append([]string{"verify-evidence", "--ak", ak, "--nonce", nonce}, tc.args...)
+		r := attestctl(t, "", nil, append(args, filepath.Join(dir, tc.file))...)
+		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
+			t.Errorf("Test %d: %s %q: %s\nwant exit %d with %q", i, tc.file, tc.args, r, tc.code, tc.want)
+		}
+	}
+}

@@ -1,11 +1,11 @@
 package evidence
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -111,9 +111,7 @@ func createAK(t transport.TPM, secret []byte) (*AK, error) {
 }
 
 func createAKAlg(t transport.TPM, secret []byte, alg string) (*AK, error) {
-	// The TPM drops trailing zero bytes of an authValue (TPM 2.0 part 1,
-	// 19.6.5); so does the daemon, or its HMAC sessions would not match.
-	auth := bytes.TrimRight(expand(secret, "auth", 32), "\x00")
+	auth := akAuth(secret)
 	rsp, err := tpm2.CreatePrimary{
 		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
 		InSensitive:   tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{UserAuth: tpm2.TPM2BAuth{Buffer: auth}}},
@@ -132,6 +130,15 @@ func createAKAlg(t transport.TPM, secret []byte, alg string) (*AK, error) {
 		return nil, fmt.Errorf("the TPM made an unsuitable AK: %w", err)
 	}
 	return k, nil
+}
+
+// akAuth is the AK's authValue: 128 bits of the secret as 32 lowercase hex
+// characters. Text, not raw bytes, because a TPM drops an authValue's
+// trailing zero bytes (TPM 2.0 part 1, 19.6.5) and swtpm's libtpms was seen
+// refusing HMAC sessions for authValues with a zero byte anywhere (about
+// one key in nine); hex never holds one.
+func akAuth(secret []byte) []byte {
+	return []byte(hex.EncodeToString(expand(secret, "auth", 16)))
 }
 
 func (k *AK) flush(t transport.TPM) {

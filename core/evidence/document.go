@@ -35,7 +35,7 @@ type Evidence struct {
 	BundleDigest string `json:"bundle_digest"`
 	// QualifyingData is SHA-256(nonce || bundle digest), lowercase hex: the
 	// quote's extraData.
-	QualifyingData string `json:"qualifying_data"`
+	QualifyingData string    `json:"qualifying_data"`
 	Quote          QuoteJSON `json:"quote"`
 	AK             AKPublic  `json:"ak"`
 	// Bundle is the latest bundle, byte for byte as signed.
