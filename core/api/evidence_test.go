@@ -28,11 +28,7 @@ func (keepOpen) Close() error { return nil }
 
 func newSigner(t *testing.T) *identity.Signer {
 	t.Helper()
-	raw, err := identity.Generate(identity.KeyEd25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := identity.Parse(raw)
+	s, err := identity.New(identity.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}

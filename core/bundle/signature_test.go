@@ -11,11 +11,7 @@ import (
 
 func newSigner(t testing.TB) *identity.Signer {
 	t.Helper()
-	raw, err := identity.Generate(identity.KeyEd25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := identity.Parse(raw)
+	s, err := identity.New(identity.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}

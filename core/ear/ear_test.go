@@ -15,11 +15,7 @@ import (
 
 func signer(t *testing.T, kind string) *identity.Signer {
 	t.Helper()
-	raw, err := identity.Generate(kind)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := identity.Parse(raw)
+	s, err := identity.New(kind)
 	if err != nil {
 		t.Fatal(err)
 	}

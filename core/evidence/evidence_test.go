@@ -47,11 +47,7 @@ func simOpen(t *testing.T) (func(context.Context) (tpmio.Conn, error), *simulato
 
 func testSigner(t testing.TB) *identity.Signer {
 	t.Helper()
-	raw, err := identity.Generate(identity.KeyEd25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := identity.Parse(raw)
+	s, err := identity.New(identity.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,16 @@ func Generate(kind string) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
+// New returns a signer with a new key of kind (KeyEd25519 or KeyP256),
+// kept in memory only.
+func New(kind string) (*Signer, error) {
+	priv, err := Generate(kind)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(priv)
+}
+
 // WriteNew creates a new key of kind at keyPath (mode 0600, refusing to
 // replace an existing file) and its public key at pubPath (mode 0644, also
 // never replaced). It returns the signer.
