@@ -164,10 +164,10 @@ func Verify(raw []byte, pinnedAK crypto.PublicKey, nonce []byte) (*Verified, err
 	return &Verified{Evidence: &ev, PCRs: pcrs, Report: rep}, nil
 }
 
-// checkAK parses the evidence's AK and checks it is the pinned key. It
-// returns the pinned key as an attest.Public when the evidence's AK is
-// unusable, so the signature is still checked against what the verifier
-// trusts.
+// checkAK parses the evidence's AK and checks it is the pinned key and a
+// restricted signing key. On any failure it returns no key, so the quote's
+// signature is reported invalid as well: nothing in the evidence is trusted
+// unless the verifier's own pinned key vouches for it.
 func checkAK(got AKPublic, pinned crypto.PublicKey) (*attest.Public, error) {
 	pinnedDER, err := x509.MarshalPKIXPublicKey(pinned)
 	if err != nil {
