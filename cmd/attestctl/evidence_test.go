@@ -230,7 +230,9 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	}{
 		{"wrong nonce", evFile, strings.Repeat("c4", 32), "not an answer to this request"},
 		{"changed bundle field", edit(func(m map[string]any) { m["bundle"].(map[string]any)["score"] = 0.5 }), nonce, "quote_nonce_mismatch"},
-		{"changed PCR", edit(func(m map[string]any) { m["quote"].(map[string]any)["pcrs"].(map[string]any)["0"] = strings.Repeat("11", 32) }), nonce, "quote_pcr_digest_mismatch"},
+		{"changed PCR", edit(func(m map[string]any) {
+			m["quote"].(map[string]any)["pcrs"].(map[string]any)["0"] = strings.Repeat("11", 32)
+		}), nonce, "quote_pcr_digest_mismatch"},
 	} {
 		r := attestctl(t, "", nil, "verify-evidence", "--ak", akFile, "--nonce", tc.nonce, tc.file)
 		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
