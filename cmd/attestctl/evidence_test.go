@@ -316,3 +316,30 @@ func TestVerifyEvidenceState(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonWithoutTPM: the real daemon with a signing key and no TPM signs
+// its bundles and EAR results, and answers evidence with 409, never a quote.
+func TestDaemonWithoutTPM(t *testing.T) {
+	t.Parallel()
+	env := daemontest.New(t, daemontest.Options{})
+	key, pub := keygen(t)
+	env.EditPolicy(func(doc map[string]any) {
+		doc["signing_key_path"] = key
+		doc["evidence_tpm_device"] = filepath.Join(t.TempDir(), "no-tpm")
+	})
+	p := env.Start()
+	defer p.Stop()
+	code, body := env.Get("/api/v1/evidence?nonce=" + strings.Repeat("ab", 16))
+	var e api.ErrorResponse
+	if code != http.StatusConflict || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, "no TPM") {
+		t.Errorf("evidence without a TPM: %d %s, want 409 with a JSON error", code, body)
+	}
+	_, attest := env.Get("/api/v1/attest")
+	if r := attestctl(t, string(attest), nil, "verify-bundle", "--pubkey", pub, "--max-age", "5m"); r.code != 0 {
+		t.Errorf("the daemon's bundle with its public key: %s", r)
+	}
+	code, tok := env.Get("/api/v1/ear")
+	if code != http.StatusOK || strings.Count(string(tok), ".") != 2 {
+		t.Errorf("GET /api/v1/ear: %d %s", code, tok)
+	}
+}
