@@ -53,6 +53,12 @@ type Policy struct {
 	MaxParallelPlugins int                      // max_parallel_plugins
 	LogLevel           string                   // log_level
 
+	// The daemon's signing identity and TPM evidence (evidence.go).
+	SigningKeyPath    string // signing_key_path; "" = bundles carry no bundle_signature
+	EvidenceTPMDevice string // evidence_tpm_device; "" = no quotes from a device
+	EvidenceTPMSocket string // evidence_tpm_socket: a swtpm socket, instead of the device
+	EvidencePCRs      []int  // evidence_pcrs: the PCRs GET /api/v1/evidence quotes
+
 	// Source is the file the policy was loaded from ("" for Default or
 	// Parse) and SourceSHA256 the lowercase hex SHA-256 of the bytes parsed
 	// ("" for Default).
@@ -111,6 +117,8 @@ func Default() *Policy {
 		AttestationTimeout: 60 * time.Second,
 		MaxParallelPlugins: 2,
 		LogLevel:           "info",
+		EvidenceTPMDevice:  DefaultEvidenceTPMDevice,
+		EvidencePCRs:       append([]int(nil), DefaultEvidencePCRs...),
 	}
 	for _, s := range DefaultServices {
 		p.ServiceBinaries[s] = ServiceBinary{Path: "/usr/libexec/secure-ai/" + s}

@@ -275,6 +275,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		Token:          token,
 		Logger:         d.logger.Named("api"),
 		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
+		Identity:       d.identityFor(pol),
 	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -56,6 +56,7 @@ func pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, erro
 			out = append(out, pp.Sandbox)
 		}
 	}
+	out = append(out, identityRules(pol))
 	return out, nil
 }
 
@@ -75,6 +76,9 @@ func daemonPaths(policyPath string, pol *policy.Policy, notifySocket string) san
 	}
 	if pol.APITokenPath != "" {
 		d.Secrets = append(d.Secrets, filepath.Dir(pol.APITokenPath))
+	}
+	if pol.SigningKeyPath != "" {
+		d.Secrets = append(d.Secrets, filepath.Dir(pol.SigningKeyPath))
 	}
 	if _, port, err := net.SplitHostPort(pol.Listen); err == nil {
 		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
