@@ -39,7 +39,7 @@ func runDaemon() int {
 	log := hclog.New(&hclog.LoggerOptions{Name: "daemon", Output: os.Stderr, Level: hclog.Debug})
 	var specs []Spec
 	for _, name := range strings.Split(os.Getenv(daemonPluginEnv), ",") {
-		specs = append(specs, Spec{Name: name, Enabled: true, ConfigJSON: []byte(os.Getenv(daemonConfigEnv))})
+		specs = append(specs, Spec{Name: name, Enabled: true, ConfigJSON: []byte(os.Getenv(daemonConfigEnv)), Sandbox: scratchGrant(os.Getenv(daemonDirEnv))})
 	}
 	h := New(Options{Dir: os.Getenv(daemonDirEnv), Plugins: specs, Logger: log, Resident: true})
 	h.usePIDNS = os.Getenv(daemonNoNSEnv) == ""

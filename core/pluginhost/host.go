@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
@@ -62,6 +63,17 @@ type Spec struct {
 	SHA256     string        // lowercase hex pin; "" = unpinned
 	Timeout    time.Duration // 0 = Options.DefaultTimeout
 	ConfigJSON []byte        // JSON object for Configure; nil = {}
+	// Sandbox is everything the plugin process may touch, decided by the
+	// daemon (for a built-in: its declaration under its configuration plus
+	// plugins.<name>.sandbox; for any other plugin: plugins.<name>.sandbox
+	// only). The host adds the plugin's own socket folder and imposes the
+	// result before the plugin's first instruction. The zero value denies
+	// every file, every TCP port and every non-Unix socket.
+	Sandbox sandbox.Rules
+	// Builtin marks a built-in plugin: its refused configuration is a
+	// policy error at Start (*ConfigError). Any other plugin's refused
+	// configuration is a core.plugin_config finding only.
+	Builtin bool
 }
 
 // Options configure a Host.
@@ -88,6 +100,10 @@ type Options struct {
 	// at start); 0 means the daemon's own GOMAXPROCS, at most 2. It bounds
 	// each plugin's threads.
 	GOMAXPROCS int
+	// Launcher is the executable that confines and starts each plugin: a
+	// program that calls launch.Main first thing in main. Default:
+	// /proc/self/exe, the host's own executable (the daemon).
+	Launcher string
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
 	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see sdk/sandbox
@@ -107,7 +123,8 @@ type Result struct {
 	Fault                       string                     // "" or missing|untrusted|crashed|timeout|protocol|failed|config
 }
 
-// ConfigError is a plugin that refused its configuration during Start.
+// ConfigError is a built-in plugin that refused its configuration during
+// Start.
 type ConfigError struct{ Plugin, Msg string }
 
 func (e *ConfigError) Error() string { return "plugins." + e.Plugin + ".config: " + e.Msg }
@@ -126,19 +143,19 @@ type Host struct {
 	now         func() time.Time
 	backoffBase time.Duration
 	backoffMax  time.Duration
-	usePIDNS    bool // start plugins in a new PID namespace when permitted
+	usePIDNS    bool            // start plugins in a new PID namespace when permitted
+	afterVerify func(p *plugin) // called between verify and spawn
 
 	nsDisabled     atomic.Bool // CLONE_NEWPID was refused (EPERM)
 	warnSocketPath sync.Once
 
 	// Set by Start, read-only afterwards.
-	realDir string // Dir with symlinks resolved
-	runDir  string // private folder (0700): exec links and socket folders
-	linkDir string // exec links in runDir; "" = exec /proc/self/fd/N
-	procFD  bool   // /proc/self/fd is usable
-	jobs    chan func()
-	quit    chan struct{}
-	workers sync.WaitGroup
+	realDir  string // Dir with symlinks resolved
+	runDir   string // private folder (0700): the plugins' socket folders
+	launcher string // Options.Launcher or /proc/self/exe
+	jobs     chan func()
+	quit     chan struct{}
+	workers  sync.WaitGroup
 
 	mu       sync.Mutex // guards what follows
 	state    int
@@ -194,8 +211,8 @@ func New(opts Options) *Host {
 }
 
 // Start discovers, verifies, starts, describes and configures every plugin.
-// It returns a *ConfigError (first by plugin name) when a plugin refuses its
-// config — the caller then treats the policy as bad and calls Close. An
+// It returns a *ConfigError (first by plugin name) when a built-in plugin
+// refuses its config — the caller then treats the policy as bad and calls Close. An
 // invalid Spec (bad name, duplicate, bad pin, negative timeout) is also an
 // error. Other faults are not errors: they show up as findings in the next
 // Measure.
@@ -220,7 +237,7 @@ func (h *Host) Start(ctx context.Context) error {
 		if r.Fault != FaultConfig {
 			continue
 		}
-		if p := h.plugin(r.Name); p != nil {
+		if p := h.plugin(r.Name); p != nil && p.spec.Builtin {
 			p.mu.Lock()
 			msg := p.configRefusal
 			p.mu.Unlock()
@@ -365,19 +382,11 @@ func (h *Host) prepare() {
 	if d, err := os.MkdirTemp(h.opts.SocketDir, "attestor-"); err == nil {
 		h.runDir = d
 	} else {
-		h.log.Warn("cannot make the plugins' private folder: plugins make their sockets in their temporary folder", "error", err)
+		h.log.Warn("cannot make the plugins' private folder: plugins get socket folders in the temporary folder", "error", err)
 	}
-	if _, err := os.Stat("/proc/self/fd"); err == nil {
-		h.procFD = true
-		if h.runDir != "" {
-			if err := os.Mkdir(filepath.Join(h.runDir, "exec"), 0o700); err == nil {
-				h.linkDir = filepath.Join(h.runDir, "exec")
-			} else {
-				h.log.Warn("cannot make the exec-link folder; plugins will show as /proc/self/fd/N", "error", err)
-			}
-		}
-	} else {
-		h.log.Warn("/proc/self/fd is not available: plugins are executed by path, so a binary replaced between its check and its start is not caught", "error", err)
+	h.launcher = h.opts.Launcher
+	if h.launcher == "" {
+		h.launcher = "/proc/self/exe"
 	}
 	h.jobs = make(chan func())
 	h.quit = make(chan struct{})

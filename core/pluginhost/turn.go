@@ -179,6 +179,9 @@ func (h *Host) ensure(ctx context.Context, p *plugin, measure bool) *fault {
 	if f != nil {
 		return f
 	}
+	if h.afterVerify != nil {
+		h.afterVerify(p)
+	}
 	return h.launch(ctx, p, bf)
 }
 
