@@ -137,7 +137,7 @@ func newHarnessWith(t *testing.T, opts Options) *harness {
 // itself). The confinement tests use newStrictHarness instead, with the
 // grants the daemon would give.
 func scratchGrant(dir string) sandbox.Rules {
-	return sandbox.Rules{ReadWrite: []string{os.TempDir()}, Exec: []string{dir}}
+	return sandbox.Rules{ReadWrite: []string{"/tmp", os.TempDir()}, Exec: []string{dir}}
 }
 
 // newStrictHarness is newHarnessWith without the default grant: each
