@@ -41,6 +41,10 @@ const (
 	// answered when the caller's context (the attestation's deadline)
 	// ended; its Result.Fault is "timeout".
 	CodeAttestationTimeout = "core.attestation_timeout"
+	// CodeUnlisted (info) names an attestor-check-* executable in the
+	// plugin directory that the policy does not list and that was not
+	// started because run_unlisted_plugins is off.
+	CodeUnlisted = "core.plugin_unlisted"
 )
 
 var faultCodes = map[string]string{

@@ -160,6 +160,7 @@ type Host struct {
 	mu       sync.Mutex // guards what follows
 	state    int
 	plugins  map[string]*plugin
+	ignored  map[string]string // unlisted executables not run: name -> path
 	warned   map[string]bool
 	inflight sync.WaitGroup // turns and stops in progress (Add under mu while open)
 }
@@ -206,6 +207,7 @@ func New(opts Options) *Host {
 		backoffMax:  BackoffMax,
 		usePIDNS:    true,
 		plugins:     map[string]*plugin{},
+		ignored:     map[string]string{},
 		warned:      map[string]bool{},
 	}
 }
@@ -267,6 +269,7 @@ func (h *Host) Measure(ctx context.Context, nonce []byte) []Result {
 	}
 	closed := h.state == stateClosed
 	ps := h.runnable()
+	ignored := h.ignoredResults()
 	h.mu.Unlock()
 	if closed {
 		out := make([]Result, 0, len(ps))
@@ -275,7 +278,22 @@ func (h *Host) Measure(ctx context.Context, nonce []byte) []Result {
 		}
 		return out
 	}
-	return h.runAll(ctx, ps, func(ctx context.Context, p *plugin) Result { return h.turn(ctx, p, nonce, true) })
+	out := append(h.runAll(ctx, ps, func(ctx context.Context, p *plugin) Result { return h.turn(ctx, p, nonce, true) }), ignored...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ignoredResults are the unlisted executables that were not run, each with
+// one core.plugin_unlisted info finding naming it (the caller holds mu).
+func (h *Host) ignoredResults() []Result {
+	out := make([]Result, 0, len(h.ignored))
+	for name, path := range h.ignored {
+		out = append(out, Result{Name: name, Path: path, Started: h.now(), Findings: []sdk.Finding{{
+			Code: CodeUnlisted, Severity: DefaultSeverity(CodeUnlisted), Subject: name,
+			Message: "the policy does not name the executable " + path + " and run_unlisted_plugins is off: it was not started (list it under plugins to run it)",
+		}}})
+	}
+	return out
 }
 
 // Close stops every plugin and its whole process group or PID namespace.
@@ -421,6 +439,7 @@ func (h *Host) discoverLocked() {
 		entries = nil
 	}
 	seen := map[string]bool{}
+	clear(h.ignored)
 	for _, e := range entries {
 		file := e.Name()
 		name, ok := strings.CutPrefix(file, FilePrefix)
@@ -437,7 +456,10 @@ func (h *Host) discoverLocked() {
 		}
 		path := filepath.Join(h.opts.Dir, file)
 		if !h.opts.RunUnlisted {
-			h.infoOnce("unlisted:"+name, "ignoring a plugin the policy does not name (run_unlisted is off)", "path", path)
+			if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+				h.ignored[name] = path
+			}
+			h.infoOnce("unlisted:"+name, "ignoring a plugin the policy does not name (run_unlisted_plugins is off)", "path", path)
 			continue
 		}
 		if fi, err := os.Stat(path); err != nil {
