@@ -139,3 +139,108 @@ func socketOf(t *testing.T, hs *harness, name string) string {
 	}
 	return filepath.Join(in.sock, ents[0].Name())
 }
+
+// TestSwapBetweenVerifyAndStart: a different, working plugin binary is
+// renamed over a plugin's file after the host verified it and before it
+// started it. The host executes the descriptor it verified, so the bytes it
+// hashed run and the swapped-in binary never does; at the next attestation
+// the changed identity is noticed: refused when pinned, restarted on the
+// new binary when not.
+func TestSwapBetweenVerifyAndStart(t *testing.T) {
+	t.Parallel()
+	for _, pinned := range []bool{true, false} {
+		t.Run(map[bool]string{true: "pinned", false: "unpinned"}[pinned], func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := install(t, dir, "good", "victim")
+			sum := sha256File(t, path)
+			// The impostor writes started-victim beside itself when it runs.
+			impostor := install(t, t.TempDir(), "marker", "victim")
+			spec := Spec{Name: "victim", Enabled: true}
+			if pinned {
+				spec.SHA256 = sum
+			}
+			hs := newHarness(t, Options{Dir: dir, Plugins: []Spec{spec}})
+			swapped := false
+			hs.host.afterVerify = func(p *plugin) {
+				if !swapped {
+					swapped = true
+					if err := os.Rename(impostor, p.path); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			hs.start()
+			if !swapped {
+				t.Fatal("the swap did not happen")
+			}
+			// What started is the verified binary: good, not the marker.
+			if p := hs.host.plugin("victim"); p.sha != sum || p.inst == nil || len(p.desc.Findings) != 1 {
+				t.Fatalf("started sha256 %s, want the verified %s", p.sha, sum)
+			}
+			if got := markerStarts(t, dir, "victim"); got != nil {
+				t.Fatalf("the swapped-in binary ran: pids %v", got)
+			}
+			rs := hs.measure()
+			if pinned {
+				wantFault(t, rs, "victim", FaultUntrusted, CodeUntrusted, "not the pinned "+sum)
+				if got := markerStarts(t, dir, "victim"); got != nil {
+					t.Errorf("the swapped-in binary ran after the pin check: pids %v", got)
+				}
+				return
+			}
+			wantGood(t, rs, "victim")
+			if got := markerStarts(t, dir, "victim"); len(got) != 1 || rs["victim"].SHA256 == sum {
+				t.Errorf("the unpinned plugin was not restarted on its new binary: starts %v, sha256 %s", got, rs["victim"].SHA256)
+			}
+		})
+	}
+}
+
+// TestRaceExecPath: a plugin that watches the plugin and run folders and
+// keeps trying to put itself where the host executes another plugin (a
+// link in the run folder, a rename over the victim's file) while that
+// plugin is restarted again and again has nothing to race: every attempt
+// is refused, and the victim that runs is always the verified one.
+func TestRaceExecPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	install(t, dir, "racer", "racer")
+	victim := install(t, dir, "good", "victim")
+	sum := sha256File(t, victim)
+	runtime := t.TempDir()
+	hs := newStrictHarness(t, Options{Dir: dir, SocketDir: runtime, MaxParallel: 2, Plugins: []Spec{
+		{Name: "victim", Enabled: true, SHA256: sum},
+	}})
+	hs.start()
+	hs.host.mu.Lock()
+	hs.host.plugins["racer"] = &plugin{name: "racer", listed: true, path: filepath.Join(dir, FilePrefix+"racer"), spec: Spec{
+		Name: "racer", Enabled: true, ConfigJSON: cfg("run_dir", hs.host.runDir, "plugin_dir", dir, "victim", "victim", "duration_ms", 1500),
+	}}
+	hs.host.mu.Unlock()
+	for round := range 3 {
+		// On demand: the victim is started afresh while the racer races.
+		hs.host.opts.Resident = false
+		rs := hs.measure()
+		wantGood(t, rs, "victim")
+		if rs["victim"].SHA256 != sum {
+			t.Errorf("round %d: victim sha256 %s, want %s", round, rs["victim"].SHA256, sum)
+		}
+		var st struct {
+			Attempts, Successes int
+			Errors              map[string]string
+		}
+		if err := json.Unmarshal(rs["racer"].Measurements["race"], &st); err != nil || st.Attempts == 0 {
+			t.Fatalf("round %d: racer %+v (%v)", round, rs["racer"], err)
+		}
+		if st.Successes != 0 {
+			t.Errorf("round %d: %d of %d attempts worked: %v", round, st.Successes, st.Attempts, st.Errors)
+		}
+		if round == 0 {
+			t.Logf("racer: %d attempts, first errors %v", st.Attempts, st.Errors)
+		}
+	}
+	if sha256File(t, victim) != sum {
+		t.Error("the victim's file changed")
+	}
+}
