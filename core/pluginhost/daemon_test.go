@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // The test binary re-executes itself as a tiny daemon (go-plugin's own
@@ -28,6 +30,7 @@ const (
 	daemonConfigEnv = "PLUGINHOST_TEST_CONFIG"
 	daemonNoNSEnv   = "PLUGINHOST_TEST_NO_PIDNS"
 	daemonExitEnv   = "PLUGINHOST_TEST_EXIT"
+	daemonStrictEnv = "PLUGINHOST_TEST_STRICT" // grant the plugins nothing
 )
 
 type daemonReport struct {
@@ -39,7 +42,11 @@ func runDaemon() int {
 	log := hclog.New(&hclog.LoggerOptions{Name: "daemon", Output: os.Stderr, Level: hclog.Debug})
 	var specs []Spec
 	for _, name := range strings.Split(os.Getenv(daemonPluginEnv), ",") {
-		specs = append(specs, Spec{Name: name, Enabled: true, ConfigJSON: []byte(os.Getenv(daemonConfigEnv)), Sandbox: scratchGrant(os.Getenv(daemonDirEnv))})
+		s := Spec{Name: name, Enabled: true, ConfigJSON: []byte(os.Getenv(daemonConfigEnv)), Sandbox: scratchGrant(os.Getenv(daemonDirEnv))}
+		if os.Getenv(daemonStrictEnv) != "" {
+			s.Sandbox = sandbox.Rules{}
+		}
+		specs = append(specs, s)
 	}
 	h := New(Options{Dir: os.Getenv(daemonDirEnv), Plugins: specs, Logger: log, Resident: true})
 	h.usePIDNS = os.Getenv(daemonNoNSEnv) == ""
@@ -211,4 +218,77 @@ func killLeftoversAtCleanup(t *testing.T, dir string) {
 			_ = syscallKill(pid)
 		}
 	})
+}
+
+// TestHostileAsUnprivilegedDaemon runs the host as an unprivileged user, as
+// the shipped unit does (DynamicUser), owning its secrets, its policy and
+// its audit log, which ordinary permissions would let any of its processes
+// read and write: a hostile plugin granted nothing is still refused them
+// all, by the confinement the host imposed.
+func TestHostileAsUnprivilegedDaemon(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the daemon as another user")
+	}
+	const nobody = 65534
+	root, err := os.MkdirTemp("", "pluginhost-hostile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	dir := filepath.Join(root, "plugins")
+	state := filepath.Join(root, "state")
+	for _, d := range []string{dir, state} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	killLeftoversAtCleanup(t, dir)
+	install(t, dir, "hostile", "hostile")
+	var secrets []string
+	for _, f := range []string{"hmac.key", "api-token", "attestation.yaml", "audit.jsonl"} {
+		p := filepath.Join(state, f)
+		if err := os.WriteFile(p, []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, p)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(root, "pluginhost.test")
+	if err := os.WriteFile(exe, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plan := cfg("read", secrets, "append", secrets, "create", []string{filepath.Join(state, "planted")}, "list", []string{state})
+	cmd, rep, stderr := startDaemon(t, exe, &syscall.Credential{Uid: nobody, Gid: nobody},
+		daemonDirEnv+"="+dir, daemonPluginEnv+"=hostile", daemonConfigEnv+"="+string(plan), daemonStrictEnv+"=1", daemonExitEnv+"=1", "TMPDIR="+state)
+	if len(rep.Results) != 1 || rep.Results[0].Fault != "" {
+		t.Fatalf("daemon report %+v\n%s", rep, stderr)
+	}
+	var tries map[string]string
+	if err := json.Unmarshal(rep.Results[0].Measurements["attempts"], &tries); err != nil || len(tries) != 10 {
+		t.Fatalf("attempts %v (%v), want 10", tries, err)
+	}
+	for what, outcome := range tries {
+		if !strings.Contains(outcome, "permission denied") {
+			t.Errorf("%s: %s, want permission denied", what, outcome)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "planted")); err == nil {
+		t.Error("the plugin planted a file")
+	}
 }
