@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +243,33 @@ func TestRaceExecPath(t *testing.T) {
 	}
 	if sha256File(t, victim) != sum {
 		t.Error("the victim's file changed")
+	}
+}
+
+// TestConfinementReported: every measured result says what confined the
+// plugin; on a kernel without Landlock (simulated) it says so, and each
+// plugin's result carries a core.plugin_unconfined finding.
+func TestConfinementReported(t *testing.T) {
+	t.Parallel()
+	for _, abi := range []int{sandbox.ABI(), 0} {
+		if abi == 0 && sandbox.ABI() == 0 {
+			continue
+		}
+		dir := t.TempDir()
+		install(t, dir, "good", "good")
+		hs := newHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "good", Enabled: true}}})
+		hs.host.landlockABI = func() int { return abi }
+		hs.start()
+		r := hs.measure()["good"]
+		codes := map[string]bool{}
+		for _, f := range r.Findings {
+			codes[f.Code] = true
+		}
+		switch {
+		case abi > 0 && (!strings.HasPrefix(r.Confinement, "landlock v") || codes[CodeUnconfined]):
+			t.Errorf("ABI %d: confinement %q, findings %v", abi, r.Confinement, r.Findings)
+		case abi == 0 && (!strings.Contains(r.Confinement, "no landlock") || !codes[CodeUnconfined] || !codes["good.ok"]):
+			t.Errorf("no Landlock: confinement %q, findings %v; want it said, with core.plugin_unconfined", r.Confinement, r.Findings)
+		}
 	}
 }

@@ -45,6 +45,10 @@ const (
 	// plugin directory that the policy does not list and that was not
 	// started because run_unlisted_plugins is off.
 	CodeUnlisted = "core.plugin_unlisted"
+	// CodeUnconfined (medium) is added to every plugin's result when the
+	// kernel has no Landlock: the plugin ran under seccomp and
+	// no_new_privs, but its file access was not confined.
+	CodeUnconfined = "core.plugin_unconfined"
 )
 
 var faultCodes = map[string]string{
@@ -65,6 +69,8 @@ func DefaultSeverity(code string) sdk.Severity {
 		return sdk.SeverityCritical
 	case CodeMissing, CodeCrashed, CodeTimeout, CodeProtocol, CodeFailed, CodeConfig, CodeAttestationTimeout:
 		return sdk.SeverityHigh
+	case CodeUnconfined:
+		return sdk.SeverityMedium
 	}
 	return sdk.SeverityInfo
 }

@@ -121,6 +121,9 @@ type Result struct {
 	Measurements                map[string]json.RawMessage // nil on fault
 	Findings                    []sdk.Finding              // the plugin's findings, or the core.plugin_* fault finding
 	Fault                       string                     // "" or missing|untrusted|crashed|timeout|protocol|failed|config
+	// Confinement says what the host imposed on the plugin process
+	// ("landlock v7, seccomp, no_new_privs"); "" when it did not run.
+	Confinement string
 }
 
 // ConfigError is a built-in plugin that refused its configuration during
@@ -145,17 +148,20 @@ type Host struct {
 	backoffMax  time.Duration
 	usePIDNS    bool            // start plugins in a new PID namespace when permitted
 	afterVerify func(p *plugin) // called between verify and spawn
+	landlockABI func() int      // the kernel's Landlock ABI (sandbox.ABI)
 
 	nsDisabled     atomic.Bool // CLONE_NEWPID was refused (EPERM)
 	warnSocketPath sync.Once
 
 	// Set by Start, read-only afterwards.
-	realDir  string // Dir with symlinks resolved
-	runDir   string // private folder (0700): the plugins' socket folders
-	launcher string // Options.Launcher or /proc/self/exe
-	jobs     chan func()
-	quit     chan struct{}
-	workers  sync.WaitGroup
+	realDir     string // Dir with symlinks resolved
+	runDir      string // private folder (0700): the plugins' socket folders
+	launcher    string // Options.Launcher or /proc/self/exe
+	confinement string // what the launcher imposes, for Result.Confinement
+	unconfined  bool   // the kernel has no Landlock
+	jobs        chan func()
+	quit        chan struct{}
+	workers     sync.WaitGroup
 
 	mu       sync.Mutex // guards what follows
 	state    int
@@ -206,6 +212,7 @@ func New(opts Options) *Host {
 		backoffBase: BackoffBase,
 		backoffMax:  BackoffMax,
 		usePIDNS:    true,
+		landlockABI: sandbox.ABI,
 		plugins:     map[string]*plugin{},
 		ignored:     map[string]string{},
 		warned:      map[string]bool{},
@@ -405,6 +412,13 @@ func (h *Host) prepare() {
 	h.launcher = h.opts.Launcher
 	if h.launcher == "" {
 		h.launcher = "/proc/self/exe"
+	}
+	if abi := h.landlockABI(); abi > 0 {
+		h.confinement = fmt.Sprintf("landlock v%d, seccomp, no_new_privs", abi)
+	} else {
+		h.unconfined = true
+		h.confinement = "seccomp, no_new_privs; no landlock (the kernel has none): file access not confined"
+		h.log.Warn("the kernel has no Landlock: plugins run under seccomp and no_new_privs, but their file access is not confined (core.plugin_unconfined)")
 	}
 	h.jobs = make(chan func())
 	h.quit = make(chan struct{})
