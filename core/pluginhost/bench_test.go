@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
-
-	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
 
 // BenchmarkMeasure measures one attestation over n light plugins (the
@@ -66,8 +64,7 @@ func BenchmarkStartClose(b *testing.B) {
 func BenchmarkPluginStart(b *testing.B) {
 	dir := b.TempDir()
 	install(b, dir, "light", "light")
-	launcher := testbin.Build(b, "./cmd/runtime-attestor", "runtime-attestor")
-	h := New(Options{Dir: dir, Plugins: []Spec{{Name: "light", Enabled: true}}, Launcher: launcher, GOMAXPROCS: 1})
+	h := New(Options{Dir: dir, Plugins: []Spec{{Name: "light", Enabled: true}}, Launcher: launcher(b), GOMAXPROCS: 1})
 	defer h.Close()
 	if err := h.Start(context.Background()); err != nil {
 		b.Fatal(err)

@@ -34,6 +34,12 @@ func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m))
 }
 
+// launcher builds the runtime-attestor executable once per test process.
+func launcher(t testing.TB) string {
+	t.Helper()
+	return testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")
+}
+
 // binary builds testplugins/<kind> once per test process.
 func binary(t testing.TB, kind string) string {
 	t.Helper()
@@ -141,11 +147,15 @@ func scratchGrant(dir string) sandbox.Rules {
 }
 
 // newStrictHarness is newHarnessWith without the default grant: each
-// plugin gets exactly its Spec.Sandbox.
+// plugin gets exactly its Spec.Sandbox. The launcher is the real
+// runtime-attestor executable, built as shipped (no cgo, no race detector).
 func newStrictHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
+	}
+	if opts.Launcher == "" {
+		opts.Launcher = launcher(t)
 	}
 	logs := &logBuffer{}
 	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginhost", Output: logs, Level: hclog.Debug})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -98,26 +99,14 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 		"PATH=" + envPath(), sdk.LogLevelEnv + "=" + h.opts.LogLevel, "GOMAXPROCS=" + strconv.Itoa(h.opts.GOMAXPROCS),
 		// go-plugin sets this only for a RunnerFunc; with our own Cmd we do.
 		goplugin.EnvUnixSocketDir + "=" + sock,
-		launch.Env + "=" + strconv.Itoa(launch.BinaryFD) + "," + strconv.Itoa(launch.RulesFD),
 	}
-	rules, err := launch.RulesFile(launch.Spec{Rules: h.rulesFor(p, sock)})
+	cmd, rules, err := LaunchCommand(h.launcher, bf.f, p.path, env, h.rulesFor(p, sock))
 	if err != nil {
 		_ = os.RemoveAll(sock)
 		return nil, &startError{err: err}
 	}
 	defer rules.Close()
-	cmd := &exec.Cmd{
-		Path: h.launcher,
-		// argv[0] is the plugin's path in the plugin directory, for ps;
-		// the launcher hands the same argv to the plugin.
-		Args: []string{p.path},
-		Env:  env,
-		Dir:  "/",
-		// fd 3: the verified plugin file, which the launcher executes (it
-		// stays open in the plugin, read-only); fd 4: its rules.
-		ExtraFiles:  []*os.File{bf.f, rules},
-		SysProcAttr: attr,
-	}
+	cmd.SysProcAttr = attr
 	rl := newRelay(h.log.Named(p.name))
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -160,6 +149,31 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 	}
 	in.check = wc
 	return in, nil
+}
+
+// LaunchCommand returns the command that starts the plugin file bin (open,
+// and verified by the caller) through launcher, a program that calls
+// launch.Main first (the daemon's own executable), confined to rules; argv0
+// is the plugin's argv[0] and env its environment. The caller sets
+// SysProcAttr, starts the command (through go-plugin) and then closes the
+// returned rules file. The host starts every plugin this way; so does
+// internal/plugintest.
+func LaunchCommand(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules) (*exec.Cmd, io.Closer, error) {
+	rf, err := launch.RulesFile(launch.Spec{Rules: rules})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &exec.Cmd{
+		Path: launcher,
+		// argv[0] is the plugin's path in the plugin directory, for ps;
+		// the launcher hands the same argv to the plugin.
+		Args: []string{argv0},
+		Env:  append(slices.Clone(env), launch.Env+"="+strconv.Itoa(launch.BinaryFD)+","+strconv.Itoa(launch.RulesFD)),
+		Dir:  "/",
+		// fd 3: the verified plugin file, which the launcher executes (it
+		// stays open in the plugin, read-only); fd 4: its rules.
+		ExtraFiles: []*os.File{bin, rf},
+	}, rf, nil
 }
 
 // socketFolder makes the folder (0700) in which this plugin process makes
