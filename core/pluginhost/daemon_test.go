@@ -166,31 +166,9 @@ func TestNoNamespacePermissionFallsBack(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the daemon as another user")
 	}
-	const nobody = 65534
-	// Everything the unprivileged daemon touches must be reachable by it.
-	root, err := os.MkdirTemp("", "pluginhost-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(root) })
-	dir := filepath.Join(root, "plugins")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	killLeftoversAtCleanup(t, dir)
-	if err := os.Chmod(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	_, dir, exe := nobodyLayout(t)
 	install(t, dir, "good", "good")
 	install(t, dir, "good", "second")
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(root, "pluginhost.test")
-	if err := os.WriteFile(exe, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	cmd, rep, stderr := startDaemon(t, exe, &syscall.Credential{Uid: nobody, Gid: nobody},
 		daemonDirEnv+"="+dir, daemonPluginEnv+"=good,second", daemonExitEnv+"=1", "TMPDIR=/tmp")
 	if len(rep.Results) != 2 || rep.Results[0].Fault != "" || rep.Results[1].Fault != "" || len(rep.PIDs) != 2 {
@@ -208,6 +186,38 @@ func TestNoNamespacePermissionFallsBack(t *testing.T) {
 	if strings.Contains(stderr.String(), "pid_namespace=true") {
 		t.Errorf("a plugin claims a PID namespace:\n%s", stderr.String())
 	}
+}
+
+// nobody is the unprivileged user the daemon runs as in some tests.
+const nobody = 65534
+
+// nobodyLayout makes a folder (0755) that the unprivileged daemon can
+// reach, with its plugin folder and a copy of this test binary as the
+// daemon.
+func nobodyLayout(t *testing.T) (root, dir, exe string) {
+	t.Helper()
+	root, err := os.MkdirTemp("", "pluginhost-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(root, "plugins")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	killLeftoversAtCleanup(t, dir)
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe = filepath.Join(root, "pluginhost.test")
+	if err := os.WriteFile(exe, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, dir, exe
 }
 
 // killLeftoversAtCleanup kills what a failing test left running from dir,
@@ -230,26 +240,14 @@ func TestHostileAsUnprivilegedDaemon(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the daemon as another user")
 	}
-	const nobody = 65534
-	root, err := os.MkdirTemp("", "pluginhost-hostile-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(root) })
-	dir := filepath.Join(root, "plugins")
+	root, dir, exe := nobodyLayout(t)
 	state := filepath.Join(root, "state")
-	for _, d := range []string{dir, state} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(root, 0o755); err != nil {
+	if err := os.Mkdir(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chown(state, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
-	killLeftoversAtCleanup(t, dir)
 	install(t, dir, "hostile", "hostile")
 	var secrets []string
 	for _, f := range []string{"hmac.key", "api-token", "attestation.yaml", "audit.jsonl"} {
@@ -261,14 +259,6 @@ func TestHostileAsUnprivilegedDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 		secrets = append(secrets, p)
-	}
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(root, "pluginhost.test")
-	if err := os.WriteFile(exe, self, 0o755); err != nil {
-		t.Fatal(err)
 	}
 	plan := cfg("read", secrets, "append", secrets, "create", []string{filepath.Join(state, "planted")}, "list", []string{state})
 	cmd, rep, stderr := startDaemon(t, exe, &syscall.Credential{Uid: nobody, Gid: nobody},
