@@ -38,11 +38,18 @@ var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_rulese
 // It returns only on failure, and the caller must then exit: the thread
 // may be partly confined. Only this thread is confined; execveat ends every
 // other thread of the process, so only call it from a process that does
-// nothing else (the daemon's launcher mode).
+// nothing else (the daemon's launcher mode), on the main thread (locked
+// with runtime.LockOSThread in an init function), which carries the
+// process's parent-death signal.
 func ExecConfined(fd int, argv, env []string, r Rules) (abi int, err error) {
 	runtime.LockOSThread() // never unlocked: this thread executes the plugin or the process exits
 	if len(argv) == 0 {
 		return 0, errors.New("empty argv")
+	}
+	if unix.Gettid() != unix.Getpid() {
+		// The executed program would lose the parent-death signal, which
+		// only the main thread carries (see launch's init).
+		return 0, errors.New("not on the main thread: lock it in an init function")
 	}
 	profile := PluginProfile(r)
 	own := r.Merge(Rules{Exec: []string{fmt.Sprintf("/proc/self/fd/%d", fd)}})

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,17 @@ const maxRules = 16 << 20
 // Spec is what the host tells the launcher.
 type Spec struct {
 	Rules sandbox.Rules `json:"rules"`
+}
+
+// init keeps, in launcher mode, the main goroutine on the main thread (a
+// LockOSThread during init does): the plugin must be executed from the
+// thread the host forked, the only one that carries the parent-death
+// signal the host set, which a thread created later does not inherit and
+// execve keeps only on the executing thread.
+func init() {
+	if _, ok := os.LookupEnv(Env); ok {
+		runtime.LockOSThread()
+	}
 }
 
 // Main runs the launcher when the process is in launcher mode, and returns
