@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -29,6 +30,9 @@ type Plan struct {
 	TCP     []string    `json:"tcp"`     // connect to host:port
 	UDP     []string    `json:"udp"`     // send a datagram to host:port
 	Exec    []string    `json:"exec"`    // run a program
+	// SignalParent sends SIGCONT (harmless, but a kill(2) all the same) to
+	// the plugin's parent, the daemon when the plugin has no PID namespace.
+	SignalParent bool `json:"signal_parent"`
 }
 
 // OK is the outcome of an attempt that worked.
@@ -80,6 +84,11 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	}
 	for _, x := range p.Exec {
 		try("exec "+x, exec.CommandContext(ctx, x).Run())
+	}
+	if p.SignalParent {
+		if pp := os.Getppid(); pp > 1 {
+			try("signal the parent", syscall.Kill(pp, syscall.SIGCONT))
+		}
 	}
 	return out
 }
