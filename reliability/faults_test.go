@@ -692,9 +692,9 @@ func TestConfigRefusedAtStart(t *testing.T) {
 
 // TestPluginCopiedInPlace copies a well-behaved, unpinned plugin into the
 // plugin folder the way cp does (the file is visible while it is written)
-// while refreshes run. The daemon may not run the half-written file, but a
-// benign copy must not be mistaken for tampering: an unpinned binary that
-// changes between the host's hash and go-plugin's is a transient start
+// while refreshes run. The daemon runs exactly the bytes it hashed, so a
+// half-written copy fails to start, but a benign copy must not be mistaken
+// for tampering: an unpinned binary caught mid-copy is a transient start
 // failure (core.plugin_crashed, retried), never core.plugin_untrusted, which
 // would latch the state failed.
 func TestPluginCopiedInPlace(t *testing.T) {
