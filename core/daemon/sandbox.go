@@ -60,7 +60,6 @@ func pluginGrants(ctx context.Context, pol *policy.Policy) (map[string]sandbox.R
 			out[name] = pp.Sandbox.Merge()
 		}
 	}
-	out = append(out, identityRules(pol))
 	return out, nil
 }
 
@@ -86,10 +85,12 @@ func pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]sandbox.Rules, 0, len(grants))
+	out := make([]sandbox.Rules, 0, len(grants)+1)
 	for _, g := range grants {
 		out = append(out, g)
 	}
+	// The evidence TPM is the daemon's own: no plugin's grant holds it.
+	out = append(out, identityRules(pol))
 	return out, nil
 }
 
