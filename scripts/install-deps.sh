@@ -6,10 +6,8 @@
 #   protobuf-compiler  protoc for `make proto`
 #   wrk              HTTP load generator for `make bench`
 #   systemd          systemd-analyze for the unit tests
-#   python3          the independent bundle and audit-log verifiers the tests run
-#   openssl          a hashing contender the benchmark suite's tests compare with
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd python3 openssl)
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
