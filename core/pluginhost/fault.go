@@ -116,8 +116,15 @@ func attestationTimeout(ctx context.Context, when string) *fault {
 }
 
 // classifyRPC turns the error of a call to a started plugin into a fault.
-// callCtx is the call's own context (its timeout is limit), turnCtx the
-// caller's.
+// callCtx is the call's own context (its timeout is limit, its deadline the
+// earlier of that and the turn's), turnCtx the caller's.
+//
+// A timeout is named by the deadline that was binding: the turn's when it
+// came no later than the call's own (core.attestation_timeout, no backoff),
+// else the call's (core.plugin_timeout). Whether a deadline came is read
+// from the clock as well as from the contexts: grpc's client turns the
+// plugin's RST_STREAM(CANCEL) into DeadlineExceeded as soon as the clock is
+// past the deadline, which can be before either context's timer has fired.
 func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Context, limit time.Duration) *fault {
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
@@ -128,12 +135,15 @@ func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Contex
 		return &fault{kind: FaultFailed, msg: op + ": the check failed: " + clip(ce.Msg)}
 	}
 	st, _ := status.FromError(err)
+	timedOut := deadlineCame(callCtx, time.Now())
 	switch {
 	case h.ctx.Err() != nil:
 		return &fault{kind: FaultCrashed, msg: "the plugin host closed during " + op, closed: true}
-	case turnCtx.Err() != nil:
+	case errors.Is(turnCtx.Err(), context.Canceled):
 		return attestationTimeout(turnCtx, "before the plugin answered "+op+"; plugin killed")
-	case callCtx.Err() != nil || st.Code() == codes.DeadlineExceeded:
+	case timedOut && turnBinds(turnCtx, callCtx):
+		return attestationTimeout(turnCtx, "before the plugin answered "+op+"; plugin killed")
+	case timedOut:
 		return &fault{kind: FaultTimeout, msg: fmt.Sprintf("%s: no answer within %s; plugin killed with its process group, restarted at a later attestation", op, limit)}
 	case st.Code() == codes.ResourceExhausted:
 		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("%s: answer larger than the %d-byte limit (%s)", op, h.opts.MaxAnswerBytes, clip(st.Message()))}
@@ -142,8 +152,33 @@ func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Contex
 	case st.Code() == codes.Internal || st.Code() == codes.Unknown || st.Code() == codes.FailedPrecondition:
 		return &fault{kind: FaultFailed, msg: op + ": " + clip(st.Message())}
 	default:
+		// Including DeadlineExceeded before any deadline came: the plugin
+		// itself claimed it, no limit of the host's ran out.
 		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("%s: unexpected answer (%s: %s)", op, st.Code(), clip(st.Message()))}
 	}
+}
+
+// deadlineCame reports whether ctx's deadline has come by now: ctx says so,
+// or the clock is past the deadline (grpc's test; ctx's timer may lag).
+func deadlineCame(ctx context.Context, now time.Time) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !d.After(now)
+}
+
+// turnBinds reports whether the turn's deadline bound the call: it came no
+// later than the call's own. callCtx is derived from turnCtx, so its
+// deadline is the earlier of the two and equals the turn's exactly when the
+// turn's was not later.
+func turnBinds(turnCtx, callCtx context.Context) bool {
+	td, ok := turnCtx.Deadline()
+	if !ok {
+		return false
+	}
+	cd, ok := callCtx.Deadline()
+	return !ok || !td.After(cd)
 }
 
 // startError is a failed go-plugin start, with what the host saw of it.

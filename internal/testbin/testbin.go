@@ -1,7 +1,8 @@
 // Package testbin builds the project's executables for tests that run them
 // as real subprocesses (the daemon, attestctl, check plugins, misbehaving
 // test plugins). Each package is built once per test process into a shared
-// temporary folder.
+// temporary folder, unless `make test` has built it already for the whole
+// run (Prebuild, bin/test): then the test process takes that executable.
 package testbin
 
 import (
@@ -86,11 +87,11 @@ func buildWith(t testing.TB, pkg, name, cgo string) string {
 			return
 		}
 		b.path = filepath.Join(sub, name)
-		cmd := exec.Command("go", "build", "-o", b.path, pkg)
-		cmd.Dir = root
-		// As `make build`: static executables, as the sandbox wants them
-		// (docs/deployment.md).
-		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
+		if src := prebuilt(root, pkg, cgo); src != "" {
+			b.err = linkOrCopy(src, b.path)
+			return
+		}
+		cmd := buildCmd(root, cgo, b.path, pkg)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
