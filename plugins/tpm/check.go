@@ -38,6 +38,7 @@ const (
 	KeyPCRs           = "boot_measurements.pcrs"
 	KeyQuote          = "quote"
 	KeyAKName         = "ak_name"
+	KeyEventLog       = "boot_measurements.event_log"
 	maxQualifyingData = 32
 	// deadlineReserve caps the part of a measurement's time kept back from
 	// TPM calls, so that a TPM that does not answer still leaves time to
@@ -89,7 +90,7 @@ func (c *check) Describe() sdk.Description {
 		Name:     "tpm",
 		Version:  Version,
 		Summary:  "TPM 2.0 presence, SHA-256 PCR values against expected_pcrs, and a quote over them with the daemon's nonce, verified against the attestation key",
-		Fills:    []string{KeyAvailable, KeyQuoteVerified, KeyPCRs},
+		Fills:    []string{KeyAvailable, KeyQuoteVerified, KeyPCRs, KeyEventLog},
 		Findings: findingSpecs,
 	}
 }
@@ -157,6 +158,12 @@ type measurement struct {
 	tpm       transport.TPM
 	log       hclog.Logger
 	available bool
+	// sel is the PCR selection: the configured PCRs and every PCR the
+	// boot reference lists.
+	sel []int
+	// boot is what the event log step needs: the reference, and the PCR
+	// values the quote vouched for.
+	boot bootState
 }
 
 func (m *measurement) add(code, subject, format string, args ...any) {
@@ -174,7 +181,9 @@ func (c *check) Measure(ctx context.Context, req sdk.Request) (*sdk.Result, erro
 	ctx, cancel := workContext(ctx)
 	defer cancel()
 	m := &measurement{res: sdk.NewResult(), log: log}
+	c.loadReference(m)
 	verified := c.measure(ctx, m, req.Nonce)
+	c.checkEventLog(m)
 	m.res.Set(KeyAvailable, m.available)
 	m.res.Set(KeyQuoteVerified, verified)
 	return m.res, nil
@@ -271,6 +280,9 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 		rolledBack = c.trackClock(m, hex.EncodeToString(ak.name), rep.Attest.Clock)
 	}
 	m.res.Set(KeyQuote, qm)
+	if rep.Verified() {
+		m.boot.quoted = pcrs
+	}
 	return rep.Verified() && matched && !rolledBack
 }
 
@@ -377,7 +389,7 @@ func (c *check) fail(m *measurement, code, subject string, err error) {
 // readPCRs reads the selected PCRs. The first command of a connection that
 // fails without a TPM answer means the TPM is unusable (tpm.open_failed).
 func (c *check) readPCRs(m *measurement, target string, first bool) (pcrValues, bool) {
-	v, err := ReadPCRs(m.tpm, c.cfg.pcrs)
+	v, err := ReadPCRs(m.tpm, m.sel)
 	if err != nil {
 		if first && !tpmio.IsTPMError(err) && !errors.Is(err, tpmio.ErrBusy) && !errors.Is(err, context.DeadlineExceeded) {
 			c.reset()
@@ -400,7 +412,7 @@ func (c *check) publishPCRs(m *measurement, pcrs pcrValues) bool {
 	}
 	m.res.Set(KeyPCRs, out)
 	matched := true
-	for _, p := range c.cfg.pcrs {
+	for _, p := range m.sel {
 		want, pinned := c.cfg.expected[p]
 		if !pinned {
 			continue
@@ -473,7 +485,7 @@ func (c *check) ensureAK(m *measurement) (*akKey, bool) {
 // signed it. A transient AK that the TPM no longer knows (flushed by a TPM
 // reset) is created again, once.
 func (c *check) quote(m *measurement, ak *akKey, nonce []byte) (*quoteResult, *akKey, bool) {
-	q, err := quote(m.tpm, ak, c.cfg.pcrs, nonce)
+	q, err := quote(m.tpm, ak, m.sel, nonce)
 	if err != nil && ak.transient && tpmio.IsTPMError(err) {
 		m.log.Info("quote with the attestation key failed; creating the key again", "error", err)
 		c.ak = nil
@@ -482,7 +494,7 @@ func (c *check) quote(m *measurement, ak *akKey, nonce []byte) (*quoteResult, *a
 			return nil, nil, false
 		}
 		ak = fresh
-		q, err = quote(m.tpm, ak, c.cfg.pcrs, nonce)
+		q, err = quote(m.tpm, ak, m.sel, nonce)
 	}
 	if err != nil {
 		c.fail(m, CodeQuoteFailed, "quote", err)

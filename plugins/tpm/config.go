@@ -21,6 +21,13 @@ const DefaultDevice = "/dev/tpmrm0"
 // processes: the unit's StateDirectory=secure-ai/runtime-attestor.
 const DefaultStateFile = "/var/lib/secure-ai/runtime-attestor/tpm-clock.json"
 
+// DefaultEventLog is where the kernel exposes the firmware's TCG event log.
+const DefaultEventLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
+
+// DefaultUserspaceLog is where systemd logs what it measures into PCRs 11,
+// 12, 13 and 15 (and NvPCRs).
+const DefaultUserspaceLog = "/run/log/systemd/tpm2-measure.log"
+
 // Defaults of the other settings.
 const (
 	defaultRetries    = 5
@@ -48,6 +55,11 @@ type rawConfig struct {
 	// StateFile is a pointer so that "" (persistence off) differs from
 	// absent (the default file).
 	StateFile *string `json:"state_file"`
+	// BootReference is the injected top-level boot_reference; EventLog
+	// and UserspaceLog are pointers so that "" (off) differs from absent.
+	BootReference string  `json:"boot_reference"`
+	EventLog      *string `json:"event_log"`
+	UserspaceLog  *string `json:"userspace_log"`
 }
 
 type rawAK struct {
@@ -79,6 +91,11 @@ type settings struct {
 	// stateFile keeps the clock high-water marks between processes; ""
 	// keeps them in the process only.
 	stateFile string
+	// bootReference is the boot reference file; "" compares nothing.
+	bootReference string
+	// eventLog and userspaceLog are the logs replayed; "" reads none.
+	eventLog     string
+	userspaceLog string
 }
 
 // target names where the TPM is, for messages and subjects.
@@ -186,7 +203,39 @@ func parseConfig(cfg sdk.Config) (settings, error) {
 		}
 		s.stateFile = *raw.StateFile
 	}
+	if err := parseLogs(raw, &s); err != nil {
+		return settings{}, err
+	}
 	return s, nil
+}
+
+// parseLogs validates the event log settings: absolute clean paths, or ""
+// to turn a log (or the reference) off.
+func parseLogs(raw rawConfig, s *settings) error {
+	s.eventLog, s.userspaceLog = DefaultEventLog, DefaultUserspaceLog
+	for _, f := range []struct {
+		key string
+		val *string
+		dst *string
+	}{
+		{"boot_reference", &raw.BootReference, &s.bootReference},
+		{"event_log", raw.EventLog, &s.eventLog},
+		{"userspace_log", raw.UserspaceLog, &s.userspaceLog},
+	} {
+		if f.val == nil {
+			continue
+		}
+		if *f.val != "" {
+			if err := checkPath(*f.val); err != nil {
+				return sdk.ConfigErrorf(f.key, "%v", err)
+			}
+		}
+		*f.dst = *f.val
+	}
+	if s.bootReference != "" && s.eventLog == "" {
+		return sdk.ConfigErrorf("event_log", "is off, but boot_reference needs the firmware event log to compare")
+	}
+	return nil
 }
 
 // checkStateFile accepts "" (no state file) or an absolute, clean path

@@ -1,0 +1,350 @@
+package tpm
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/secure-ai/runtime-attestor/internal/plugintest"
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
+)
+
+// realLog reads a real event log of testdata/eventlog (see its README).
+func realLog(t *testing.T, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "eventlog", name+".bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// boot plays the firmware on the simulator: it extends the SHA-256 PCRs
+// with every event of the log, as the machine's firmware did.
+func boot(t *testing.T, tpm transport.TPM, raw []byte) *eventlog.Log {
+	t.Helper()
+	l, err := eventlog.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range l.Events {
+		if e.Type == 3 { // EV_NO_ACTION extends nothing
+			continue
+		}
+		extend(t, tpm, e.PCR, e.Digest(eventlog.SHA256))
+	}
+	return l
+}
+
+// writeFile writes b to a new file in a temporary folder.
+func writeFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// recordReference writes the boot reference of a log to a file.
+func recordReference(t *testing.T, raw []byte, path string) {
+	t.Helper()
+	l, err := eventlog.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := eventlog.Record(l, nil, eventlog.SHA256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ref.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceDigest returns raw with every copy of event index's SHA-256
+// digest replaced by the digest of with: a boot that measured another
+// binary there, logged as the firmware logs it.
+func replaceDigest(t *testing.T, raw []byte, index int, with string) ([]byte, string) {
+	t.Helper()
+	l, err := eventlog.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range l.Events {
+		if e.Index == index {
+			sum := sha256.Sum256([]byte(with))
+			return bytes.ReplaceAll(raw, e.Digest(eventlog.SHA256), sum[:]), hex.EncodeToString(sum[:])
+		}
+	}
+	t.Fatalf("no event %d", index)
+	return nil, ""
+}
+
+type eventLogMeasured struct {
+	SHA256       string         `json:"sha256"`
+	Events       map[string]int `json:"events"`
+	Replay       string         `json:"replay"`
+	ReplayedPCRs []int          `json:"replayed_pcrs"`
+	FailedPCRs   []int          `json:"failed_pcrs"`
+	SecureBoot   *struct {
+		Enabled     bool                 `json:"enabled"`
+		Authorities []eventlog.Authority `json:"authorities"`
+	} `json:"secure_boot"`
+	Reference *struct {
+		Differences int `json:"differences"`
+	} `json:"reference"`
+}
+
+func decodeEventLog(t *testing.T, r *sdktest.Result) eventLogMeasured {
+	t.Helper()
+	var el eventLogMeasured
+	if err := r.Decode(KeyEventLog, &el); err != nil {
+		t.Fatalf("%s: %v", KeyEventLog, err)
+	}
+	return el
+}
+
+// TestRealLogsReplayAgainstTheQuote: each real log, played into the
+// simulator, gives the PCR values of the machine it came from, replays
+// against the quote, and yields the Secure Boot state it measured.
+func TestRealLogsReplayAgainstTheQuote(t *testing.T) {
+	for i, tc := range []struct {
+		name     string
+		sb       string // on, off, or unknown
+		findings map[string]sdk.Severity
+	}{
+		{"rhel8-uefi", "on", map[string]sdk.Severity{}},
+		{"ubuntu-2104-no-secure-boot", "off", map[string]sdk.Severity{}},
+		// crypto-agile SHA-1 + SHA-256; its SecureBoot variable was
+		// measured empty: no Secure Boot state, a low finding.
+		{"arch-linux-workstation", "unknown", map[string]sdk.Severity{CodeEventLogSecureBoot: sdk.SeverityLow}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := openSim(t)
+			raw := realLog(t, tc.name)
+			boot(t, direct(sim), raw)
+			h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", raw)})
+			r, m := mustMeasure(t, h, newNonce(t))
+			only(t, r, tc.findings)
+			if !m.verified {
+				t.Fatalf("Test %d: quote not verified", i)
+			}
+			var real map[string]map[string]string
+			j, _ := os.ReadFile(filepath.Join("testdata", "eventlog", tc.name+".pcrs.json"))
+			if err := json.Unmarshal(j, &real); err != nil {
+				t.Fatal(err)
+			}
+			for p, v := range m.pcrs {
+				if want, ok := real["sha256"][p]; ok && want != v {
+					t.Errorf("Test %d: simulated PCR %s is %s, the real machine had %s", i, p, v, want)
+				}
+			}
+			el := decodeEventLog(t, r)
+			sum := sha256.Sum256(raw)
+			if el.Replay != replayVerified || len(el.FailedPCRs) != 0 || len(el.ReplayedPCRs) != 8 || el.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("Test %d: event_log %+v", i, el)
+			}
+			switch {
+			case tc.sb == "unknown" && el.SecureBoot != nil:
+				t.Errorf("Test %d: secure_boot %+v from a log that does not give it", i, el.SecureBoot)
+			case tc.sb != "unknown" && (el.SecureBoot == nil || el.SecureBoot.Enabled != (tc.sb == "on")):
+				t.Errorf("Test %d: secure_boot %+v, want %s", i, el.SecureBoot, tc.sb)
+			}
+		})
+	}
+}
+
+// TestChangedShimIsNamed: a boot whose shim differs from the reference
+// gives exactly one finding naming PCR 4, event 23, its type and path; the
+// new shim recorded as a variant brings the state back to attested.
+func TestChangedShimIsNamed(t *testing.T) {
+	sim := openSim(t)
+	good := realLog(t, "rhel8-uefi")
+	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
+	recordReference(t, good, refPath)
+
+	changed, newShim := replaceDigest(t, good, 23, "shimx64.efi 15.8")
+	boot(t, direct(sim), changed)
+	logPath := writeFile(t, "bios.bin", changed)
+	h, _, _ := simHarness(t, sim, map[string]any{"event_log": logPath, "boot_reference": refPath})
+	r, m := mustMeasure(t, h, newNonce(t))
+	only(t, r, map[string]sdk.Severity{CodeBootEventMismatch: sdk.SeverityHigh})
+	f := r.Find(CodeBootEventMismatch)[0]
+	want := `PCR 4 event 23 EV_EFI_BOOT_SERVICES_APPLICATION \EFI\redhat\shimx64.efi: digest ` + newShim +
+		", the reference allows digest 40d6cae02973789080cf4c3a9ad11b5a0a4d8bba4438ab96e276cc784454dee7"
+	if f.Message != want || f.Subject != "pcr:4/event:23" {
+		t.Errorf("finding %q (%s)\nwant     %q", f.Message, f.Subject, want)
+	}
+	if !m.verified {
+		t.Error("the quote did not verify")
+	}
+	if s := plugintest.DefaultState(r.Findings); s != "degraded" {
+		t.Errorf("state %s, want degraded", s)
+	}
+
+	// The operator records the new boot as a variant.
+	l, _ := eventlog.Parse(changed)
+	raw, _ := os.ReadFile(refPath)
+	ref, err := eventlog.ParseReference(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, _ := eventlog.Record(l, nil, eventlog.SHA256, nil)
+	if err := ref.Merge(now); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ref.Marshal()
+	if err := os.WriteFile(refPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = mustMeasure(t, h, newNonce(t))
+	only(t, r, map[string]sdk.Severity{})
+	if s := plugintest.DefaultState(r.Findings); s != "attested" {
+		t.Errorf("state %s with the new shim as a variant, want attested", s)
+	}
+	if el := decodeEventLog(t, r); el.Reference == nil || el.Reference.Differences != 0 {
+		t.Errorf("event_log.reference %+v", el.Reference)
+	}
+}
+
+// TestChangedKernelIsNamed: GRUB's measurement of another kernel (PCR 9)
+// is one finding naming the event and its description.
+func TestChangedKernelIsNamed(t *testing.T) {
+	sim := openSim(t)
+	good := realLog(t, "rhel8-uefi")
+	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
+	recordReference(t, good, refPath)
+	changed, _ := replaceDigest(t, good, 76, "vmlinuz-4.18.0-240.23.1")
+	boot(t, direct(sim), changed)
+	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", changed), "boot_reference": refPath})
+	r, _ := mustMeasure(t, h, newNonce(t))
+	only(t, r, map[string]sdk.Severity{CodeBootEventMismatch: sdk.SeverityHigh})
+	if f := r.Find(CodeBootEventMismatch)[0]; f.Subject != "pcr:9/event:76" || !strings.HasPrefix(f.Message, "PCR 9 event 76 EV_IPL grub_linuxefi Kernel: digest ") {
+		t.Errorf("finding %+v", f)
+	}
+}
+
+// TestLogThatDoesNotReplay: a log edited after boot (one digest changed,
+// the PCRs as the real boot left them) is a replay failure naming PCR and
+// bank, and is not compared with the reference: an untrusted log names no
+// event.
+func TestLogThatDoesNotReplay(t *testing.T) {
+	sim := openSim(t)
+	good := realLog(t, "rhel8-uefi")
+	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
+	recordReference(t, good, refPath)
+	boot(t, direct(sim), good)
+	edited, _ := replaceDigest(t, good, 23, "a shim the log pretends was booted")
+	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", edited), "boot_reference": refPath})
+	r, _ := mustMeasure(t, h, newNonce(t))
+	only(t, r, map[string]sdk.Severity{CodeEventLogReplayFailed: sdk.SeverityHigh, CodeBootReferenceUnchecked: sdk.SeverityHigh})
+	if f := r.Find(CodeEventLogReplayFailed)[0]; f.Subject != "pcr:4/sha256" || !strings.Contains(f.Message, "PCR 4 (sha256 bank) does not replay") {
+		t.Errorf("finding %+v", f)
+	}
+	if el := decodeEventLog(t, r); el.Replay != replayFailed || len(el.FailedPCRs) != 1 || el.FailedPCRs[0] != 4 {
+		t.Errorf("event_log %+v", el)
+	}
+}
+
+// TestManyDifferencesAreBounded: a boot far from its reference gives 20
+// findings and one summary, however many events differ.
+func TestManyDifferencesAreBounded(t *testing.T) {
+	sim := openSim(t)
+	good := realLog(t, "rhel8-uefi")
+	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
+	recordReference(t, good, refPath)
+	changed := good
+	for i := 28; i < 60; i++ { // GRUB's commands in PCR 8
+		changed, _ = replaceDigest(t, changed, i, "another grub.cfg line "+string(rune('a'+i)))
+	}
+	boot(t, direct(sim), changed)
+	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", changed), "boot_reference": refPath})
+	r, _ := mustMeasure(t, h, newNonce(t))
+	if n := len(r.Find(CodeBootEventMismatch)); n != maxMismatchFindings {
+		t.Fatalf("%d mismatch findings, want %d: %v", n, maxMismatchFindings, codes(r))
+	}
+	more := r.Find(CodeBootEventMismatchMore)
+	if len(more) != 1 || !strings.Contains(more[0].Message, "(PCR 8: ") || len(r.Findings) != maxMismatchFindings+1 {
+		t.Errorf("findings %v %+v", codes(r), more)
+	}
+	if el := decodeEventLog(t, r); el.Reference == nil || el.Reference.Differences <= maxMismatchFindings {
+		t.Errorf("event_log.reference %+v", el.Reference)
+	}
+}
+
+// TestBadLogsAndReferences: garbage, truncation and a broken reference are
+// findings that say what is wrong, never a crash.
+func TestBadLogsAndReferences(t *testing.T) {
+	good := realLog(t, "rhel8-uefi")
+	for i, tc := range []struct {
+		name string
+		log  []byte
+		ref  string
+		want map[string]sdk.Severity
+		msg  string
+	}{
+		{"truncated log", good[:len(good)-9], "", map[string]sdk.Severity{CodeEventLogInvalid: sdk.SeverityHigh}, "does not parse"},
+		{"garbage log", bytes.Repeat([]byte{0xff}, 4096), "", map[string]sdk.Severity{CodeEventLogInvalid: sdk.SeverityHigh}, "does not parse"},
+		{"empty log", []byte{}, "", map[string]sdk.Severity{CodeEventLogInvalid: sdk.SeverityHigh}, "empty"},
+		{"broken reference", good, "version: 1\nbank: sha256\npcrs:\n- pcr: 4\n  events:\n  - type: EV_SEPARATOR\n    digests: [xyz]\n",
+			map[string]sdk.Severity{CodeBootReferenceInvalid: sdk.SeverityHigh}, "pcrs[0].events[0].digests[0]"},
+		{"reference of another bank", good, "version: 1\nbank: sha1\npcrs:\n- pcr: 4\n  events:\n  - type: EV_SEPARATOR\n    digests: [9069ca78e7450a285173431b3e52c5c25299e473]\n",
+			map[string]sdk.Severity{CodeBootReferenceInvalid: sdk.SeverityHigh}, "is not the bank quoted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := openSim(t)
+			boot(t, direct(sim), good)
+			cfg := map[string]any{"event_log": writeFile(t, "bios.bin", tc.log)}
+			if tc.ref != "" {
+				cfg["boot_reference"] = writeFile(t, "ref.yaml", []byte(tc.ref))
+			}
+			h, _, _ := simHarness(t, sim, cfg)
+			r, _ := mustMeasure(t, h, newNonce(t))
+			only(t, r, tc.want)
+			if !strings.Contains(r.Findings[0].Message, tc.msg) {
+				t.Errorf("Test %d: %q, want it to say %q", i, r.Findings[0].Message, tc.msg)
+			}
+		})
+	}
+}
+
+// TestNoTPMWithAReference: without a TPM the reference cannot be checked,
+// and says so; a missing log with a reference is high, not info.
+func TestNoTPMWithAReference(t *testing.T) {
+	t.Parallel()
+	ref := writeFile(t, "ref.yaml", []byte("version: 1\nbank: sha256\npcrs:\n- pcr: 4\n  events:\n  - type: EV_SEPARATOR\n    digests: [df3f619804a92fdb4057192dc43dd748ea778adc52bc498ce80524c014b81119]\n"))
+	h := sdktest.New(t, New())
+	dir := t.TempDir()
+	if err := h.Configure(map[string]any{"device": filepath.Join(dir, "tpmrm0"), "state_file": "", "userspace_log": "",
+		"event_log": writeFile(t, "bios.bin", realLog(t, "rhel8-uefi")), "boot_reference": ref}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.Measure()
+	if err != nil {
+		t.Fatal(err)
+	}
+	only(t, r, map[string]sdk.Severity{CodeUnavailable: sdk.SeverityInfo, CodeBootReferenceUnchecked: sdk.SeverityHigh})
+	if el := decodeEventLog(t, r); el.Replay != replayUnverified {
+		t.Errorf("replay %q, want unverified", el.Replay)
+	}
+	if err := h.Configure(map[string]any{"device": filepath.Join(dir, "tpmrm0"), "state_file": "", "userspace_log": "",
+		"event_log": filepath.Join(dir, "none"), "boot_reference": ref}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = h.Measure()
+	only(t, r, map[string]sdk.Severity{CodeUnavailable: sdk.SeverityInfo, CodeEventLogMissing: sdk.SeverityHigh, CodeBootReferenceUnchecked: sdk.SeverityHigh})
+}
