@@ -124,7 +124,7 @@ func TestDescribe(t *testing.T) {
 		"tpm.quote_pcr_digest_mismatch": sdk.SeverityCritical, "tpm.clock_rollback": sdk.SeverityCritical,
 		"tpm.clock_state_invalid": sdk.SeverityMedium, "tpm.clock_state_unavailable": sdk.SeverityInfo,
 		"tpm.clock_state_write_failed": sdk.SeverityMedium,
-		"tpm.eventlog_missing": sdk.SeverityInfo, "tpm.eventlog_invalid": sdk.SeverityHigh,
+		"tpm.eventlog_missing":         sdk.SeverityInfo, "tpm.eventlog_invalid": sdk.SeverityHigh,
 		"tpm.eventlog_replay_failed": sdk.SeverityHigh, "tpm.eventlog_secureboot_unknown": sdk.SeverityLow,
 		"tpm.userspace_log_invalid": sdk.SeverityHigh, "tpm.boot_reference_invalid": sdk.SeverityHigh,
 		"tpm.boot_reference_unchecked": sdk.SeverityHigh, "tpm.boot_event_mismatch": sdk.SeverityHigh,
