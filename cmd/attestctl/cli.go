@@ -54,6 +54,7 @@ func commands() []command {
 		{"verify-bundle", "verify a bundle's HMAC signature with the key", (*app).verifyBundle},
 		{"gate", "wait until the attestor is attested (for ExecStartPre)", (*app).gate},
 		{"audit", "audit verify FILE: check the audit log's hash chain", (*app).audit},
+		{"boot-reference", "boot-reference record: write a boot reference from this machine's event log", (*app).bootReference},
 		{"help", "help [COMMAND]: show this help or a command's", (*app).help},
 	}
 }

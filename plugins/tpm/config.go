@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -21,12 +22,11 @@ const DefaultDevice = "/dev/tpmrm0"
 // processes: the unit's StateDirectory=secure-ai/runtime-attestor.
 const DefaultStateFile = "/var/lib/secure-ai/runtime-attestor/tpm-clock.json"
 
-// DefaultEventLog is where the kernel exposes the firmware's TCG event log.
-const DefaultEventLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
-
-// DefaultUserspaceLog is where systemd logs what it measures into PCRs 11,
-// 12, 13 and 15 (and NvPCRs).
-const DefaultUserspaceLog = "/run/log/systemd/tpm2-measure.log"
+// Where the logs are by default.
+const (
+	DefaultEventLog     = eventlog.DefaultFirmwareLog
+	DefaultUserspaceLog = eventlog.DefaultUserspaceLog
+)
 
 // Defaults of the other settings.
 const (

@@ -33,6 +33,16 @@ const (
 	MaxPCR = 23
 )
 
+// Where Linux puts the logs.
+const (
+	// DefaultFirmwareLog is where the kernel exposes the firmware's TCG
+	// event log.
+	DefaultFirmwareLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
+	// DefaultUserspaceLog is where systemd logs what it measures into
+	// PCRs 11, 12, 13 and 15 (and NvPCRs).
+	DefaultUserspaceLog = "/run/log/systemd/tpm2-measure.log"
+)
+
 // Bank is a PCR bank, named by its hash: "sha1", "sha256", "sha384",
 // "sha512".
 type Bank string
