@@ -335,3 +335,31 @@ func perPCR(evs []Event, p int) []Event {
 	}
 	return out
 }
+
+// TestDocumentedReference: the reference shown in docs/tpm.md is valid,
+// and matches the real boot it was taken from but for the second shim.
+func TestDocumentedReference(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "tpm.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "### The boot reference")
+	if !ok {
+		t.Fatal("docs/tpm.md has no boot reference section")
+	}
+	_, block, _ := strings.Cut(after, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	ref, err := ParseReference([]byte(block))
+	if err != nil {
+		t.Fatalf("the documented reference: %v\n%s", err, block)
+	}
+	raw, _ := fixture(t, "rhel8-uefi")
+	l := mustParse(t, raw)
+	// Its PCR 4 is the real boot's first three events; its PCR 8 the
+	// first GRUB command, allowed by its text.
+	l.Events = append(append([]Event{}, l.Events[12], l.Events[17], l.Events[22]), l.Events[27])
+	if d := Compare(l, nil, ref, []int{4, 8}); len(d) != 0 {
+		t.Errorf("the documented reference does not match the boot it shows: %v", d)
+	}
+}
