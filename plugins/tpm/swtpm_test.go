@@ -98,6 +98,7 @@ func startSwtpm(t *testing.T) *swtpm {
 		}
 		select {
 		case err := <-exited:
+			exited <- err // for the cleanup, which waits for it
 			log, _ := os.ReadFile(logf.Name())
 			t.Fatalf("swtpm exited: %v\n%s", err, log)
 		case <-ctx.Done():
