@@ -103,19 +103,7 @@ func allowed(r *EventRef) string {
 // not list is not compared. Of a PCR's variants, the one closest to the
 // log is the one reported against.
 func Compare(fw *Log, user []Event, ref *Reference, pcrs []int) []Difference {
-	per := map[int][]Event{}
-	if fw != nil {
-		for _, e := range fw.Events {
-			if e.Type != evNoAction {
-				per[e.PCR] = append(per[e.PCR], e)
-			}
-		}
-	}
-	for _, e := range user {
-		if e.PCR >= 0 {
-			per[e.PCR] = append(per[e.PCR], e)
-		}
-	}
+	per := byPCR(fw, user)
 	check := map[int]bool{}
 	for _, p := range pcrs {
 		check[p] = true

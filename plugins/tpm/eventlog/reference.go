@@ -168,20 +168,17 @@ func Record(fw *Log, user []Event, b Bank, pcrs []int) (*Reference, error) {
 		want[p] = true
 	}
 	per := map[int][]EventRef{}
-	var all []Event
-	if fw != nil {
-		all = append(all, fw.Events...)
-	}
-	all = append(all, user...)
-	for _, e := range all {
-		if e.PCR < 0 || e.Type == evNoAction && e.Source == Firmware || len(pcrs) > 0 && !want[e.PCR] {
+	for p, events := range byPCR(fw, user) {
+		if len(pcrs) > 0 && !want[p] {
 			continue
 		}
-		d := e.Digest(b)
-		if d == nil {
-			return nil, fmt.Errorf("%s event %d (PCR %d, %s) has no %s digest: record another bank", e.Source, e.Index, e.PCR, e.TypeName, b)
+		for _, e := range events {
+			d := e.Digest(b)
+			if d == nil {
+				return nil, fmt.Errorf("%s event %d (PCR %d, %s) has no %s digest: record another bank", e.Source, e.Index, e.PCR, e.TypeName, b)
+			}
+			per[p] = append(per[p], EventRef{Type: e.TypeName, Description: e.Description(), Digests: []string{hex.EncodeToString(d)}})
 		}
-		per[e.PCR] = append(per[e.PCR], EventRef{Type: e.TypeName, Description: e.Description(), Digests: []string{hex.EncodeToString(d)}})
 	}
 	r := &Reference{Version: ReferenceVersion, Bank: b}
 	for _, p := range sortedKeys(per) {

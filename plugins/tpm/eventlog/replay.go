@@ -37,18 +37,10 @@ type PCRReplay struct {
 // (with its workarounds for known firmware bugs); a PCR that systemd also
 // extended is replayed here, its userspace events after its firmware ones.
 func Replay(fw *Log, user []Event, b Bank, quoted map[int][]byte) []PCRReplay {
-	perPCR := map[int][]Event{}
+	perPCR := byPCR(fw, user)
 	hasUser := map[int]bool{}
-	if fw != nil {
-		for _, e := range fw.Events {
-			if e.Type != evNoAction {
-				perPCR[e.PCR] = append(perPCR[e.PCR], e)
-			}
-		}
-	}
 	for _, e := range user {
 		if e.PCR >= 0 {
-			perPCR[e.PCR] = append(perPCR[e.PCR], e)
 			hasUser[e.PCR] = true
 		}
 	}
@@ -105,6 +97,26 @@ func Replay(fw *Log, user []Event, b Bank, quoted map[int][]byte) []PCRReplay {
 		out = append(out, r)
 	}
 	return out
+}
+
+// byPCR groups the events that extend a PCR, per PCR, in the order they
+// extended it: the firmware's (without EV_NO_ACTION, which extends
+// nothing), then systemd's (without NvPCR events).
+func byPCR(fw *Log, user []Event) map[int][]Event {
+	per := map[int][]Event{}
+	if fw != nil {
+		for _, e := range fw.Events {
+			if e.Type != evNoAction {
+				per[e.PCR] = append(per[e.PCR], e)
+			}
+		}
+	}
+	for _, e := range user {
+		if e.PCR >= 0 {
+			per[e.PCR] = append(per[e.PCR], e)
+		}
+	}
+	return per
 }
 
 // chain extends the PCR's reset value with each event's digest in bank b.
