@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/go-tpm/tpm2"
+
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 )
@@ -36,9 +38,9 @@ const (
 type bootState struct {
 	ref    *eventlog.Reference
 	refSum string
-	// quoted holds the SHA-256 PCR values of a quote that verified; nil
-	// when none did.
-	quoted pcrValues
+	// quoted holds the PCR values, per bank, of a quote that verified;
+	// nil when none did.
+	quoted bankValues
 }
 
 // eventLogJSON is boot_measurements.event_log.
@@ -130,27 +132,7 @@ func (c *check) checkEventLog(m *measurement) {
 		c.referenceUnchecked(m, "no quote verified in this attestation, so the log cannot be replayed against PCR values the TPM vouched for")
 		return
 	}
-	if !fw.HasBank(replayBank) {
-		m.add(CodeEventLogReplayFailed, "eventlog:"+string(replayBank), "the firmware event log %s has no %s digests (banks %s): it cannot be replayed against the quoted %s PCRs", c.cfg.eventLog, replayBank, strings.Join(fw.BankNames(), ", "), replayBank)
-		out.Replay = replayFailed
-		c.referenceUnchecked(m, "the log has no "+string(replayBank)+" digests")
-		return
-	}
-	replayed := map[int]bool{}
-	out.Replay = replayVerified
-	for _, r := range eventlog.Replay(fw, user, replayBank, m.boot.quoted) {
-		switch {
-		case !r.Logged:
-		case r.OK:
-			replayed[r.PCR] = true
-			out.ReplayedPCRs = append(out.ReplayedPCRs, r.PCR)
-		default:
-			out.Replay = replayFailed
-			out.FailedPCRs = append(out.FailedPCRs, r.PCR)
-			m.add(CodeEventLogReplayFailed, fmt.Sprintf("pcr:%d/%s", r.PCR, r.Bank),
-				"PCR %d (%s bank) does not replay: %s. The log does not describe this boot (edited, truncated, or PCR %d extended without logging)", r.PCR, r.Bank, r.Problem, r.PCR)
-		}
-	}
+	replayed := c.replay(m, fw, user, out)
 	if replayed[7] {
 		sb, err := eventlog.SecureBootState(fw, replayBank)
 		if err != nil {
@@ -162,6 +144,44 @@ func (c *check) checkEventLog(m *measurement) {
 	if m.boot.ref != nil {
 		out.Reference = c.compare(m, fw, user, replayed)
 	}
+}
+
+// replay replays every quoted bank and returns the PCRs that replayed in
+// all of them.
+func (c *check) replay(m *measurement, fw *eventlog.Log, user []eventlog.Event, out *eventLogJSON) map[int]bool {
+	out.Replay = replayVerified
+	okIn, logged := map[int]int{}, map[int]bool{}
+	banks := append([]tpm2.TPMAlgID{tpm2.TPMAlgSHA256}, c.cfg.banks...)
+	for _, h := range banks {
+		b := bankName(h)
+		if !fw.HasBank(b) {
+			out.Replay = replayFailed
+			m.add(CodeEventLogReplayFailed, "eventlog:"+string(b), "the firmware event log %s has no %s digests (banks %s): it cannot be replayed against the quoted %s PCRs", c.cfg.eventLog, b, strings.Join(fw.BankNames(), ", "), b)
+			continue
+		}
+		for _, r := range eventlog.Replay(fw, user, b, m.boot.quoted[h]) {
+			logged[r.PCR] = logged[r.PCR] || r.Logged
+			switch {
+			case !r.Logged:
+			case r.OK:
+				okIn[r.PCR]++
+			default:
+				out.Replay = replayFailed
+				m.add(CodeEventLogReplayFailed, fmt.Sprintf("pcr:%d/%s", r.PCR, r.Bank),
+					"PCR %d (%s bank) does not replay: %s. The log does not describe this boot (edited, truncated, or PCR %d extended without logging)", r.PCR, r.Bank, r.Problem, r.PCR)
+			}
+		}
+	}
+	replayed := map[int]bool{}
+	for _, p := range m.sel {
+		if okIn[p] == len(banks) {
+			replayed[p] = true
+			out.ReplayedPCRs = append(out.ReplayedPCRs, p)
+		} else if logged[p] {
+			out.FailedPCRs = append(out.FailedPCRs, p)
+		}
+	}
+	return replayed
 }
 
 // compare compares the replayed PCRs with the reference, one finding per

@@ -5,14 +5,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
@@ -347,4 +352,131 @@ func TestNoTPMWithAReference(t *testing.T) {
 	}
 	r, _ = h.Measure()
 	only(t, r, map[string]sdk.Severity{CodeUnavailable: sdk.SeverityInfo, CodeEventLogMissing: sdk.SeverityHigh, CodeBootReferenceUnchecked: sdk.SeverityHigh})
+}
+
+// bootBoth plays the firmware into the SHA-1 and SHA-256 banks.
+func bootBoth(t *testing.T, tpm transport.TPM, raw []byte) {
+	t.Helper()
+	l, err := eventlog.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range l.Events {
+		if e.Type == 3 {
+			continue
+		}
+		_, err := tpm2.PCRExtend{
+			PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(e.PCR), Auth: tpm2.PasswordAuth(nil)},
+			Digests: tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{
+				{HashAlg: tpm2.TPMAlgSHA1, Digest: e.Digest(eventlog.SHA1)},
+				{HashAlg: tpm2.TPMAlgSHA256, Digest: e.Digest(eventlog.SHA256)},
+			}},
+		}.Execute(tpm)
+		if err != nil {
+			t.Fatalf("extend PCR %d: %v", e.PCR, err)
+		}
+	}
+}
+
+// TestCryptoAgileLogBothBanks: with banks [sha1, sha256] one quote covers
+// both banks, the crypto-agile log replays in each against it, and the
+// SHA-1 values are the real machine's; a log whose SHA-1 digest alone was
+// edited fails in the SHA-1 bank only.
+func TestCryptoAgileLogBothBanks(t *testing.T) {
+	raw := realLog(t, "arch-linux-workstation")
+	var real map[string]map[string]string
+	j, _ := os.ReadFile(filepath.Join("testdata", "eventlog", "arch-linux-workstation.pcrs.json"))
+	if err := json.Unmarshal(j, &real); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := eventlog.Parse(raw)
+	sha1Of := l.Events[5].Digest(eventlog.SHA1) // event 6
+	edited := bytes.Replace(raw, sha1Of, bytes.Repeat([]byte{0x5a}, 20), 1)
+	for i, tc := range []struct {
+		name   string
+		served []byte
+		want   map[string]sdk.Severity
+		failed string
+	}{
+		{"as booted", raw, map[string]sdk.Severity{CodeEventLogSecureBoot: sdk.SeverityLow}, ""},
+		// Event 6 is in PCR 7: PCR 7 no longer counts as replayed, so
+		// no Secure Boot state is read from it at all.
+		{"SHA-1 digest edited", edited, map[string]sdk.Severity{CodeEventLogReplayFailed: sdk.SeverityHigh}, fmt.Sprintf("pcr:%d/sha1", l.Events[5].PCR)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := openSim(t)
+			bootBoth(t, direct(sim), raw)
+			h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", tc.served), "banks": []string{"sha1", "sha256"}})
+			r, m := mustMeasure(t, h, newNonce(t))
+			if tc.failed != "" && (len(r.Find(CodeEventLogReplayFailed)) != 1 || r.Find(CodeEventLogReplayFailed)[0].Subject != tc.failed) {
+				t.Fatalf("Test %d: findings %+v, want a replay failure of %s", i, r.Findings, tc.failed)
+			}
+			only(t, r, tc.want)
+			if !m.verified {
+				t.Fatalf("Test %d: the two-bank quote did not verify", i)
+			}
+			var banks map[string]map[string]string
+			if err := r.Decode(KeyPCRBanks, &banks); err != nil {
+				t.Fatal(err)
+			}
+			for p, v := range banks["sha1"] {
+				if want, ok := real["sha1"][p]; ok && want != v {
+					t.Errorf("Test %d: simulated SHA-1 PCR %s is %s, the real machine had %s", i, p, v, want)
+				}
+			}
+			if len(banks["sha1"]) != 8 {
+				t.Errorf("Test %d: pcr_banks %v", i, banks)
+			}
+			// A verifier holds the quote to both banks: a SHA-1 value
+			// changed, or the SHA-1 bank left out, does not verify.
+			ak, err := attest.ParsePublic(m.quote.AKPublic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nonce, _ := hex.DecodeString(m.quote.Nonce)
+			sha256s, sha1s := map[int][]byte{}, map[int][]byte{}
+			for p, v := range m.pcrs {
+				n, _ := strconv.Atoi(p)
+				sha256s[n], _ = hex.DecodeString(v)
+				sha1s[n], _ = hex.DecodeString(banks["sha1"][p])
+			}
+			if rep := attest.Verify(m.quote.Attest, m.quote.Signature, ak, attest.Expected{Nonce: nonce, PCRs: sha256s, Banks: map[uint16]map[int][]byte{attest.AlgSHA1: sha1s}}); !rep.Verified() {
+				t.Errorf("Test %d: the published values do not verify: %v", i, rep.Problems)
+			}
+			sha1s[0] = bytes.Repeat([]byte{1}, 20)
+			if rep := attest.Verify(m.quote.Attest, m.quote.Signature, ak, attest.Expected{Nonce: nonce, PCRs: sha256s, Banks: map[uint16]map[int][]byte{attest.AlgSHA1: sha1s}}); !rep.Has(attest.PCRDigestMismatch) {
+				t.Errorf("Test %d: a changed SHA-1 value verifies: %v", i, rep.Problems)
+			}
+			if rep := attest.Verify(m.quote.Attest, m.quote.Signature, ak, attest.Expected{Nonce: nonce, PCRs: sha256s}); !rep.Has(attest.SelectionMismatch) {
+				t.Errorf("Test %d: the SHA-1 bank left out verifies: %v", i, rep.Problems)
+			}
+		})
+	}
+}
+
+func TestBanksConfig(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		banks []string
+		key   string
+	}{
+		{[]string{"sha1"}, "banks"},
+		{[]string{"sha256", "md5"}, "banks.1"},
+		{[]string{"sha256", "sha256"}, "banks.1"},
+	} {
+		_, err := parseConfig(sdk.NewConfig(mustJSON(t, map[string]any{"banks": tc.banks})))
+		var ce *sdk.ConfigError
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("Test %d: %v, want a ConfigError naming %s", i, err, tc.key)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

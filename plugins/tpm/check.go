@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/hashicorp/go-hclog"
 
@@ -39,6 +40,7 @@ const (
 	KeyQuote          = "quote"
 	KeyAKName         = "ak_name"
 	KeyEventLog       = "boot_measurements.event_log"
+	KeyPCRBanks       = "pcr_banks"
 	maxQualifyingData = 32
 	// deadlineReserve caps the part of a measurement's time kept back from
 	// TPM calls, so that a TPM that does not answer still leaves time to
@@ -226,16 +228,18 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 
 	var (
 		pcrs  pcrValues
+		vals  bankValues
 		q     *quoteResult
 		ak    *akKey
 		moved bool
 	)
 	for attempt := 0; ; attempt++ {
 		var ok bool
-		pcrs, ok = c.readPCRs(m, target, attempt == 0)
+		vals, ok = c.readAll(m, target, attempt == 0)
 		if !ok {
 			return false
 		}
+		pcrs = vals[tpm2.TPMAlgSHA256]
 		if attempt == 0 {
 			c.flushStale(m)
 		}
@@ -247,11 +251,11 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 			c.publishPCRs(m, pcrs)
 			return false
 		}
-		after, ok := c.readPCRs(m, target, false)
+		after, ok := c.readAll(m, target, false)
 		if !ok {
 			return false
 		}
-		moved = !after.equal(pcrs)
+		moved = !after.equal(vals)
 		if !moved || attempt >= c.cfg.retry.Retries {
 			break
 		}
@@ -266,7 +270,8 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 		"nonce":     hex.EncodeToString(qualifying),
 	}
 	m.res.Set(KeyAKName, hex.EncodeToString(ak.name))
-	rep := attest.Verify(q.attest, q.signature, ak.public, attest.Expected{Nonce: qualifying, PCRs: pcrs})
+	c.publishBanks(m, vals)
+	rep := attest.Verify(q.attest, q.signature, ak.public, attest.Expected{Nonce: qualifying, PCRs: pcrs, Banks: vals.others()})
 	for _, p := range rep.Problems {
 		msg := p.Message
 		if p.Code == attest.PCRDigestMismatch && moved {
@@ -281,7 +286,7 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 	}
 	m.res.Set(KeyQuote, qm)
 	if rep.Verified() {
-		m.boot.quoted = pcrs
+		m.boot.quoted = vals
 	}
 	return rep.Verified() && matched && !rolledBack
 }
@@ -485,7 +490,7 @@ func (c *check) ensureAK(m *measurement) (*akKey, bool) {
 // signed it. A transient AK that the TPM no longer knows (flushed by a TPM
 // reset) is created again, once.
 func (c *check) quote(m *measurement, ak *akKey, nonce []byte) (*quoteResult, *akKey, bool) {
-	q, err := quote(m.tpm, ak, m.sel, nonce)
+	q, err := quote(m.tpm, ak, m.sel, nonce, c.cfg.banks...)
 	if err != nil && ak.transient && tpmio.IsTPMError(err) {
 		m.log.Info("quote with the attestation key failed; creating the key again", "error", err)
 		c.ak = nil
@@ -494,11 +499,47 @@ func (c *check) quote(m *measurement, ak *akKey, nonce []byte) (*quoteResult, *a
 			return nil, nil, false
 		}
 		ak = fresh
-		q, err = quote(m.tpm, ak, m.sel, nonce)
+		q, err = quote(m.tpm, ak, m.sel, nonce, c.cfg.banks...)
 	}
 	if err != nil {
 		c.fail(m, CodeQuoteFailed, "quote", err)
 		return nil, nil, false
 	}
 	return q, ak, true
+}
+
+// readAll reads the selected PCRs of the SHA-256 bank and of every other
+// bank quoted (config banks).
+func (c *check) readAll(m *measurement, target string, first bool) (bankValues, bool) {
+	pcrs, ok := c.readPCRs(m, target, first)
+	if !ok {
+		return nil, false
+	}
+	out := bankValues{tpm2.TPMAlgSHA256: pcrs}
+	for _, h := range c.cfg.banks {
+		v, err := readBank(m.tpm, h, m.sel)
+		if err != nil {
+			c.fail(m, CodePCRReadFailed, target, err)
+			return nil, false
+		}
+		out[h] = v
+	}
+	return out, true
+}
+
+// publishBanks records the values of the banks quoted besides SHA-256, so
+// that a verifier can check the quote's PCR digest.
+func (c *check) publishBanks(m *measurement, vals bankValues) {
+	if len(c.cfg.banks) == 0 {
+		return
+	}
+	out := map[string]map[string]string{}
+	for _, h := range c.cfg.banks {
+		name := string(bankName(h))
+		out[name] = map[string]string{}
+		for p, v := range vals[h] {
+			out[name][strconv.Itoa(p)] = hex.EncodeToString(v)
+		}
+	}
+	m.res.Set(KeyPCRBanks, out)
 }

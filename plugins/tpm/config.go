@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -60,6 +62,7 @@ type rawConfig struct {
 	BootReference string  `json:"boot_reference"`
 	EventLog      *string `json:"event_log"`
 	UserspaceLog  *string `json:"userspace_log"`
+	Banks         []string `json:"banks"`
 }
 
 type rawAK struct {
@@ -96,6 +99,9 @@ type settings struct {
 	// eventLog and userspaceLog are the logs replayed; "" reads none.
 	eventLog     string
 	userspaceLog string
+	// banks are the banks read and quoted besides SHA-256 (always
+	// quoted), in config order.
+	banks []tpm2.TPMAlgID
 }
 
 // target names where the TPM is, for messages and subjects.
@@ -206,7 +212,50 @@ func parseConfig(cfg sdk.Config) (settings, error) {
 	if err := parseLogs(raw, &s); err != nil {
 		return settings{}, err
 	}
+	if s.banks, err = parseBanks(raw.Banks); err != nil {
+		return settings{}, err
+	}
 	return s, nil
+}
+
+// parseBanks validates banks: the PCR banks to quote, SHA-256 among them.
+func parseBanks(raw []string) ([]tpm2.TPMAlgID, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var out []tpm2.TPMAlgID
+	seen := map[string]bool{}
+	for i, b := range raw {
+		key := fmt.Sprintf("banks.%d", i)
+		h, ok := bankAlgs[b]
+		switch {
+		case !ok:
+			return nil, sdk.ConfigErrorf(key, "%q is not a bank the plugin quotes (sha1, sha256 or sha384)", b)
+		case seen[b]:
+			return nil, sdk.ConfigErrorf(key, "%q is listed twice", b)
+		}
+		seen[b] = true
+		if h != tpm2.TPMAlgSHA256 {
+			out = append(out, h)
+		}
+	}
+	if !seen["sha256"] {
+		return nil, sdk.ConfigErrorf("banks", "must list sha256: the SHA-256 bank is always quoted (boot_measurements.pcrs, expected_pcrs)")
+	}
+	return out, nil
+}
+
+// bankAlgs are the banks the plugin can quote, by name.
+var bankAlgs = map[string]tpm2.TPMAlgID{"sha1": tpm2.TPMAlgSHA1, "sha256": tpm2.TPMAlgSHA256, "sha384": tpm2.TPMAlgSHA384}
+
+// bankName is the name of a bank.
+func bankName(h tpm2.TPMAlgID) eventlog.Bank {
+	for n, x := range bankAlgs {
+		if x == h {
+			return eventlog.Bank(n)
+		}
+	}
+	return ""
 }
 
 // parseLogs validates the event log settings: absolute clean paths, or ""
