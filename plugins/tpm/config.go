@@ -59,9 +59,9 @@ type rawConfig struct {
 	StateFile *string `json:"state_file"`
 	// BootReference is the injected top-level boot_reference; EventLog
 	// and UserspaceLog are pointers so that "" (off) differs from absent.
-	BootReference string  `json:"boot_reference"`
-	EventLog      *string `json:"event_log"`
-	UserspaceLog  *string `json:"userspace_log"`
+	BootReference string   `json:"boot_reference"`
+	EventLog      *string  `json:"event_log"`
+	UserspaceLog  *string  `json:"userspace_log"`
 	Banks         []string `json:"banks"`
 }
 
