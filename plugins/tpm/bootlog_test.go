@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
@@ -479,4 +480,27 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestFIFOInsteadOfAFile: a FIFO put where the log or the reference is
+// expected is refused at once, never read (it would block the plugin).
+func TestFIFOInsteadOfAFile(t *testing.T) {
+	sim := openSim(t)
+	good := realLog(t, "rhel8-uefi")
+	boot(t, direct(sim), good)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := simHarness(t, sim, map[string]any{"event_log": fifo})
+	r, _ := mustMeasure(t, h, newNonce(t))
+	only(t, r, map[string]sdk.Severity{CodeEventLogInvalid: sdk.SeverityHigh})
+	if !strings.Contains(r.Findings[0].Message, "not a regular file") {
+		t.Errorf("%q", r.Findings[0].Message)
+	}
+	if err := h.Configure(map[string]any{"event_log": writeFile(t, "bios.bin", good), "boot_reference": fifo, "userspace_log": fifo, "state_file": ""}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = mustMeasure(t, h, newNonce(t))
+	only(t, r, map[string]sdk.Severity{CodeBootReferenceInvalid: sdk.SeverityHigh, CodeUserspaceLogInvalid: sdk.SeverityHigh})
 }

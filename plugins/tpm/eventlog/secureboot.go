@@ -9,6 +9,11 @@ import (
 	"github.com/google/go-attestation/attest"
 )
 
+// MaxAuthorities bounds SecureBoot.Authorities: a real boot has a handful
+// (firmware's db key for shim, shim's for GRUB and the kernel); a hostile
+// log must not make the measurement too large to send.
+const MaxAuthorities = 64
+
 // SecureBoot is the Secure Boot state as the firmware measured it into
 // PCR 7: what efivars say now can be faked after boot; what was measured
 // cannot without breaking the replay.
@@ -84,7 +89,7 @@ func SecureBootState(fw *Log, b Bank) (*SecureBoot, error) {
 			case "dbx":
 				sb.DBX = hex.EncodeToString(sum[:])
 			}
-		case e.Type == evEFIVariableAuth:
+		case e.Type == evEFIVariableAuth && len(sb.Authorities) < MaxAuthorities:
 			sb.Authorities = append(sb.Authorities, authority(fw.Events, i, v))
 		}
 	}
