@@ -132,7 +132,7 @@ func (c *check) checkEventLog(m *measurement) {
 		c.referenceUnchecked(m, "no quote verified in this attestation, so the log cannot be replayed against PCR values the TPM vouched for")
 		return
 	}
-	replayed := c.replay(m, fw, user, out)
+	replayed, user := c.replay(m, fw, user, out)
 	if replayed[7] {
 		sb, err := eventlog.SecureBootState(fw, replayBank)
 		if err != nil {
@@ -147,10 +147,12 @@ func (c *check) checkEventLog(m *measurement) {
 }
 
 // replay replays every quoted bank and returns the PCRs that replayed in
-// all of them.
-func (c *check) replay(m *measurement, fw *eventlog.Log, user []eventlog.Event, out *eventLogJSON) map[int]bool {
+// all of them, and the userspace events the quote vouched for (without
+// those systemd logged after it).
+func (c *check) replay(m *measurement, fw *eventlog.Log, user []eventlog.Event, out *eventLogJSON) (map[int]bool, []eventlog.Event) {
 	out.Replay = replayVerified
 	okIn, logged := map[int]int{}, map[int]bool{}
+	vouched := user
 	banks := append([]tpm2.TPMAlgID{tpm2.TPMAlgSHA256}, c.cfg.banks...)
 	for _, h := range banks {
 		b := bankName(h)
@@ -159,7 +161,9 @@ func (c *check) replay(m *measurement, fw *eventlog.Log, user []eventlog.Event, 
 			m.add(CodeEventLogReplayFailed, "eventlog:"+string(b), "the firmware event log %s has no %s digests (banks %s): it cannot be replayed against the quoted %s PCRs", c.cfg.eventLog, b, strings.Join(fw.BankNames(), ", "), b)
 			continue
 		}
-		for _, r := range eventlog.Replay(fw, user, b, m.boot.quoted[h]) {
+		replays := eventlog.Replay(fw, user, b, m.boot.quoted[h])
+		vouched = eventlog.WithoutLate(vouched, replays)
+		for _, r := range replays {
 			logged[r.PCR] = logged[r.PCR] || r.Logged
 			switch {
 			case !r.Logged:
@@ -181,7 +185,7 @@ func (c *check) replay(m *measurement, fw *eventlog.Log, user []eventlog.Event, 
 			out.FailedPCRs = append(out.FailedPCRs, p)
 		}
 	}
-	return replayed
+	return replayed, vouched
 }
 
 // compare compares the replayed PCRs with the reference, one finding per

@@ -504,3 +504,54 @@ func TestFIFOInsteadOfAFile(t *testing.T) {
 	r, _ = mustMeasure(t, h, newNonce(t))
 	only(t, r, map[string]sdk.Severity{CodeBootReferenceInvalid: sdk.SeverityHigh, CodeUserspaceLogInvalid: sdk.SeverityHigh})
 }
+
+// TestUserspaceLogThroughTheQuote: systemd's events extend PCRs 11 and 15
+// after the firmware's; they replay against the quote and a changed one is
+// named by its place in systemd's log.
+func TestUserspaceLogThroughTheQuote(t *testing.T) {
+	fwRaw := realLog(t, "rhel8-uefi")
+	userRaw, err := os.ReadFile(filepath.Join("testdata", "eventlog", "tpm2-measure.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, _ := eventlog.Parse(fwRaw)
+	user, err := eventlog.ParseCEL(userRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := eventlog.Record(fw, user, eventlog.SHA256, []int{4, 11, 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ref.Marshal()
+	refPath := writeFile(t, "ref.yaml", b)
+	leave := user[3].Digest(eventlog.SHA256) // "leave-initrd", PCR 11
+	changed := bytes.Replace(userRaw, []byte(hex.EncodeToString(leave)), []byte(strings.Repeat("77", 32)), 1)
+	for i, tc := range []struct {
+		name string
+		log  []byte
+		want map[string]sdk.Severity
+	}{
+		{"as booted", userRaw, map[string]sdk.Severity{}},
+		{"another initrd", changed, map[string]sdk.Severity{CodeBootEventMismatch: sdk.SeverityHigh}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := openSim(t)
+			tpm := direct(sim)
+			boot(t, tpm, fwRaw)
+			evs, _ := eventlog.ParseCEL(tc.log)
+			for _, e := range evs {
+				extend(t, tpm, e.PCR, e.Digest(eventlog.SHA256))
+			}
+			h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", fwRaw), "userspace_log": writeFile(t, "tpm2-measure.log", tc.log), "boot_reference": refPath})
+			r, _ := mustMeasure(t, h, newNonce(t))
+			only(t, r, tc.want)
+			if f := r.Find(CodeBootEventMismatch); len(f) == 1 && (f[0].Subject != "pcr:11/userspace:3" || !strings.HasPrefix(f[0].Message, "PCR 11 userspace event 3 systemd:phase leave-initrd: digest 7777")) {
+				t.Errorf("Test %d: %+v", i, f[0])
+			}
+			if el := decodeEventLog(t, r); len(el.ReplayedPCRs) != 10 {
+				t.Errorf("Test %d: replayed %v, want 0-7, 11 and 15", i, el.ReplayedPCRs)
+			}
+		})
+	}
+}

@@ -91,7 +91,7 @@ func (c *check) Describe() sdk.Description {
 	return sdk.Description{
 		Name:     "tpm",
 		Version:  Version,
-		Summary:  "TPM 2.0 presence, SHA-256 PCR values against expected_pcrs, and a quote over them with the daemon's nonce, verified against the attestation key",
+		Summary:  "TPM 2.0 presence, SHA-256 PCR values against expected_pcrs, a quote over them with the daemon's nonce verified against the attestation key, and the boot's event logs replayed against that quote and compared with the boot reference",
 		Fills:    []string{KeyAvailable, KeyQuoteVerified, KeyPCRs, KeyEventLog},
 		Findings: findingSpecs,
 	}

@@ -363,3 +363,34 @@ func TestDocumentedReference(t *testing.T) {
 		t.Errorf("the documented reference does not match the boot it shows: %v", d)
 	}
 }
+
+// TestUserspaceLogAheadOfTheQuote: systemd appended events after the quote
+// was taken: the log still replays; a log missing an event does not.
+func TestUserspaceLogAheadOfTheQuote(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "eventlog", "tpm2-measure.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := ParseCEL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr11 := perPCR(user, 11) // enter-initrd, leave-initrd, sysinit, ready
+	atQuote, _ := chain(nil, pcr11[:2], 11, SHA256)
+	r := Replay(nil, user, SHA256, map[int][]byte{11: atQuote})
+	if !r[0].OK || len(r[0].Late) != 2 {
+		t.Fatalf("a log two events ahead of the quote: %+v", r[0])
+	}
+	// The late events are not vouched for: a reference asking for them
+	// is not satisfied by them.
+	ref, _ := Record(nil, user, SHA256, []int{11})
+	d := Compare(nil, WithoutLate(user, r), ref, []int{11})
+	if len(d) != 2 || d[0].Event != nil {
+		t.Errorf("differences %v, want the two late events missing", d)
+	}
+	all, _ := chain(nil, pcr11, 11, SHA256)
+	if r := Replay(nil, pcr11[:3], SHA256, map[int][]byte{11: all}); r[0].OK {
+		t.Error("a log missing the last event replays")
+	}
+}

@@ -28,6 +28,31 @@ type PCRReplay struct {
 	Logged bool
 	// Problem says why the replay failed.
 	Problem string
+	// Late lists the userspace events (their indices) that systemd logged
+	// after the quote was taken: the quote does not vouch for them, so
+	// nothing may be concluded from them (see WithoutLate).
+	Late []int
+}
+
+// WithoutLate returns the userspace events the quote vouched for: user
+// without the Late events of the replays.
+func WithoutLate(user []Event, replays []PCRReplay) []Event {
+	late := map[int]bool{}
+	for _, r := range replays {
+		for _, i := range r.Late {
+			late[i] = true
+		}
+	}
+	if len(late) == 0 {
+		return user
+	}
+	out := make([]Event, 0, len(user))
+	for _, e := range user {
+		if !late[e.Index] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Replay replays bank b of the firmware log fw (nil when there is none)
@@ -87,6 +112,10 @@ func Replay(fw *Log, user []Event, b Bank, quoted map[int][]byte) []PCRReplay {
 			r.OK = !invalid[p]
 		default:
 			r.OK = bytes.Equal(got, quoted[p])
+			if !r.OK {
+				r.Late = lateEvents(fw, events, p, b, quoted[p])
+				r.OK = r.Late != nil
+			}
 		}
 		if r.Logged && !r.OK && r.Problem == "" {
 			r.Problem = fmt.Sprintf("its %d logged events give %s, the quoted value is %s", len(events), hexOr(got, "(none)"), hexOr(quoted[p], "(none)"))
@@ -140,6 +169,23 @@ func chain(fw *Log, events []Event, pcr int, b Bank) ([]byte, string) {
 		v = x.Sum(nil)
 	}
 	return v, ""
+}
+
+// lateEvents returns the userspace events after the point where the PCR's
+// events give the quoted value, when there is such a point past the first
+// userspace event: systemd appended them after the quote was taken. nil
+// when there is none.
+func lateEvents(fw *Log, events []Event, pcr int, b Bank, quoted []byte) []int {
+	for n := len(events) - 1; n > 0 && events[n].Source == Userspace && events[n-1].Source == Userspace; n-- {
+		if got, _ := chain(fw, events[:n], pcr, b); bytes.Equal(got, quoted) {
+			late := make([]int, 0, len(events)-n)
+			for _, e := range events[n:] {
+				late = append(late, e.Index)
+			}
+			return late
+		}
+	}
+	return nil
 }
 
 // startupLocality returns the locality of TPM2_Startup that an
