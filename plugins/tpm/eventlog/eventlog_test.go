@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // fixture reads a real log of ../testdata/eventlog and its real PCR
@@ -392,5 +393,19 @@ func TestUserspaceLogAheadOfTheQuote(t *testing.T) {
 	all, _ := chain(nil, pcr11, 11, SHA256)
 	if r := Replay(nil, pcr11[:3], SHA256, map[int][]byte{11: all}); r[0].OK {
 		t.Error("a log missing the last event replays")
+	}
+}
+
+// TestDescriptionsAreSafeText: what a hostile log puts in a description
+// reaches findings as bounded, valid, single-line text without bidi
+// controls.
+func TestDescriptionsAreSafeText(t *testing.T) {
+	t.Parallel()
+	for i, in := range []string{"a\nb\x1b[31mred", "bad \xff\xfe utf8", "rtl \u202eexe.gpj", strings.Repeat("x", 5000)} {
+		e := Event{Source: Userspace, Data: []byte(in)}
+		d := e.Description()
+		if !utf8.ValidString(d) || strings.ContainsAny(d, "\n\x1b\u202e") || len(d) > maxDescription+len("…") {
+			t.Errorf("Test %d: %q", i, d)
+		}
 	}
 }
