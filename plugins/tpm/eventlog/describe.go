@@ -214,6 +214,11 @@ func imagePath(b []byte) string {
 	if n > uint64(len(b)-hdr) {
 		return ""
 	}
+	if n == 0 {
+		// shim and GRUB load the kernel from a buffer: the size tells
+		// which image it was.
+		return fmt.Sprintf("image in memory, %d bytes, no device path", binary.LittleEndian.Uint64(b[8:]))
+	}
 	dp := b[hdr : hdr+int(n)]
 	var parts []string
 	last := ""

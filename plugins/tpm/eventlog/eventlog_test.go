@@ -409,3 +409,13 @@ func TestDescriptionsAreSafeText(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelLoadedFromMemory: shim's measurement of the kernel has no
+// device path; its description says so and gives the image size.
+func TestKernelLoadedFromMemory(t *testing.T) {
+	t.Parallel()
+	raw, _ := fixture(t, "rhel8-uefi")
+	if d := mustParse(t, raw).Events[76].Description(); d != "image in memory, 9485680 bytes, no device path" {
+		t.Errorf("event 77: %q", d)
+	}
+}
