@@ -227,17 +227,25 @@ func TestChangedShimIsNamed(t *testing.T) {
 	}
 }
 
+// againstRHEL8 measures a simulator booted with the events of booted,
+// serving the log served, against the reference recorded from the real
+// RHEL 8 boot.
+func againstRHEL8(t *testing.T, booted, served []byte) *sdktest.Result {
+	t.Helper()
+	sim := openSim(t)
+	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
+	recordReference(t, realLog(t, "rhel8-uefi"), refPath)
+	boot(t, direct(sim), booted)
+	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", served), "boot_reference": refPath})
+	r, _ := mustMeasure(t, h, newNonce(t))
+	return r
+}
+
 // TestChangedKernelIsNamed: GRUB's measurement of another kernel (PCR 9)
 // is one finding naming the event and its description.
 func TestChangedKernelIsNamed(t *testing.T) {
-	sim := openSim(t)
-	good := realLog(t, "rhel8-uefi")
-	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
-	recordReference(t, good, refPath)
-	changed, _ := replaceDigest(t, good, 76, "vmlinuz-4.18.0-240.23.1")
-	boot(t, direct(sim), changed)
-	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", changed), "boot_reference": refPath})
-	r, _ := mustMeasure(t, h, newNonce(t))
+	changed, _ := replaceDigest(t, realLog(t, "rhel8-uefi"), 76, "vmlinuz-4.18.0-240.23.1")
+	r := againstRHEL8(t, changed, changed)
 	only(t, r, map[string]sdk.Severity{CodeBootEventMismatch: sdk.SeverityHigh})
 	if f := r.Find(CodeBootEventMismatch)[0]; f.Subject != "pcr:9/event:76" || !strings.HasPrefix(f.Message, "PCR 9 event 76 EV_IPL grub_linuxefi Kernel: digest ") {
 		t.Errorf("finding %+v", f)
@@ -249,14 +257,9 @@ func TestChangedKernelIsNamed(t *testing.T) {
 // bank, and is not compared with the reference: an untrusted log names no
 // event.
 func TestLogThatDoesNotReplay(t *testing.T) {
-	sim := openSim(t)
 	good := realLog(t, "rhel8-uefi")
-	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
-	recordReference(t, good, refPath)
-	boot(t, direct(sim), good)
 	edited, _ := replaceDigest(t, good, 23, "a shim the log pretends was booted")
-	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", edited), "boot_reference": refPath})
-	r, _ := mustMeasure(t, h, newNonce(t))
+	r := againstRHEL8(t, good, edited)
 	only(t, r, map[string]sdk.Severity{CodeEventLogReplayFailed: sdk.SeverityHigh, CodeBootReferenceUnchecked: sdk.SeverityHigh})
 	if f := r.Find(CodeEventLogReplayFailed)[0]; f.Subject != "pcr:4/sha256" || !strings.Contains(f.Message, "PCR 4 (sha256 bank) does not replay") {
 		t.Errorf("finding %+v", f)
@@ -269,17 +272,11 @@ func TestLogThatDoesNotReplay(t *testing.T) {
 // TestManyDifferencesAreBounded: a boot far from its reference gives 20
 // findings and one summary, however many events differ.
 func TestManyDifferencesAreBounded(t *testing.T) {
-	sim := openSim(t)
-	good := realLog(t, "rhel8-uefi")
-	refPath := filepath.Join(t.TempDir(), "boot-reference.yaml")
-	recordReference(t, good, refPath)
-	changed := good
+	changed := realLog(t, "rhel8-uefi")
 	for i := 28; i < 60; i++ { // GRUB's commands in PCR 8
 		changed, _ = replaceDigest(t, changed, i, "another grub.cfg line "+string(rune('a'+i)))
 	}
-	boot(t, direct(sim), changed)
-	h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", changed), "boot_reference": refPath})
-	r, _ := mustMeasure(t, h, newNonce(t))
+	r := againstRHEL8(t, changed, changed)
 	if n := len(r.Find(CodeBootEventMismatch)); n != maxMismatchFindings {
 		t.Fatalf("%d mismatch findings, want %d: %v", n, maxMismatchFindings, codes(r))
 	}

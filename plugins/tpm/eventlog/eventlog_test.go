@@ -290,14 +290,7 @@ func TestReferenceRejects(t *testing.T) {
 // firmware's events; a reference names a changed record by its index.
 func TestUserspaceLog(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "eventlog", "tpm2-measure.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := ParseCEL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	user := userLog(t)
 	if len(user) != 6 || user[0].PCR != 11 || user[0].TypeName != "systemd:phase" || user[0].Description() != "enter-initrd" {
 		t.Fatalf("events %+v", user)
 	}
@@ -325,6 +318,20 @@ func TestUserspaceLog(t *testing.T) {
 			t.Errorf("Test %d: %v, want an error naming record 0", i, err)
 		}
 	}
+}
+
+// userLog parses ../testdata/eventlog/tpm2-measure.log.
+func userLog(t *testing.T) []Event {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "eventlog", "tpm2-measure.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := ParseCEL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user
 }
 
 func perPCR(evs []Event, p int) []Event {
@@ -369,14 +376,7 @@ func TestDocumentedReference(t *testing.T) {
 // was taken: the log still replays; a log missing an event does not.
 func TestUserspaceLogAheadOfTheQuote(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "eventlog", "tpm2-measure.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := ParseCEL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	user := userLog(t)
 	pcr11 := perPCR(user, 11) // enter-initrd, leave-initrd, sysinit, ready
 	atQuote, _ := chain(nil, pcr11[:2], 11, SHA256)
 	r := Replay(nil, user, SHA256, map[int][]byte{11: atQuote})
