@@ -552,3 +552,50 @@ func TestUserspaceLogThroughTheQuote(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelUpdateWithoutFalseAlarm follows docs/tpm.md's kernel update:
+// a new kernel changes four events (GRUB's linux line and command line in
+// PCR 8, the kernel file in PCR 9, shim's kernel image in PCR 4). Against
+// the old reference the new boot is four named findings; with the
+// canary's boot merged in, the old boot and the new one are both attested.
+func TestKernelUpdateWithoutFalseAlarm(t *testing.T) {
+	good := realLog(t, "rhel8-uefi")
+	updated := good
+	for _, ev := range []int{75, 76, 77, 78} {
+		updated, _ = replaceDigest(t, updated, ev, "kernel 4.18.0-240.23.1 event "+strconv.Itoa(ev))
+	}
+	t.Run("unprepared", func(t *testing.T) { // each subtest holds the one simulator
+		r := againstRHEL8(t, updated, updated)
+		var subjects []string
+		for _, f := range r.Find(CodeBootEventMismatch) {
+			subjects = append(subjects, f.Subject)
+		}
+		if strings.Join(subjects, " ") != "pcr:4/event:77 pcr:8/event:75 pcr:8/event:78 pcr:9/event:76" || len(r.Findings) != 4 {
+			t.Fatalf("unprepared machine: %v %+v", subjects, r.Findings)
+		}
+	})
+
+	// Steps 1-3: the canary's boot merged into the fleet's reference.
+	oldLog, _ := eventlog.Parse(good)
+	newLog, _ := eventlog.Parse(updated)
+	ref, _ := eventlog.Record(oldLog, nil, eventlog.SHA256, nil)
+	canary, _ := eventlog.Record(newLog, nil, eventlog.SHA256, nil)
+	if err := ref.Merge(canary); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ref.Marshal()
+	refPath := writeFile(t, "boot-reference.yaml", b)
+	// Step 4: the fleet, still on the old kernel; step 5: after the update.
+	for i, booted := range [][]byte{good, updated} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			sim := openSim(t)
+			boot(t, direct(sim), booted)
+			h, _, _ := simHarness(t, sim, map[string]any{"event_log": writeFile(t, "bios.bin", booted), "boot_reference": refPath})
+			r, _ := mustMeasure(t, h, newNonce(t))
+			only(t, r, map[string]sdk.Severity{})
+			if s := plugintest.DefaultState(r.Findings); s != "attested" {
+				t.Errorf("Test %d: state %s", i, s)
+			}
+		})
+	}
+}
