@@ -63,6 +63,7 @@ type PluginStatus struct {
 	Fault         string        // last fault, "" if none
 	FaultCount    uint64        // cumulative
 	Findings      int           // last run
+	Confinement   string        // what the host imposed on its process, last run
 }
 
 // Attestor is what the API serves: the engine.
@@ -87,6 +88,9 @@ type Options struct {
 	MaxConns int          // default 256 (netutil.LimitListener from golang.org/x/net)
 	// RefreshTimeout is how long a refresh request may wait; default 90s.
 	RefreshTimeout time.Duration
+	// Identity serves GET /api/v1/ak, /api/v1/evidence and /api/v1/ear
+	// (evidence.go); zero: those answer 409.
+	Identity Identity
 }
 
 // Defaults and limits.
@@ -121,6 +125,9 @@ type Server struct {
 
 	refreshAuthorized, refreshUnauthorized, refreshForbidden atomic.Uint64
 
+	id            Identity
+	evidenceCount evidenceCounters
+
 	echo       *echo.Echo
 	http       *http.Server
 	baseCtx    context.Context
@@ -139,6 +146,7 @@ func New(opts Options) *Server {
 		log:            opts.Logger,
 		refreshTimeout: opts.RefreshTimeout,
 		maxConns:       opts.MaxConns,
+		id:             opts.Identity,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -195,6 +203,7 @@ func (s *Server) newEcho() *echo.Echo {
 	read("/api/security/status", s.status)
 	read("/metrics", s.metricsHandler())
 	e.POST(refreshPath, s.refresh)
+	s.evidenceRoutes(e)
 	return e
 }
 
@@ -253,6 +262,7 @@ func (s *Server) metricsHandler() echo.HandlerFunc {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(
 		newCollector(s),
+		newEvidenceCollector(s),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -18,7 +18,7 @@ import (
 )
 
 // Version is the plugin's version.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Finding codes.
 const (
@@ -41,6 +41,21 @@ const (
 	KeyTaintFlags              = "taint_flags"
 	KeyModuleSigEnforce        = "module_sig_enforce"
 	KeyModuleSigEnforceCmdline = "module_sig_enforce_cmdline"
+	KeyModuleSigEnforced       = "module_sig_enforced"
+	KeyModuleSigEnforcedReason = "module_sig_enforced_reason"
+)
+
+// Reasons in module_sig_enforced_reason.
+const (
+	// SigEnforcedBySigEnforce: sig_enforce reads Y.
+	SigEnforcedBySigEnforce = "sig_enforce"
+	// SigEnforcedByLockdown: sig_enforce reads N (or cannot be read) but
+	// lockdown is integrity or confidentiality, and the kernel's
+	// module_sig_check() refuses a module without a valid signature when
+	// security_locked_down(LOCKDOWN_MODULE_SIGNATURE) says so.
+	SigEnforcedByLockdown = "lockdown"
+	// SigNotEnforced: neither; the kernel loads unsigned modules.
+	SigNotEnforced = "none"
 )
 
 // LockdownUnavailable is kernel_lockdown when the kernel exposes no
@@ -202,7 +217,7 @@ func (c *Check) Describe() sdk.Description {
 			{Code: CodeModuleSigUnavailable, DefaultSeverity: sdk.SeverityInfo,
 				Description: "the kernel has no module signature checking, or no loadable modules at all"},
 			{Code: CodeModuleSigNotEnforced, DefaultSeverity: sdk.SeverityHigh,
-				Description: "require_module_sig_enforce is set but the kernel does not refuse unsigned modules, or that cannot be confirmed"},
+				Description: "require_module_sig_enforce is set but the kernel does not refuse unsigned modules (sig_enforce N without lockdown integrity or confidentiality, or no signature checking), or that cannot be confirmed"},
 		},
 	}
 }
@@ -228,9 +243,9 @@ func (c *Check) Measure(ctx context.Context, _ sdk.Request) (*sdk.Result, error)
 	}
 	res := sdk.NewResult()
 	cmdline := c.measureCmdline(ctx, res)
-	c.measureLockdown(ctx, res)
+	lockdown := c.measureLockdown(ctx, res)
 	c.measureTaint(ctx, res)
-	c.measureModuleSig(ctx, res, cmdline)
+	c.measureModuleSig(ctx, res, cmdline, lockdown)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("measure kernel: %w", err)
 	}
@@ -301,7 +316,9 @@ func (c *Check) measureCmdline(ctx context.Context, res *sdk.Result) *Cmdline {
 	return cmdline
 }
 
-func (c *Check) measureLockdown(ctx context.Context, res *sdk.Result) {
+// measureLockdown reads and checks the lockdown mode; it returns the mode,
+// LockdownNone when it is unknown or unavailable.
+func (c *Check) measureLockdown(ctx context.Context, res *sdk.Result) Lockdown {
 	r := c.rules
 	path := r.cfg.LockdownPath
 	data, err := readBounded(ctx, path, MaxFileBytes)
@@ -314,7 +331,7 @@ func (c *Check) measureLockdown(ctx context.Context, res *sdk.Result) {
 		if r.minimum > LockdownNone {
 			res.Addf(CodeLockdownBelowMinimum, sdk.SeverityHigh, path, "kernel lockdown must be at least %s but the kernel exposes no lockdown state", r.minimum)
 		}
-		return
+		return LockdownNone
 	case errors.Is(err, regfile.ErrTooLarge):
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "lockdown file %s is too large: more than %d bytes", path, MaxFileBytes)
 	case err != nil:
@@ -330,12 +347,13 @@ func (c *Check) measureLockdown(ctx context.Context, res *sdk.Result) {
 		if r.minimum > LockdownNone {
 			res.Addf(CodeLockdownBelowMinimum, sdk.SeverityHigh, path, "kernel lockdown must be at least %s but the lockdown mode cannot be confirmed", r.minimum)
 		}
-		return
+		return LockdownNone
 	}
 	res.Set(KeyLockdown, mode.String())
 	if mode < r.minimum {
 		res.Addf(CodeLockdownBelowMinimum, sdk.SeverityHigh, path, "kernel lockdown is %s, below the minimum %s", mode, r.minimum)
 	}
+	return mode
 }
 
 func (c *Check) measureTaint(ctx context.Context, res *sdk.Result) {
@@ -369,7 +387,14 @@ func (c *Check) measureTaint(ctx context.Context, res *sdk.Result) {
 	}
 }
 
-func (c *Check) measureModuleSig(ctx context.Context, res *sdk.Result, cmdline *Cmdline) {
+// measureModuleSig measures whether the kernel refuses unsigned modules.
+// That is sig_enforce, or lockdown: the kernel's module_sig_check() ends
+// with security_locked_down(LOCKDOWN_MODULE_SIGNATURE), which refuses a
+// module without a valid signature under lockdown integrity or
+// confidentiality whatever sig_enforce says. Both need the kernel's
+// signature checking (CONFIG_MODULE_SIG), of which sig_enforce's existence
+// is the sign.
+func (c *Check) measureModuleSig(ctx context.Context, res *sdk.Result, cmdline *Cmdline, lockdown Lockdown) {
 	r := c.rules
 	path := r.cfg.SigEnforcePath
 	cmdlineWants := false
@@ -384,51 +409,82 @@ func (c *Check) measureModuleSig(ctx context.Context, res *sdk.Result, cmdline *
 		}
 		res.Set(KeyModuleSigEnforceCmdline, cmdlineWants)
 	}
+	effective := func(reason string) {
+		res.Set(KeyModuleSigEnforced, reason != SigNotEnforced)
+		res.Set(KeyModuleSigEnforcedReason, reason)
+	}
 	notEnforced := func(format string, args ...any) {
 		if r.cfg.RequireModuleSigEnforce {
 			res.Addf(CodeModuleSigNotEnforced, sdk.SeverityHigh, path, format, args...)
 		}
 	}
+	// unknown handles a sig_enforce that exists but cannot be used: under
+	// lockdown, enforcement holds all the same.
+	unknown := func(why string) {
+		if lockdown >= LockdownIntegrity {
+			effective(SigEnforcedByLockdown)
+			return
+		}
+		notEnforced("module signature enforcement is required but cannot be confirmed: %s %s and lockdown is %s", path, why, lockdown)
+	}
 
 	data, err := readBounded(ctx, path, MaxFileBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		_, merr := os.Stat(r.cfg.ModulesPath)
-		switch {
-		case errors.Is(merr, fs.ErrNotExist):
-			res.Addf(CodeModuleSigUnavailable, sdk.SeverityInfo, r.cfg.ModulesPath, "the kernel has no loadable module support (%s does not exist): no module can be loaded, so module signature enforcement does not apply", r.cfg.ModulesPath)
-		case merr != nil:
-			res.Addf(CodeUnreadable, sdk.SeverityMedium, r.cfg.ModulesPath, "cannot inspect %s: %v", r.cfg.ModulesPath, merr)
-			notEnforced("module signature enforcement is required but cannot be confirmed: %s does not exist and %s cannot be inspected", path, r.cfg.ModulesPath)
-		default:
-			res.Set(KeyModuleSigEnforce, false)
-			res.Addf(CodeModuleSigUnavailable, sdk.SeverityInfo, path, "the kernel loads modules but does not check their signatures: %s does not exist (built without CONFIG_MODULE_SIG)", path)
-			notEnforced("module signature enforcement is required but the kernel does not check module signatures (%s does not exist)", path)
+		if c.noModuleSigning(res, path, notEnforced) {
+			effective(SigNotEnforced)
 		}
 		return
 	case errors.Is(err, regfile.ErrTooLarge):
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "sig_enforce file %s is too large: more than %d bytes", path, MaxFileBytes)
-		notEnforced("module signature enforcement is required but cannot be confirmed: %s is malformed", path)
+		unknown("is malformed")
 		return
 	case err != nil:
 		res.Addf(CodeUnreadable, sdk.SeverityMedium, path, "cannot read the sig_enforce file: %v", err)
-		notEnforced("module signature enforcement is required but cannot be confirmed: %s cannot be read", path)
+		unknown("cannot be read")
 		return
 	}
 	on, err := ParseBoolParam(data)
 	if err != nil {
 		res.Addf(CodeMalformed, sdk.SeverityMedium, path, "sig_enforce file %s is malformed: %v", path, err)
-		notEnforced("module signature enforcement is required but cannot be confirmed: %s is malformed", path)
+		unknown("is malformed")
 		return
 	}
 	res.Set(KeyModuleSigEnforce, on)
-	if !on {
+	switch {
+	case on:
+		effective(SigEnforcedBySigEnforce)
+	case lockdown >= LockdownIntegrity:
+		effective(SigEnforcedByLockdown)
+	default:
+		effective(SigNotEnforced)
 		hint := "module.sig_enforce=1 is not on the kernel command line"
 		if cmdlineWants {
 			hint = "module.sig_enforce=1 is on the kernel command line but the kernel reports N"
 		}
-		notEnforced("module signature enforcement is required but %s is N: the kernel loads unsigned modules (%s)", path, hint)
+		notEnforced("module signature enforcement is required but %s is N and lockdown is %s: the kernel loads unsigned modules (%s)", path, lockdown, hint)
 	}
+}
+
+// noModuleSigning reports a kernel without sig_enforce: one that loads no
+// modules at all, or one that loads them unchecked (then it returns true:
+// unsigned modules load, lockdown or not).
+func (c *Check) noModuleSigning(res *sdk.Result, path string, notEnforced func(string, ...any)) bool {
+	modules := c.rules.cfg.ModulesPath
+	_, err := os.Stat(modules)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		res.Addf(CodeModuleSigUnavailable, sdk.SeverityInfo, modules, "the kernel has no loadable module support (%s does not exist): no module can be loaded, so module signature enforcement does not apply", modules)
+		return false
+	case err != nil:
+		res.Addf(CodeUnreadable, sdk.SeverityMedium, modules, "cannot inspect %s: %v", modules, err)
+		notEnforced("module signature enforcement is required but cannot be confirmed: %s does not exist and %s cannot be inspected", path, modules)
+		return false
+	}
+	res.Set(KeyModuleSigEnforce, false)
+	res.Addf(CodeModuleSigUnavailable, sdk.SeverityInfo, path, "the kernel loads modules but does not check their signatures: %s does not exist (built without CONFIG_MODULE_SIG)", path)
+	notEnforced("module signature enforcement is required but the kernel does not check module signatures (%s does not exist)", path)
+	return true
 }
 
 // isTrue reports whether the kernel's kstrtobool reads s as true: it looks

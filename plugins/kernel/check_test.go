@@ -144,7 +144,7 @@ func TestFixtures(t *testing.T) {
 			`"none"`, "12289", "", "false", "false",
 			"kernel.lockdown_below_minimum:high,kernel.module_sig_not_enforced:high,kernel.param_missing:high,kernel.param_missing:high,kernel.param_missing:high", "failed", // 5 x 20 reaches the failed threshold
 			map[string]string{
-				kernel.CodeModuleSigNotEnforced: "is N: the kernel loads unsigned modules (module.sig_enforce=1 is not on the kernel command line)",
+				kernel.CodeModuleSigNotEnforced: "is N and lockdown is none: the kernel loads unsigned modules (module.sig_enforce=1 is not on the kernel command line)",
 				kernel.CodeParamMissing:         `required kernel parameter "module.sig_enforce=1" is not on the kernel command line`,
 			}},
 		{"debian, warning taint", "debian_confidentiality", map[string]any{"min_lockdown": "confidentiality"},
@@ -363,12 +363,67 @@ func TestSigEnforceFromCmdline(t *testing.T) {
 	cfg := paths(root)
 	cfg["require_module_sig_enforce"] = true
 	content("N\n")(t, cfg["sig_enforce_path"].(string))
+	content("[none] integrity confidentiality\n")(t, cfg["lockdown_path"].(string))
 	r := measure(t, cfg)
 	if !hasMessage(r.Findings, kernel.CodeModuleSigNotEnforced, "module.sig_enforce=1 is on the kernel command line but the kernel reports N") {
 		t.Fatalf("findings %+v", r.Findings)
 	}
 	if raw(r, kernel.KeyModuleSigEnforceCmdline) != "true" || raw(r, kernel.KeyModuleSigEnforce) != "false" {
 		t.Fatalf("measurements %v", r.Measurements)
+	}
+}
+
+// TestModuleSigUnderLockdown: with lockdown integrity or confidentiality
+// the kernel refuses unsigned modules whatever sig_enforce says (Debian and
+// Ubuntu kernels under Secure Boot: CONFIG_MODULE_SIG without
+// CONFIG_MODULE_SIG_FORCE, lockdown integrity, sig_enforce N), so
+// require_module_sig_enforce holds; without lockdown it does not.
+func TestModuleSigUnderLockdown(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		lockdown, sig string
+		enforced      string
+		reason        string
+		codes         string
+	}{
+		{"none [integrity] confidentiality\n", "N\n", "true", `"lockdown"`, ""},
+		{"none integrity [confidentiality]\n", "N\n", "true", `"lockdown"`, ""},
+		{"[none] integrity confidentiality\n", "N\n", "false", `"none"`, "kernel.module_sig_not_enforced:high"},
+		{"[none] integrity confidentiality\n", "Y\n", "true", `"sig_enforce"`, ""},
+		{"none [integrity] confidentiality\n", "Y\n", "true", `"sig_enforce"`, ""},
+		// sig_enforce unusable: lockdown still enforces, a lockdown
+		// that cannot be read does not.
+		{"none [integrity] confidentiality\n", "maybe\n", "true", `"lockdown"`, "kernel.malformed:medium"},
+		{"garbage\n", "maybe\n", "absent", "absent", "kernel.malformed:medium,kernel.malformed:medium,kernel.module_sig_not_enforced:high"},
+		{"[none] integrity confidentiality\n", "", "absent", "absent", "kernel.malformed:medium,kernel.module_sig_not_enforced:high"},
+	} {
+		root := copyTree(t, "fcos_hardened")
+		cfg := paths(root)
+		cfg["require_module_sig_enforce"] = true
+		content(tc.lockdown)(t, cfg["lockdown_path"].(string))
+		content(tc.sig)(t, cfg["sig_enforce_path"].(string))
+		r := measure(t, cfg)
+		if got := codes(r.Findings); got != tc.codes {
+			t.Errorf("Test %d (%q, %q): findings %s, want %s\n%+v", i, tc.lockdown, tc.sig, got, tc.codes, r.Findings)
+		}
+		if got := raw(r, kernel.KeyModuleSigEnforced); got != tc.enforced {
+			t.Errorf("Test %d (%q, %q): module_sig_enforced %s, want %s", i, tc.lockdown, tc.sig, got, tc.enforced)
+		}
+		if got := raw(r, kernel.KeyModuleSigEnforcedReason); got != tc.reason {
+			t.Errorf("Test %d (%q, %q): module_sig_enforced_reason %s, want %s", i, tc.lockdown, tc.sig, got, tc.reason)
+		}
+	}
+	// A kernel without signature checking loads unsigned modules under
+	// lockdown too.
+	root := copyTree(t, "fcos_hardened")
+	cfg := paths(root)
+	cfg["require_module_sig_enforce"] = true
+	if err := os.Remove(cfg["sig_enforce_path"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	r := measure(t, cfg)
+	if raw(r, kernel.KeyModuleSigEnforced) != "false" || !hasMessage(r.Findings, kernel.CodeModuleSigNotEnforced, "does not check module signatures") {
+		t.Fatalf("no CONFIG_MODULE_SIG under lockdown: %v %+v", r.Measurements, r.Findings)
 	}
 }
 

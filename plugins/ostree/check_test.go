@@ -37,7 +37,6 @@ const (
 	layeredBooted   = "e914be4225df42c56088c87d01d48745a7ca4d22f9226f8027d0889f6ec9ac69"
 	stagedBooted    = "75a88ad4788ae23c4d185aacf067d56a3e651d3cccb9c87697f804825150be0b"
 	containerBooted = "bda246d39d8d165d0d71e5f4dc65f9d064c4f268a9d2bcb8547d0703b22e7f29"
-	bootcsum        = "f7763748bf95687991fab8557070df43fcc7c191d490d2af326cb4532e6c2038"
 )
 
 func fixturePath(t *testing.T, name string) string {
@@ -89,38 +88,22 @@ exit 1`
 	hangingBuiltin = `kill -STOP $$`
 )
 
-// machine is a fixture machine: a marker file, a sysroot with an ostree
-// deployment tree, and a kernel command line.
+// machine is a fixture machine that is not an ostree system: a marker
+// path, a sysroot path and a kernel command line.
 type machine struct {
 	marker, sysroot, cmdline string
 }
 
-// ostreeMachine builds a booted ostree machine whose deployment
-// <osname>/<checksum>.<serial> has the given origin file, laid out as ostree
-// lays it out: /ostree/boot.1 → boot.1.1, boot.1.1/<osname>/<bootcsum>/0 →
-// ../../../deploy/<osname>/deploy/<checksum>.<serial>.
-func ostreeMachine(t *testing.T, osname, checksum, serial, origin string) machine {
+// bootedMachine is a sysroot written by the real ostree tool with one
+// deployment (commit version 41.20250309.0, the given origin file or
+// ostree's own) booted.
+func bootedMachine(t *testing.T, osname, origin string) (*sysroot, string) {
 	t.Helper()
-	root := t.TempDir()
-	m := machine{marker: filepath.Join(root, "run", "ostree-booted"), sysroot: filepath.Join(root, "sysroot"), cmdline: filepath.Join(root, "cmdline")}
-	deploy := filepath.Join(m.sysroot, "ostree", "deploy", osname, "deploy", checksum+"."+serial)
-	bootdir := filepath.Join(m.sysroot, "ostree", "boot.1.1", osname, bootcsum)
-	for _, d := range []string{filepath.Dir(m.marker), filepath.Join(deploy, "usr"), filepath.Join(deploy, "etc"), bootdir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(t, os.WriteFile(m.marker, nil, 0o600))
-	must(t, os.Symlink("boot.1.1", filepath.Join(m.sysroot, "ostree", "boot.1")))
-	must(t, os.Symlink("../../../deploy/"+osname+"/deploy/"+checksum+"."+serial, filepath.Join(bootdir, "0")))
-	if origin != "" {
-		data, err := os.ReadFile(fixturePath(t, origin))
-		must(t, err)
-		must(t, os.WriteFile(deploy+".origin", data, 0o600))
-	}
-	cmdline := strings.ReplaceAll(mustRead(t, fixturePath(t, "cmdline-fedora-iot")), "fedora-iot/", osname+"/")
-	must(t, os.WriteFile(m.cmdline, []byte(cmdline), 0o600))
-	return m
+	s := newSysroot(t, osname)
+	c := s.commit("41.20250309.0")
+	s.deploy(osname+"/stable", origin)
+	s.boot(c, 0)
+	return s, c
 }
 
 // plainMachine is a machine that is not an ostree system.
@@ -178,21 +161,46 @@ func measure(t *testing.T, cfg map[string]any) *sdktest.Result {
 // returns the deployment object.
 func checkDigest(t *testing.T, res *sdktest.Result) map[string]any {
 	t.Helper()
+	return checkHashed(t, res, "deployment_digest", "deployment")
+}
+
+// checkReference verifies deployment_reference = sha256(JCS(reference))
+// and returns the reference object.
+func checkReference(t *testing.T, res *sdktest.Result) map[string]any {
+	t.Helper()
+	return checkHashed(t, res, "deployment_reference", "reference")
+}
+
+// checkHashed verifies that measurement digestKey is the hex SHA-256 of
+// the JCS form of measurement objKey, and returns that object.
+func checkHashed(t *testing.T, res *sdktest.Result, digestKey, objKey string) map[string]any {
+	t.Helper()
 	var digest string
-	if err := res.Decode("deployment_digest", &digest); err != nil {
-		t.Fatalf("deployment_digest: %v", err)
+	if err := res.Decode(digestKey, &digest); err != nil {
+		t.Fatalf("%s: %v", digestKey, err)
 	}
-	canon, err := jcs.Transform(res.Measurements["deployment"])
+	canon, err := jcs.Transform(res.Measurements[objKey])
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(canon)
 	if hex.EncodeToString(sum[:]) != digest {
-		t.Fatalf("deployment_digest %s is not sha256(JCS(deployment)) for %s", digest, canon)
+		t.Fatalf("%s %s is not sha256(JCS(%s)) for %s", digestKey, digest, objKey, canon)
 	}
-	var dep map[string]any
-	must(t, json.Unmarshal(res.Measurements["deployment"], &dep))
-	return dep
+	var obj map[string]any
+	must(t, json.Unmarshal(res.Measurements[objKey], &obj))
+	return obj
+}
+
+// refDigest is sha256(JCS(v)) in hex.
+func refDigest(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	must(t, err)
+	canon, err := jcs.Transform(raw)
+	must(t, err)
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
 }
 
 func TestDescribe(t *testing.T) {
@@ -204,7 +212,10 @@ func TestDescribe(t *testing.T) {
 	want := map[string]sdk.Severity{
 		"ostree.not_ostree": sdk.SeverityInfo, "ostree.rpm_ostree_missing": sdk.SeverityMedium, "ostree.rpm_ostree_failed": sdk.SeverityMedium,
 		"ostree.bad_output": sdk.SeverityMedium, "ostree.no_booted_deployment": sdk.SeverityHigh, "ostree.layered_packages": sdk.SeverityLow,
-		"ostree.checksum_mismatch": sdk.SeverityHigh, "ostree.staged_deployment": sdk.SeverityInfo, "ostree.fallback": sdk.SeverityInfo,
+		"ostree.checksum_mismatch": sdk.SeverityHigh, "ostree.staged": sdk.SeverityInfo, "ostree.fallback": sdk.SeverityInfo,
+		"ostree.staged_unexpected": sdk.SeverityHigh, "ostree.booted_by_karg": sdk.SeverityLow, "ostree.unlocked": sdk.SeverityHigh,
+		"ostree.live_applied": sdk.SeverityMedium, "ostree.unverified_origin": sdk.SeverityMedium, "ostree.unexpected_deployment": sdk.SeverityHigh,
+		"ostree.composefs_mismatch": sdk.SeverityHigh,
 	}
 	got := map[string]sdk.Severity{}
 	for _, f := range d.Findings {
@@ -249,9 +260,9 @@ func TestRPMOStree(t *testing.T) {
 					t.Errorf("layered message = %q", msg)
 				}
 			}},
-		{name: "staged", fixture: "status-staged.json", checksum: stagedBooted, findings: []string{"ostree.staged_deployment:info"}, state: "attested",
+		{name: "staged", fixture: "status-staged.json", checksum: stagedBooted, findings: []string{"ostree.staged:info"}, state: "attested",
 			check: func(t *testing.T, _ map[string]any, res *sdktest.Result) {
-				f := res.Find("ostree.staged_deployment")[0]
+				f := res.Find("ostree.staged")[0]
 				if f.Subject != "cb3b6510f51c7d2f6dc9fdbf44805ed4bfa47923c0af18751326b98826008431" || !strings.Contains(f.Message, "9.5.20250305") {
 					t.Errorf("staged finding = %+v", f)
 				}
@@ -264,9 +275,9 @@ func TestRPMOStree(t *testing.T) {
 			}},
 		{name: "pinned checksum matches", fixture: "status-plain.json", extra: []any{"expected_checksum", strings.ToUpper(plainBooted)}, checksum: plainBooted, findings: []string{}, state: "attested"},
 		{name: "pinned checksum differs", fixture: "status-staged.json", extra: []any{"expected_checksum", plainBooted}, checksum: stagedBooted,
-			findings: []string{"ostree.checksum_mismatch:high", "ostree.staged_deployment:info"}, state: "degraded"},
+			findings: []string{"ostree.checksum_mismatch:high", "ostree.staged:info"}, state: "degraded"},
 	} {
-		m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+		m, _ := bootedMachine(t, "fedora-iot", "")
 		res := measure(t, m.config(printsFixture(t, tc.fixture), tc.extra...))
 		if got := codes(res.Findings); !reflect.DeepEqual(got, tc.findings) {
 			t.Errorf("Test %d (%s): findings = %v, want %v", i, tc.name, got, tc.findings)
@@ -292,7 +303,7 @@ func TestRPMOStree(t *testing.T) {
 // time; another deployment measures differently.
 func TestDigestStableAndDistinct(t *testing.T) {
 	t.Parallel()
-	m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+	m, _ := bootedMachine(t, "fedora-iot", "")
 	h := sdktest.New(t, ostree.New())
 	must(t, h.Configure(m.config(printsFixture(t, "status-plain.json"))))
 	var a, b, c string
@@ -323,10 +334,11 @@ func TestBrokenRPMOStree(t *testing.T) {
 		{name: "truncated", rpm: func(*testing.T) string { return truncated }, code: "ostree.bad_output:medium", message: "unexpected end of JSON input"},
 		{name: "20 MiB", rpm: func(t *testing.T) string { return fakeRPMOStree(t, huge) }, code: "ostree.bad_output:medium", message: "more than max_output_bytes (16777216 bytes)"},
 		{name: "over a small limit", rpm: func(t *testing.T) string { return printsFixture(t, "status-plain.json") }, extra: []any{"max_output_bytes", 1024}, code: "ostree.bad_output:medium", message: "more than max_output_bytes (1024 bytes)"},
-		{name: "missing", rpm: func(t *testing.T) string { return filepath.Join(t.TempDir(), "rpm-ostree") }, code: "ostree.rpm_ostree_missing:medium", message: "does not exist"},
-		{name: "not on PATH", rpm: func(*testing.T) string { return "rpm-ostree-not-installed-here" }, code: "ostree.rpm_ostree_missing:medium", message: "not found"},
+		// rpm-ostree missing is info when the fallback measured everything.
+		{name: "missing", rpm: func(t *testing.T) string { return filepath.Join(t.TempDir(), "rpm-ostree") }, code: "ostree.rpm_ostree_missing:info", message: "does not exist"},
+		{name: "not on PATH", rpm: func(*testing.T) string { return "rpm-ostree-not-installed-here" }, code: "ostree.rpm_ostree_missing:info", message: "not found"},
 	} {
-		m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+		m, booted := bootedMachine(t, "fedora-iot", "")
 		res := measure(t, m.config(tc.rpm(t), tc.extra...))
 		want := []string{"ostree.fallback:info", tc.code}
 		sort.Strings(want)
@@ -338,11 +350,15 @@ func TestBrokenRPMOStree(t *testing.T) {
 		if !strings.Contains(f.Message, tc.message) {
 			t.Errorf("Test %d (%s): message %q, want it to contain %q", i, tc.name, f.Message, tc.message)
 		}
-		if got := plugintest.DefaultState(res.Findings); got != "degraded" {
-			t.Errorf("Test %d (%s): state %s, want degraded", i, tc.name, got)
+		wantState := "degraded"
+		if strings.HasSuffix(tc.code, ":info") {
+			wantState = "attested"
+		}
+		if got := plugintest.DefaultState(res.Findings); got != wantState {
+			t.Errorf("Test %d (%s): state %s, want %s", i, tc.name, got, wantState)
 		}
 		dep := checkDigest(t, res)
-		if dep["source"] != "ostree-files" || dep["checksum"] != plainBooted || dep["osname"] != "fedora-iot" {
+		if dep["source"] != "ostree-files" || dep["checksum"] != booted || dep["osname"] != "fedora-iot" {
 			t.Errorf("Test %d (%s): fallback deployment = %v", i, tc.name, dep)
 		}
 	}
@@ -352,7 +368,8 @@ func TestBrokenRPMOStree(t *testing.T) {
 // lead to a deployment either: no digest, a high finding.
 func TestBrokenRPMOStreeNoFallback(t *testing.T) {
 	t.Parallel()
-	m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+	m, _ := bootedMachine(t, "fedora-iot", "")
+	m.oldRecord()
 	must(t, os.WriteFile(m.cmdline, []byte(mustRead(t, fixturePath(t, "cmdline-debian"))), 0o600))
 	res := measure(t, m.config(fakeRPMOStree(t, failing)))
 	if got := codes(res.Findings); !reflect.DeepEqual(got, []string{"ostree.no_booted_deployment:high", "ostree.rpm_ostree_failed:medium"}) {
@@ -368,123 +385,13 @@ func TestBrokenRPMOStreeNoFallback(t *testing.T) {
 
 func TestNoBootedDeployment(t *testing.T) {
 	t.Parallel()
-	m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+	m, _ := bootedMachine(t, "fedora-iot", "")
 	res := measure(t, m.config(printsFixture(t, "status-no-booted.json")))
 	if got := codes(res.Findings); !reflect.DeepEqual(got, []string{"ostree.no_booted_deployment:high"}) {
 		t.Fatalf("findings = %v", got)
 	}
 	if _, ok := res.Measurements["deployment_digest"]; ok {
 		t.Fatal("deployment_digest present without a booted deployment")
-	}
-}
-
-// TestFallback measures from ostree's files alone, against good and broken
-// trees.
-func TestFallback(t *testing.T) {
-	t.Parallel()
-	for i, tc := range []struct {
-		name     string
-		osname   string
-		serial   string
-		origin   string
-		mutate   func(t *testing.T, m machine)
-		findings []string
-		message  string
-		check    func(t *testing.T, dep map[string]any)
-	}{
-		{name: "plain", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.fallback:info"},
-			check: func(t *testing.T, dep map[string]any) {
-				want := map[string]any{"source": "ostree-files", "osname": "fedora-iot", "checksum": plainBooted, "serial": float64(0),
-					"origin": map[string]any{"origin": map[string]any{"refspec": "fedora-iot:fedora/stable/x86_64/iot"}}}
-				if !reflect.DeepEqual(dep, want) {
-					t.Errorf("deployment = %v, want %v", dep, want)
-				}
-			}},
-		{name: "layered, serial 3, pinned", osname: "fedora", serial: "3", origin: "origin-layered.origin", findings: []string{"ostree.fallback:info", "ostree.layered_packages:low"},
-			check: func(t *testing.T, dep map[string]any) {
-				o := dep["origin"].(map[string]any)
-				if dep["serial"] != float64(3) || o["libostree-transient"] != nil || o["packages"] == nil {
-					t.Errorf("deployment = %v", dep)
-				}
-			}},
-		{name: "container", osname: "fedora-coreos", serial: "0", origin: "origin-container.origin", findings: []string{"ostree.fallback:info"}},
-		{name: "absolute boot symlink stays in the sysroot", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.fallback:info"},
-			mutate: func(t *testing.T, m machine) {
-				link := filepath.Join(m.sysroot, "ostree", "boot.1.1", "fedora-iot", bootcsum, "0")
-				must(t, os.Remove(link))
-				must(t, os.Symlink("/ostree/deploy/fedora-iot/deploy/"+plainBooted+".0", link))
-			}},
-		{name: "no ostree= argument", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "no ostree= argument",
-			mutate: func(t *testing.T, m machine) { must(t, os.WriteFile(m.cmdline, []byte("quiet\n"), 0o600)) }},
-		{name: "two ostree= arguments", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "ambiguous",
-			mutate: func(t *testing.T, m machine) {
-				must(t, os.WriteFile(m.cmdline, []byte("ostree=/ostree/boot.1/fedora-iot/"+bootcsum+"/0 ostree=/ostree/boot.0/fedora-iot/"+bootcsum+"/0\n"), 0o600))
-			}},
-		{name: "cmdline missing", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "read kernel command line",
-			mutate: func(t *testing.T, m machine) { must(t, os.Remove(m.cmdline)) }},
-		{name: "dangling boot symlink", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "no such file",
-			mutate: func(t *testing.T, m machine) {
-				must(t, os.RemoveAll(filepath.Join(m.sysroot, "ostree", "deploy", "fedora-iot", "deploy", plainBooted+".0")))
-			}},
-		{name: "boot symlink escaping upwards", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "resolve",
-			mutate: func(t *testing.T, m machine) {
-				link := filepath.Join(m.sysroot, "ostree", "boot.1.1", "fedora-iot", bootcsum, "0")
-				must(t, os.Remove(link))
-				must(t, os.Symlink("../../../../../../../../../../etc", link))
-			}},
-		{name: "not a deployment path", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "is not ostree/deploy/",
-			mutate: func(t *testing.T, m machine) {
-				link := filepath.Join(m.sysroot, "ostree", "boot.1.1", "fedora-iot", bootcsum, "0")
-				must(t, os.Remove(link))
-				must(t, os.Symlink("../../../deploy/fedora-iot", link))
-			}},
-		{name: "origin missing", osname: "fedora-iot", serial: "0", findings: []string{"ostree.no_booted_deployment:high"}, message: "read origin"},
-		{name: "origin garbage", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "parse",
-			mutate: func(t *testing.T, m machine) {
-				must(t, os.WriteFile(filepath.Join(m.sysroot, "ostree", "deploy", "fedora-iot", "deploy", plainBooted+".0.origin"), []byte("\x7fELF\x02\x01\x01\x00garbage"), 0o600))
-			}},
-		{name: "origin huge", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "larger than",
-			mutate: func(t *testing.T, m machine) {
-				must(t, os.WriteFile(filepath.Join(m.sysroot, "ostree", "deploy", "fedora-iot", "deploy", plainBooted+".0.origin"), []byte("[origin]\nrefspec="+strings.Repeat("x", 2<<20)+"\n"), 0o600))
-			}},
-		{name: "origin is a FIFO", osname: "fedora-iot", serial: "0", findings: []string{"ostree.no_booted_deployment:high"}, message: "not a regular file",
-			mutate: func(t *testing.T, m machine) {
-				must(t, mkfifo(filepath.Join(m.sysroot, "ostree", "deploy", "fedora-iot", "deploy", plainBooted+".0.origin")))
-			}},
-		{name: "deployment is a file", osname: "fedora-iot", serial: "0", origin: "origin-plain.origin", findings: []string{"ostree.no_booted_deployment:high"}, message: "not a directory",
-			mutate: func(t *testing.T, m machine) {
-				d := filepath.Join(m.sysroot, "ostree", "deploy", "fedora-iot", "deploy", plainBooted+".0")
-				must(t, os.RemoveAll(d))
-				must(t, os.WriteFile(d, nil, 0o600))
-			}},
-	} {
-		m := ostreeMachine(t, tc.osname, plainBooted, tc.serial, tc.origin)
-		if tc.mutate != nil {
-			tc.mutate(t, m)
-		}
-		res := measure(t, m.config(filepath.Join(t.TempDir(), "no-rpm-ostree")))
-		want := append([]string{"ostree.rpm_ostree_missing:medium"}, tc.findings...)
-		sort.Strings(want)
-		if got := codes(res.Findings); !reflect.DeepEqual(got, want) {
-			t.Errorf("Test %d (%s): findings = %v, want %v (%v)", i, tc.name, got, want, res.Findings)
-			continue
-		}
-		if tc.message != "" {
-			if msg := res.Find("ostree.no_booted_deployment")[0].Message; !strings.Contains(msg, tc.message) {
-				t.Errorf("Test %d (%s): message %q, want it to contain %q", i, tc.name, msg, tc.message)
-			}
-			if _, ok := res.Measurements["deployment_digest"]; ok {
-				t.Errorf("Test %d (%s): digest without a deployment", i, tc.name)
-			}
-			continue
-		}
-		dep := checkDigest(t, res)
-		if dep["source"] != "ostree-files" || dep["osname"] != tc.osname {
-			t.Errorf("Test %d (%s): deployment = %v", i, tc.name, dep)
-		}
-		if tc.check != nil {
-			tc.check(t, dep)
-		}
 	}
 }
 
@@ -575,7 +482,7 @@ func TestRunByHand(t *testing.T) {
 // built-ins only.
 func TestSubprocess(t *testing.T) {
 	t.Parallel()
-	m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+	m, _ := bootedMachine(t, "fedora-iot", "")
 	for i, step := range []struct {
 		rpm   string
 		extra []any
@@ -614,7 +521,7 @@ func TestSubprocess(t *testing.T) {
 func TestPluginKilledKillsRPMOStree(t *testing.T) {
 	t.Parallel()
 	p := plugintest.Start(t, "ostree")
-	m := ostreeMachine(t, "fedora-iot", plainBooted, "0", "origin-plain.origin")
+	m, _ := bootedMachine(t, "fedora-iot", "")
 	fake := fakeRPMOStree(t, hangingBuiltin)
 	cfg, _ := json.Marshal(m.config(fake, "timeout", "5m"))
 	p.MustConfigure(t, cfg)

@@ -37,10 +37,14 @@ const (
 	DefaultRunOstreeBooted = "/run/ostree-booted"
 	DefaultSysroot         = "/sysroot"
 	DefaultCmdlinePath     = "/proc/cmdline"
+	DefaultRunOstreeDir    = "/run/ostree"
+	DefaultBootPath        = "/boot"
+	DefaultRootPath        = "/"
 	DefaultMaxOutputBytes  = 16 << 20
 	maxTimeout             = 10 * time.Minute
 	maxOutputLimit         = 1 << 30
 	maxSerial              = 1<<31 - 1
+	maxExpected            = 4096
 )
 
 // Config is the plugin's configuration (plugins.ostree.config).
@@ -61,6 +65,17 @@ type Config struct {
 	CmdlinePath string `json:"cmdline_path"`
 	// MaxOutputBytes bounds rpm-ostree's standard output.
 	MaxOutputBytes int64 `json:"max_output_bytes"`
+	// ExpectedDeployments lists the deployment_reference values a booted
+	// (and a staged or pending) deployment may have; empty: no check.
+	ExpectedDeployments []string `json:"expected_deployments"`
+	// RunOstreeDir is libostree's run-time state (deployment-state/ holds
+	// the unlocked-development and unlocked-transient flags).
+	RunOstreeDir string `json:"run_ostree_dir"`
+	// BootPath is the boot partition, holding loader/entries/*.conf.
+	BootPath string `json:"boot_path"`
+	// RootPath is the running root, whose device and inode identify the
+	// booted deployment when /run/ostree-booted does not record them.
+	RootPath string `json:"root_path"`
 }
 
 // DefaultConfig returns the configuration that measures the real system.
@@ -72,6 +87,9 @@ func DefaultConfig() Config {
 		Sysroot:         DefaultSysroot,
 		CmdlinePath:     DefaultCmdlinePath,
 		MaxOutputBytes:  DefaultMaxOutputBytes,
+		RunOstreeDir:    DefaultRunOstreeDir,
+		BootPath:        DefaultBootPath,
+		RootPath:        DefaultRootPath,
 	}
 }
 
@@ -84,6 +102,11 @@ type Settings struct {
 	Sysroot          string
 	CmdlinePath      string
 	MaxOutputBytes   int64
+	// Expected holds expected_deployments (lowercase hex); nil: no check.
+	Expected     map[string]bool
+	RunOstreeDir string
+	BootPath     string
+	RootPath     string
 }
 
 // DefaultSettings returns the validated default configuration.
@@ -132,6 +155,9 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 		{"run_ostree_booted", c.RunOstreeBooted, &s.RunOstreeBooted},
 		{"sysroot", c.Sysroot, &s.Sysroot},
 		{"cmdline_path", c.CmdlinePath, &s.CmdlinePath},
+		{"run_ostree_dir", c.RunOstreeDir, &s.RunOstreeDir},
+		{"boot_path", c.BootPath, &s.BootPath},
+		{"root_path", c.RootPath, &s.RootPath},
 	} {
 		if p.val == "" || !filepath.IsAbs(p.val) || strings.ContainsRune(p.val, 0) {
 			return Settings{}, sdk.ConfigErrorf(p.key, "must be an absolute path, got %q", p.val)
@@ -140,6 +166,19 @@ func ParseConfig(cfg sdk.Config) (Settings, error) {
 	}
 	if c.MaxOutputBytes < 1024 || c.MaxOutputBytes > maxOutputLimit {
 		return Settings{}, sdk.ConfigErrorf("max_output_bytes", "must be between 1024 and %d, got %d", maxOutputLimit, c.MaxOutputBytes)
+	}
+	if len(c.ExpectedDeployments) > maxExpected {
+		return Settings{}, sdk.ConfigErrorf("expected_deployments", "%d entries, at most %d", len(c.ExpectedDeployments), maxExpected)
+	}
+	for i, r := range c.ExpectedDeployments {
+		ref := strings.ToLower(r)
+		if !ValidChecksum(ref) {
+			return Settings{}, sdk.ConfigErrorf("expected_deployments", "entry %d: %q is not a deployment_reference (64 hex digits)", i, clip(r, 80))
+		}
+		if s.Expected == nil {
+			s.Expected = map[string]bool{}
+		}
+		s.Expected[ref] = true
 	}
 	return s, nil
 }
@@ -182,6 +221,16 @@ type Deployment struct {
 	Packages                []string `json:"packages"`
 	RequestedPackages       []string `json:"requested-packages"`
 	RequestedLocalPackages  []string `json:"requested-local-packages"`
+	// ContainerImageReferenceDigest is the image's manifest digest
+	// ("sha256:…") for container-image deployments.
+	ContainerImageReferenceDigest string `json:"container-image-reference-digest"`
+	// Unlocked is none, hotfix, development or transient (absent from
+	// older rpm-ostree: none).
+	Unlocked string `json:"unlocked"`
+	// LiveReplaced is the commit applied live over the deployment
+	// (rpm-ostree apply-live); LiveInProgress one being applied.
+	LiveReplaced   string `json:"live-replaced"`
+	LiveInProgress string `json:"live-inprogress"`
 }
 
 // ErrNoBooted is returned by Status.Booted when no deployment is booted.
@@ -251,14 +300,21 @@ func (s *Status) Booted() (*Deployment, error) {
 	return nil, ErrNoBooted
 }
 
-// StagedDeployment returns the staged deployment, or nil.
-func (s *Status) StagedDeployment() *Deployment {
+// Next returns the deployment the next boot starts when it is not the
+// booted one, and whether it is staged (finalized at shutdown) rather than
+// pending (already the bootloader's default). rpm-ostree lists deployments
+// in boot order, so that is the first one. It returns nil when the next
+// boot is the booted deployment again.
+func (s *Status) Next() (*Deployment, bool) {
 	for i := range s.Deployments {
 		if s.Deployments[i].Staged && !s.Deployments[i].Booted {
-			return &s.Deployments[i]
+			return &s.Deployments[i], true
 		}
 	}
-	return nil
+	if len(s.Deployments) > 0 && !s.Deployments[0].Booted {
+		return &s.Deployments[0], false
+	}
+	return nil, false
 }
 
 func checkOSName(n string) error {
@@ -291,6 +347,12 @@ type RPMOStreeIdentity struct {
 	Packages                []string `json:"packages"`
 	RequestedPackages       []string `json:"requested_packages"`
 	RequestedLocalPackages  []string `json:"requested_local_packages"`
+	// Unlocked, LiveReplaced and LiveInProgress appear only when the
+	// running /usr is not the commit (unlocked other than none, a live
+	// apply): the digest of a pristine deployment is unchanged by them.
+	Unlocked       string `json:"unlocked,omitempty"`
+	LiveReplaced   string `json:"live_replaced,omitempty"`
+	LiveInProgress string `json:"live_inprogress,omitempty"`
 }
 
 // IdentityOf returns the identity of a deployment reported by rpm-ostree.
@@ -307,6 +369,9 @@ func IdentityOf(d *Deployment) RPMOStreeIdentity {
 		Packages:                sortedCopy(d.Packages),
 		RequestedPackages:       sortedCopy(d.RequestedPackages),
 		RequestedLocalPackages:  sortedCopy(d.RequestedLocalPackages),
+		Unlocked:                UnlockedMode(d.Unlocked),
+		LiveReplaced:            d.LiveReplaced,
+		LiveInProgress:          d.LiveInProgress,
 	}
 }
 
@@ -322,13 +387,16 @@ type FilesIdentity struct {
 	Checksum string                       `json:"checksum"`
 	Serial   int64                        `json:"serial"`
 	Origin   map[string]map[string]string `json:"origin"`
+	// Unlocked appears only when the deployment is unlocked (the origin's
+	// unlocked=, or libostree's development or transient run-time flag).
+	Unlocked string `json:"unlocked,omitempty"`
 }
 
 // TransientGroup is the origin key-file group ostree rewrites in place.
 const TransientGroup = "libostree-transient"
 
 // NewFilesIdentity builds the fallback identity.
-func NewFilesIdentity(osname, checksum string, serial int64, origin KeyFile) FilesIdentity {
+func NewFilesIdentity(osname, checksum string, serial int64, origin KeyFile, unlocked string) FilesIdentity {
 	o := make(map[string]map[string]string, len(origin))
 	for g, kv := range origin {
 		if g == TransientGroup {
@@ -336,7 +404,7 @@ func NewFilesIdentity(osname, checksum string, serial int64, origin KeyFile) Fil
 		}
 		o[g] = kv
 	}
-	return FilesIdentity{Source: SourceOstreeFiles, OSName: osname, Checksum: checksum, Serial: serial, Origin: o}
+	return FilesIdentity{Source: SourceOstreeFiles, OSName: osname, Checksum: checksum, Serial: serial, Origin: o, Unlocked: UnlockedMode(unlocked)}
 }
 
 // Digest is the lowercase hex SHA-256 of the RFC 8785 (JCS) canonical JSON

@@ -71,8 +71,8 @@ func TestParseStatusFixtures(t *testing.T) {
 		if !strings.HasSuffix(d.ID, d.Checksum+".0") || !strings.HasPrefix(d.ID, d.OSName+"-") {
 			t.Errorf("Test %d (%s): id %q does not match osname %q and checksum %q", i, tc.file, d.ID, d.OSName, d.Checksum)
 		}
-		staged := st.StagedDeployment()
-		if (staged == nil) != (tc.stagedID == "") || staged != nil && staged.ID != tc.stagedID {
+		staged, isStaged := st.Next()
+		if (staged == nil) != (tc.stagedID == "") || staged != nil && (staged.ID != tc.stagedID || !isStaged) {
 			t.Errorf("Test %d (%s): staged = %+v, want %q", i, tc.file, staged, tc.stagedID)
 		}
 	}
@@ -152,7 +152,7 @@ func TestDigestDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = Digest(NewFilesIdentity("fedora", "e914be4225df42c56088c87d01d48745a7ca4d22f9226f8027d0889f6ec9ac69", 2, kf))
+	got, err = Digest(NewFilesIdentity("fedora", "e914be4225df42c56088c87d01d48745a7ca4d22f9226f8027d0889f6ec9ac69", 2, kf, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +200,9 @@ func TestDigestStability(t *testing.T) {
 	}
 	// The fallback ignores the transient group (pinning).
 	kf, _ := ParseKeyFile(readFixture(t, "origin-layered.origin"))
-	a, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf))
+	a, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf, ""))
 	delete(kf, TransientGroup)
-	if c, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf)); a != c {
+	if c, _ := Digest(NewFilesIdentity("fedora", b.Checksum, 0, kf, "")); a != c {
 		t.Errorf("libostree-transient changed the files digest")
 	}
 }
@@ -327,15 +327,17 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{RPMOStree: "rpm-ostree", Timeout: 20 * time.Second, RunOstreeBooted: "/run/ostree-booted", Sysroot: "/sysroot", CmdlinePath: "/proc/cmdline", MaxOutputBytes: 16 << 20}
-	if def != want || DefaultSettings() != want {
+	want := Settings{RPMOStree: "rpm-ostree", Timeout: 20 * time.Second, RunOstreeBooted: "/run/ostree-booted", Sysroot: "/sysroot", CmdlinePath: "/proc/cmdline", MaxOutputBytes: 16 << 20,
+		RunOstreeDir: "/run/ostree", BootPath: "/boot", RootPath: "/"}
+	if !reflect.DeepEqual(def, want) || !reflect.DeepEqual(DefaultSettings(), want) {
 		t.Fatalf("defaults = %+v, want %+v", def, want)
 	}
 	full, err := ParseConfig(sdk.NewConfig(readFixture(t, "config-example.json")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.RPMOStree != "/usr/bin/rpm-ostree" || full.Timeout != 30*time.Second || full.ExpectedChecksum != "7df00cefdb9b4a6dc82e0f8675f5b16c4d4cc8b3217f01bef1943a040754f4e8" {
+	if full.RPMOStree != "/usr/bin/rpm-ostree" || full.Timeout != 30*time.Second || full.ExpectedChecksum != "7df00cefdb9b4a6dc82e0f8675f5b16c4d4cc8b3217f01bef1943a040754f4e8" ||
+		!reflect.DeepEqual(full.Expected, map[string]bool{"9a48e5a81da3ef59c608c4472bbd6eb7d5596cab8fa9dc39bd039458513bd403": true, "3e6116ce3627edfb62bcde0b1ba3cb809190569f176c4a8b6bd32b1f39258947": true}) {
 		t.Fatalf("example = %+v", full)
 	}
 	for i, tc := range []struct {
@@ -355,6 +357,11 @@ func TestParseConfig(t *testing.T) {
 		{`{"cmdline_path":"proc/cmdline"}`, "cmdline_path", "absolute"},
 		{`{"max_output_bytes":10}`, "max_output_bytes", "between"},
 		{`{"max_output_bytes":4294967296}`, "max_output_bytes", "between"},
+		{`{"expected_deployments":["abc"]}`, "expected_deployments", "entry 0"},
+		{`{"expected_deployments":"abc"}`, "expected_deployments", "wrong type"},
+		{`{"run_ostree_dir":"run/ostree"}`, "run_ostree_dir", "absolute"},
+		{`{"boot_path":""}`, "boot_path", "absolute"},
+		{`{"root_path":"."}`, "root_path", "absolute"},
 	} {
 		_, err := ParseConfig(sdk.NewConfig([]byte(tc.cfg)))
 		var ce *sdk.ConfigError
@@ -461,7 +468,7 @@ func FuzzParseKeyFile(f *testing.F) {
 				}
 			}
 		}
-		if _, err := Digest(NewFilesIdentity("x", strings.Repeat("a", 64), 0, kf)); err != nil {
+		if _, err := Digest(NewFilesIdentity("x", strings.Repeat("a", 64), 0, kf, "")); err != nil {
 			t.Fatalf("digest: %v", err)
 		}
 	})

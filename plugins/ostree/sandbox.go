@@ -15,14 +15,16 @@ const SystemBusSocket = "/run/dbus/system_bus_socket"
 var _ sdk.Sandboxer = (*Check)(nil)
 
 // Sandbox implements sdk.Sandboxer: the check reads the ostree-booted
-// marker, the sysroot and the kernel command line, and runs rpm-ostree
+// record, the sysroot, the kernel command line, libostree's run-time state
+// and the boot partition's entries (root_path is only stat'ed, which
+// Landlock does not restrict), and runs rpm-ostree
 // (with its interpreter and libraries, which the SDK adds), which talks to
 // rpm-ostreed over the system bus. When rpm-ostree was not found at
 // Configure, nothing may be executed: the check then reports rpm-ostree
 // missing and measures from ostree's files.
 func (c *Check) Sandbox() sdk.Sandbox {
 	s := c.settings
-	sb := sdk.Sandbox{ReadOnly: []string{s.RunOstreeBooted, s.Sysroot, s.CmdlinePath}}
+	sb := sdk.Sandbox{ReadOnly: []string{s.RunOstreeBooted, s.Sysroot, s.CmdlinePath, s.RunOstreeDir, s.BootPath}}
 	if c.rpmOStreePath != "" {
 		sb.Exec = []string{c.rpmOStreePath}
 		sb.UnixSockets = []string{SystemBusSocket}
