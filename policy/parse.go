@@ -189,6 +189,8 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.boolean(key, v, &p.ResidentPlugins)
 		case "expected_pcrs":
 			ps.expectedPCRs(key, v)
+		case "boot_reference":
+			ps.str(key, v, &p.BootReference)
 		case "service_binaries":
 			ps.serviceBinaries(key, v)
 		case "policy_files":
@@ -236,6 +238,7 @@ var topKeys = []string{
 	"plugins", "run_unlisted_plugins", "severity_weights", "thresholds", "severity_overrides",
 	"plugin_timeout", "attestation_timeout", "max_parallel_plugins", "log_level", "resident_plugins",
 	keySigningKeyPath, keyEvidenceTPMDevice, keyEvidenceTPMSocket, keyEvidencePCRs,
+	"boot_reference",
 }
 
 // suggest returns " (did you mean x?)" for a close known key.

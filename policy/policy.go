@@ -34,6 +34,7 @@ type Policy struct {
 	RequireTPM         bool                     // require_tpm
 	RequireSecureBoot  bool                     // require_secure_boot
 	ExpectedPCRs       map[int]string           // expected_pcrs: PCR index 0..23 -> lowercase hex SHA-256
+	BootReference      string                   // boot_reference: the tpm plugin's boot reference file; "" = none
 	ServiceBinaries    map[string]ServiceBinary // service_binaries
 	PolicyFiles        []string                 // policy_files
 	RefreshInterval    time.Duration            // refresh_interval
@@ -189,7 +190,7 @@ func (p *Policy) PluginTimeoutFor(name string) time.Duration {
 // injectedKeys lists, per built-in plugin, the top-level keys the policy
 // injects into its configuration.
 var injectedKeys = map[string][]string{
-	"tpm":        {"require_tpm", "expected_pcrs"},
+	"tpm":        {"require_tpm", "expected_pcrs", "boot_reference"},
 	"secureboot": {"require_secure_boot"},
 	"binaries":   {"service_binaries"},
 	"policies":   {"policy_files"},
@@ -197,7 +198,8 @@ var injectedKeys = map[string][]string{
 
 // PluginConfigJSON returns the configuration sent to the plugin called
 // name: plugins.<name>.config with, for the built-ins that own them, the
-// top-level spec keys injected (tpm: require_tpm, expected_pcrs;
+// top-level spec keys injected (tpm: require_tpm, expected_pcrs,
+// boot_reference;
 // secureboot: require_secure_boot; binaries: service_binaries; policies:
 // policy_files), as one JSON object. A plugin with no configuration gets {}.
 func (p *Policy) PluginConfigJSON(name string) ([]byte, error) {
@@ -213,6 +215,9 @@ func (p *Policy) PluginConfigJSON(name string) ([]byte, error) {
 		}
 		cfg["require_tpm"] = p.RequireTPM
 		cfg["expected_pcrs"] = pcrs
+		if p.BootReference != "" {
+			cfg["boot_reference"] = p.BootReference
+		}
 	case "secureboot":
 		cfg["require_secure_boot"] = p.RequireSecureBoot
 	case "binaries":

@@ -53,6 +53,7 @@ func (p *Policy) validate(e *errs) error {
 	absolute("api_token_path", p.APITokenPath, true)
 	absolute("audit_log_path", p.AuditLogPath, false)
 	absolute("plugin_dir", p.PluginDir, false)
+	absolute("boot_reference", p.BootReference, true)
 	p.validateEvidence(e, absolute)
 
 	seenFile := map[string]int{}

@@ -90,6 +90,11 @@ type BootMeasurements struct {
 	// PCRs maps a decimal PCR index ("0".."23") to its lowercase hex
 	// SHA-256 bank value; null when the TPM was not read.
 	PCRs map[string]string `json:"pcrs"`
+	// EventLog summarises the boot's event logs as the tpm plugin replayed
+	// them (digest of the raw log, events per PCR, replay result, the
+	// Secure Boot state measured, the comparison with the boot
+	// reference; docs/bundle.md); null when no log was read.
+	EventLog json.RawMessage `json:"event_log"`
 }
 
 // Finding is one finding in a bundle. Unlike sdk.Finding every member is

@@ -324,6 +324,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 		b.AttestationPolicySHA256 = bundle.Ptr(polSHA)
 	}
 	all := merge(b, results, p.SeverityOverrides)
+	all = append(all, secureBootFromLog(b, p.RequireSecureBoot, p.SeverityOverrides)...)
 	core := func(code string, sev sdk.Severity, subject, format string, args ...any) {
 		all = append(all, attributed{plugin: "core", Finding: override(sdk.Finding{
 			Code: code, Severity: sev, Subject: subject, Message: fmt.Sprintf(format, args...),

@@ -16,6 +16,7 @@ import (
 // plugin's measurements are kept under checks.<name>.measurements.
 var fieldOwners = map[string]string{
 	"boot_measurements.pcrs":        "tpm",
+	"boot_measurements.event_log":   "tpm",
 	"tpm_available":                 "tpm",
 	"tpm_quote_verified":            "tpm",
 	"boot_measurements.secure_boot": "secureboot",
@@ -33,6 +34,8 @@ func target(b *bundle.Bundle, field string) any {
 	switch field {
 	case "boot_measurements.pcrs":
 		return &b.BootMeasurements.PCRs
+	case "boot_measurements.event_log":
+		return &b.BootMeasurements.EventLog
 	case "boot_measurements.secure_boot":
 		return &b.BootMeasurements.SecureBoot
 	case "boot_measurements.setup_mode":

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/hashicorp/go-hclog"
 
@@ -38,6 +39,8 @@ const (
 	KeyPCRs           = "boot_measurements.pcrs"
 	KeyQuote          = "quote"
 	KeyAKName         = "ak_name"
+	KeyEventLog       = "boot_measurements.event_log"
+	KeyPCRBanks       = "pcr_banks"
 	maxQualifyingData = 32
 	// deadlineReserve caps the part of a measurement's time kept back from
 	// TPM calls, so that a TPM that does not answer still leaves time to
@@ -88,8 +91,8 @@ func (c *check) Describe() sdk.Description {
 	return sdk.Description{
 		Name:     "tpm",
 		Version:  Version,
-		Summary:  "TPM 2.0 presence, SHA-256 PCR values against expected_pcrs, and a quote over them with the daemon's nonce, verified against the attestation key",
-		Fills:    []string{KeyAvailable, KeyQuoteVerified, KeyPCRs},
+		Summary:  "TPM 2.0 presence, SHA-256 PCR values against expected_pcrs, a quote over them with the daemon's nonce verified against the attestation key, and the boot's event logs replayed against that quote and compared with the boot reference",
+		Fills:    []string{KeyAvailable, KeyQuoteVerified, KeyPCRs, KeyEventLog},
 		Findings: findingSpecs,
 	}
 }
@@ -157,6 +160,12 @@ type measurement struct {
 	tpm       transport.TPM
 	log       hclog.Logger
 	available bool
+	// sel is the PCR selection: the configured PCRs and every PCR the
+	// boot reference lists.
+	sel []int
+	// boot is what the event log step needs: the reference, and the PCR
+	// values the quote vouched for.
+	boot bootState
 }
 
 func (m *measurement) add(code, subject, format string, args ...any) {
@@ -174,7 +183,9 @@ func (c *check) Measure(ctx context.Context, req sdk.Request) (*sdk.Result, erro
 	ctx, cancel := workContext(ctx)
 	defer cancel()
 	m := &measurement{res: sdk.NewResult(), log: log}
+	c.loadReference(m)
 	verified := c.measure(ctx, m, req.Nonce)
+	c.checkEventLog(m)
 	m.res.Set(KeyAvailable, m.available)
 	m.res.Set(KeyQuoteVerified, verified)
 	return m.res, nil
@@ -217,16 +228,18 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 
 	var (
 		pcrs  pcrValues
+		vals  bankValues
 		q     *quoteResult
 		ak    *akKey
 		moved bool
 	)
 	for attempt := 0; ; attempt++ {
 		var ok bool
-		pcrs, ok = c.readPCRs(m, target, attempt == 0)
+		vals, ok = c.readAll(m, target, attempt == 0)
 		if !ok {
 			return false
 		}
+		pcrs = vals[tpm2.TPMAlgSHA256]
 		if attempt == 0 {
 			c.flushStale(m)
 		}
@@ -238,11 +251,11 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 			c.publishPCRs(m, pcrs)
 			return false
 		}
-		after, ok := c.readPCRs(m, target, false)
+		after, ok := c.readAll(m, target, false)
 		if !ok {
 			return false
 		}
-		moved = !after.equal(pcrs)
+		moved = !after.equal(vals)
 		if !moved || attempt >= c.cfg.retry.Retries {
 			break
 		}
@@ -257,7 +270,8 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 		"nonce":     hex.EncodeToString(qualifying),
 	}
 	m.res.Set(KeyAKName, hex.EncodeToString(ak.name))
-	rep := attest.Verify(q.attest, q.signature, ak.public, attest.Expected{Nonce: qualifying, PCRs: pcrs})
+	c.publishBanks(m, vals)
+	rep := attest.Verify(q.attest, q.signature, ak.public, attest.Expected{Nonce: qualifying, PCRs: pcrs, Banks: vals.others()})
 	for _, p := range rep.Problems {
 		msg := p.Message
 		if p.Code == attest.PCRDigestMismatch && moved {
@@ -271,6 +285,9 @@ func (c *check) measure(ctx context.Context, m *measurement, nonce []byte) bool 
 		rolledBack = c.trackClock(m, hex.EncodeToString(ak.name), rep.Attest.Clock)
 	}
 	m.res.Set(KeyQuote, qm)
+	if rep.Verified() {
+		m.boot.quoted = vals
+	}
 	return rep.Verified() && matched && !rolledBack
 }
 
@@ -377,7 +394,7 @@ func (c *check) fail(m *measurement, code, subject string, err error) {
 // readPCRs reads the selected PCRs. The first command of a connection that
 // fails without a TPM answer means the TPM is unusable (tpm.open_failed).
 func (c *check) readPCRs(m *measurement, target string, first bool) (pcrValues, bool) {
-	v, err := ReadPCRs(m.tpm, c.cfg.pcrs)
+	v, err := ReadPCRs(m.tpm, m.sel)
 	if err != nil {
 		if first && !tpmio.IsTPMError(err) && !errors.Is(err, tpmio.ErrBusy) && !errors.Is(err, context.DeadlineExceeded) {
 			c.reset()
@@ -400,7 +417,7 @@ func (c *check) publishPCRs(m *measurement, pcrs pcrValues) bool {
 	}
 	m.res.Set(KeyPCRs, out)
 	matched := true
-	for _, p := range c.cfg.pcrs {
+	for _, p := range m.sel {
 		want, pinned := c.cfg.expected[p]
 		if !pinned {
 			continue
@@ -473,7 +490,7 @@ func (c *check) ensureAK(m *measurement) (*akKey, bool) {
 // signed it. A transient AK that the TPM no longer knows (flushed by a TPM
 // reset) is created again, once.
 func (c *check) quote(m *measurement, ak *akKey, nonce []byte) (*quoteResult, *akKey, bool) {
-	q, err := quote(m.tpm, ak, c.cfg.pcrs, nonce)
+	q, err := quote(m.tpm, ak, m.sel, nonce, c.cfg.banks...)
 	if err != nil && ak.transient && tpmio.IsTPMError(err) {
 		m.log.Info("quote with the attestation key failed; creating the key again", "error", err)
 		c.ak = nil
@@ -482,11 +499,47 @@ func (c *check) quote(m *measurement, ak *akKey, nonce []byte) (*quoteResult, *a
 			return nil, nil, false
 		}
 		ak = fresh
-		q, err = quote(m.tpm, ak, c.cfg.pcrs, nonce)
+		q, err = quote(m.tpm, ak, m.sel, nonce, c.cfg.banks...)
 	}
 	if err != nil {
 		c.fail(m, CodeQuoteFailed, "quote", err)
 		return nil, nil, false
 	}
 	return q, ak, true
+}
+
+// readAll reads the selected PCRs of the SHA-256 bank and of every other
+// bank quoted (config banks).
+func (c *check) readAll(m *measurement, target string, first bool) (bankValues, bool) {
+	pcrs, ok := c.readPCRs(m, target, first)
+	if !ok {
+		return nil, false
+	}
+	out := bankValues{tpm2.TPMAlgSHA256: pcrs}
+	for _, h := range c.cfg.banks {
+		v, err := readBank(m.tpm, h, m.sel)
+		if err != nil {
+			c.fail(m, CodePCRReadFailed, target, err)
+			return nil, false
+		}
+		out[h] = v
+	}
+	return out, true
+}
+
+// publishBanks records the values of the banks quoted besides SHA-256, so
+// that a verifier can check the quote's PCR digest.
+func (c *check) publishBanks(m *measurement, vals bankValues) {
+	if len(c.cfg.banks) == 0 {
+		return
+	}
+	out := map[string]map[string]string{}
+	for _, h := range c.cfg.banks {
+		name := string(bankName(h))
+		out[name] = map[string]string{}
+		for p, v := range vals[h] {
+			out[name][strconv.Itoa(p)] = hex.EncodeToString(v)
+		}
+	}
+	m.res.Set(KeyPCRBanks, out)
 }

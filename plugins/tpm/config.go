@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -20,6 +23,12 @@ const DefaultDevice = "/dev/tpmrm0"
 // DefaultStateFile keeps the TPM clock high-water marks between plugin
 // processes: the unit's StateDirectory=secure-ai/runtime-attestor.
 const DefaultStateFile = "/var/lib/secure-ai/runtime-attestor/tpm-clock.json"
+
+// Where the logs are by default.
+const (
+	DefaultEventLog     = eventlog.DefaultFirmwareLog
+	DefaultUserspaceLog = eventlog.DefaultUserspaceLog
+)
 
 // Defaults of the other settings.
 const (
@@ -48,6 +57,12 @@ type rawConfig struct {
 	// StateFile is a pointer so that "" (persistence off) differs from
 	// absent (the default file).
 	StateFile *string `json:"state_file"`
+	// BootReference is the injected top-level boot_reference; EventLog
+	// and UserspaceLog are pointers so that "" (off) differs from absent.
+	BootReference string   `json:"boot_reference"`
+	EventLog      *string  `json:"event_log"`
+	UserspaceLog  *string  `json:"userspace_log"`
+	Banks         []string `json:"banks"`
 }
 
 type rawAK struct {
@@ -79,6 +94,14 @@ type settings struct {
 	// stateFile keeps the clock high-water marks between processes; ""
 	// keeps them in the process only.
 	stateFile string
+	// bootReference is the boot reference file; "" compares nothing.
+	bootReference string
+	// eventLog and userspaceLog are the logs replayed; "" reads none.
+	eventLog     string
+	userspaceLog string
+	// banks are the banks read and quoted besides SHA-256 (always
+	// quoted), in config order.
+	banks []tpm2.TPMAlgID
 }
 
 // target names where the TPM is, for messages and subjects.
@@ -186,7 +209,82 @@ func parseConfig(cfg sdk.Config) (settings, error) {
 		}
 		s.stateFile = *raw.StateFile
 	}
+	if err := parseLogs(raw, &s); err != nil {
+		return settings{}, err
+	}
+	if s.banks, err = parseBanks(raw.Banks); err != nil {
+		return settings{}, err
+	}
 	return s, nil
+}
+
+// parseBanks validates banks: the PCR banks to quote, SHA-256 among them.
+func parseBanks(raw []string) ([]tpm2.TPMAlgID, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var out []tpm2.TPMAlgID
+	seen := map[string]bool{}
+	for i, b := range raw {
+		key := fmt.Sprintf("banks.%d", i)
+		h, ok := bankAlgs[b]
+		switch {
+		case !ok:
+			return nil, sdk.ConfigErrorf(key, "%q is not a bank the plugin quotes (sha1, sha256 or sha384)", b)
+		case seen[b]:
+			return nil, sdk.ConfigErrorf(key, "%q is listed twice", b)
+		}
+		seen[b] = true
+		if h != tpm2.TPMAlgSHA256 {
+			out = append(out, h)
+		}
+	}
+	if !seen["sha256"] {
+		return nil, sdk.ConfigErrorf("banks", "must list sha256: the SHA-256 bank is always quoted (boot_measurements.pcrs, expected_pcrs)")
+	}
+	return out, nil
+}
+
+// bankAlgs are the banks the plugin can quote, by name.
+var bankAlgs = map[string]tpm2.TPMAlgID{"sha1": tpm2.TPMAlgSHA1, "sha256": tpm2.TPMAlgSHA256, "sha384": tpm2.TPMAlgSHA384}
+
+// bankName is the name of a bank.
+func bankName(h tpm2.TPMAlgID) eventlog.Bank {
+	for n, x := range bankAlgs {
+		if x == h {
+			return eventlog.Bank(n)
+		}
+	}
+	return ""
+}
+
+// parseLogs validates the event log settings: absolute clean paths, or ""
+// to turn a log (or the reference) off.
+func parseLogs(raw rawConfig, s *settings) error {
+	s.eventLog, s.userspaceLog = DefaultEventLog, DefaultUserspaceLog
+	for _, f := range []struct {
+		key string
+		val *string
+		dst *string
+	}{
+		{"boot_reference", &raw.BootReference, &s.bootReference},
+		{"event_log", raw.EventLog, &s.eventLog},
+		{"userspace_log", raw.UserspaceLog, &s.userspaceLog},
+	} {
+		if f.val == nil {
+			continue
+		}
+		if *f.val != "" {
+			if err := checkPath(*f.val); err != nil {
+				return sdk.ConfigErrorf(f.key, "%v", err)
+			}
+		}
+		*f.dst = *f.val
+	}
+	if s.bootReference != "" && s.eventLog == "" {
+		return sdk.ConfigErrorf("event_log", "is off, but boot_reference needs the firmware event log to compare")
+	}
+	return nil
 }
 
 // checkStateFile accepts "" (no state file) or an absolute, clean path

@@ -111,7 +111,7 @@ func TestDescribe(t *testing.T) {
 	if err := wire.ValidateDescription(d); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(d.Fills, []string{"tpm_available", "tpm_quote_verified", "boot_measurements.pcrs"}) {
+	if !reflect.DeepEqual(d.Fills, []string{"tpm_available", "tpm_quote_verified", "boot_measurements.pcrs", "boot_measurements.event_log"}) {
 		t.Errorf("fills %v", d.Fills)
 	}
 	want := map[string]sdk.Severity{
@@ -124,6 +124,11 @@ func TestDescribe(t *testing.T) {
 		"tpm.quote_pcr_digest_mismatch": sdk.SeverityCritical, "tpm.clock_rollback": sdk.SeverityCritical,
 		"tpm.clock_state_invalid": sdk.SeverityMedium, "tpm.clock_state_unavailable": sdk.SeverityInfo,
 		"tpm.clock_state_write_failed": sdk.SeverityMedium,
+		"tpm.eventlog_missing":         sdk.SeverityInfo, "tpm.eventlog_invalid": sdk.SeverityHigh,
+		"tpm.eventlog_replay_failed": sdk.SeverityHigh, "tpm.eventlog_secureboot_unknown": sdk.SeverityLow,
+		"tpm.userspace_log_invalid": sdk.SeverityHigh, "tpm.boot_reference_invalid": sdk.SeverityHigh,
+		"tpm.boot_reference_unchecked": sdk.SeverityHigh, "tpm.boot_event_mismatch": sdk.SeverityHigh,
+		"tpm.boot_event_mismatch_more": sdk.SeverityInfo,
 	}
 	got := map[string]sdk.Severity{}
 	for _, f := range d.Findings {

@@ -27,6 +27,15 @@ const (
 	CodeClockStateInvalid      = "tpm.clock_state_invalid"
 	CodeClockStateUnavailable  = "tpm.clock_state_unavailable"
 	CodeClockStateWriteFailed  = "tpm.clock_state_write_failed"
+	CodeEventLogMissing        = "tpm.eventlog_missing"
+	CodeEventLogInvalid        = "tpm.eventlog_invalid"
+	CodeEventLogReplayFailed   = "tpm.eventlog_replay_failed"
+	CodeEventLogSecureBoot     = "tpm.eventlog_secureboot_unknown"
+	CodeUserspaceLogInvalid    = "tpm.userspace_log_invalid"
+	CodeBootReferenceInvalid   = "tpm.boot_reference_invalid"
+	CodeBootReferenceUnchecked = "tpm.boot_reference_unchecked"
+	CodeBootEventMismatch      = "tpm.boot_event_mismatch"
+	CodeBootEventMismatchMore  = "tpm.boot_event_mismatch_more"
 )
 
 // findingSpecs documents every code with its default severity. The
@@ -74,6 +83,24 @@ var findingSpecs = []sdk.FindingSpec{
 		Description: "the folder of the TPM clock state file (state_file) does not exist; the subject names it. The clock is tracked in the plugin process only, so with on-demand plugins a rollback between attestations goes unnoticed"},
 	{Code: CodeClockStateWriteFailed, DefaultSeverity: sdk.SeverityMedium,
 		Description: "the TPM clock state file (state_file) could not be written (folder not writable, disk full, read-only file system); the clock is tracked in the plugin process only until it can"},
+	{Code: CodeEventLogMissing, DefaultSeverity: sdk.SeverityInfo,
+		Description: "no firmware event log at event_log (a machine without UEFI and TPM, or securityfs not mounted): the boot cannot be replayed; high instead of info when the policy sets boot_reference"},
+	{Code: CodeEventLogInvalid, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the firmware event log cannot be read or does not parse (truncated, garbage, past 4 MiB or 8192 events)"},
+	{Code: CodeEventLogReplayFailed, DefaultSeverity: sdk.SeverityHigh,
+		Description: "a PCR's logged events do not extend to the value the quote vouched for (or the log lacks the quoted bank): the log does not describe this boot; subject pcr:N/bank"},
+	{Code: CodeEventLogSecureBoot, DefaultSeverity: sdk.SeverityLow,
+		Description: "the log replayed but PCR 7's events do not give a coherent Secure Boot state (go-attestation's checks); boot_measurements.secure_boot comes from efivars alone"},
+	{Code: CodeUserspaceLogInvalid, DefaultSeverity: sdk.SeverityHigh,
+		Description: "systemd's userspace measurement log (userspace_log, CEL-JSON) cannot be read or does not parse; the message names the record"},
+	{Code: CodeBootReferenceInvalid, DefaultSeverity: sdk.SeverityHigh,
+		Description: "the boot_reference file cannot be read or is not a valid boot reference; the message names the entry that is wrong"},
+	{Code: CodeBootReferenceUnchecked, DefaultSeverity: sdk.SeverityHigh,
+		Description: "PCRs the boot reference lists could not be compared: no verified quote, no log, or the PCR did not replay"},
+	{Code: CodeBootEventMismatch, DefaultSeverity: sdk.SeverityHigh,
+		Description: "an event of a replayed PCR differs from the boot reference: the message names the PCR, event index, type, measured digest and description, and what the reference allows there; subject pcr:N/event:I (pcr:N/userspace:I, pcr:N for a missing event); at most 20 per attestation"},
+	{Code: CodeBootEventMismatchMore, DefaultSeverity: sdk.SeverityInfo,
+		Description: "more than 20 events differ from the boot reference: counts the rest per PCR"},
 }
 
 // severityOf returns a code's default severity.

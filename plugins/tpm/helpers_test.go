@@ -102,6 +102,13 @@ func simHarness(t *testing.T, sim *simulator.Simulator, cfg map[string]any) (*sd
 	if _, ok := cfg["state_file"]; !ok {
 		cfg["state_file"] = filepath.Join(t.TempDir(), "tpm-clock.json")
 	}
+	// The simulator's PCRs are not this machine's: its event logs, if
+	// it has any, are not read unless the test gives one.
+	for _, k := range []string{"event_log", "userspace_log"} {
+		if _, ok := cfg[k]; !ok {
+			cfg[k] = ""
+		}
+	}
 	if err := h.Configure(cfg); err != nil {
 		t.Fatalf("configure %v: %v", cfg, err)
 	}

@@ -27,33 +27,74 @@ func (v pcrValues) equal(o pcrValues) bool {
 	return true
 }
 
-// pcrSelection builds a TPML_PCR_SELECTION of the SHA-256 bank.
-func pcrSelection(pcrs []int) tpm2.TPMLPCRSelection {
-	sel := attest.NewPCRSelection(attest.AlgSHA256, pcrs)
-	return tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: sel.Bitmap}}}
+// bankValues holds the values read of each bank quoted.
+type bankValues map[tpm2.TPMAlgID]pcrValues
+
+func (b bankValues) equal(o bankValues) bool {
+	if len(b) != len(o) {
+		return false
+	}
+	for h, v := range b {
+		if !v.equal(o[h]) {
+			return false
+		}
+	}
+	return true
 }
 
-// ReadPCRs reads pcrs from the SHA-256 bank. A TPM returns at most a few
-// values per TPM2_PCR_Read (8 on most), so it asks again for the rest until
-// it has them all.
+// others returns the banks other than SHA-256, keyed as package attest
+// keys them.
+func (b bankValues) others() map[uint16]map[int][]byte {
+	out := map[uint16]map[int][]byte{}
+	for h, v := range b {
+		if h != tpm2.TPMAlgSHA256 {
+			out[uint16(h)] = v
+		}
+	}
+	return out
+}
+
+// pcrSelection builds a TPML_PCR_SELECTION of pcrs in the SHA-256 bank
+// and each bank of extra.
+func pcrSelection(pcrs []int, extra ...tpm2.TPMAlgID) tpm2.TPMLPCRSelection {
+	var out tpm2.TPMLPCRSelection
+	for _, h := range append([]tpm2.TPMAlgID{tpm2.TPMAlgSHA256}, extra...) {
+		sel := attest.NewPCRSelection(uint16(h), pcrs)
+		out.PCRSelections = append(out.PCRSelections, tpm2.TPMSPCRSelection{Hash: h, PCRSelect: sel.Bitmap})
+	}
+	return out
+}
+
+// ReadPCRs reads pcrs from the SHA-256 bank.
 func ReadPCRs(t transport.TPM, pcrs []int) (map[int][]byte, error) {
+	return readBank(t, tpm2.TPMAlgSHA256, pcrs)
+}
+
+// readBank reads pcrs from bank h. A TPM returns at most a few values per
+// TPM2_PCR_Read (8 on most), so it asks again for the rest until it has
+// them all.
+func readBank(t transport.TPM, h tpm2.TPMAlgID, pcrs []int) (map[int][]byte, error) {
+	name := bankLabel(h)
+	size := bankSize(h)
 	out := pcrValues{}
 	remaining := append([]int(nil), pcrs...)
 	for len(remaining) > 0 {
-		rsp, err := tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)}.Execute(t)
+		sel := attest.NewPCRSelection(uint16(h), remaining)
+		in := tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: h, PCRSelect: sel.Bitmap}}}
+		rsp, err := tpm2.PCRRead{PCRSelectionIn: in}.Execute(t)
 		if err != nil {
-			return nil, fmt.Errorf("TPM2_PCR_Read of SHA-256 PCRs %v: %w", remaining, err)
+			return nil, fmt.Errorf("TPM2_PCR_Read of %s PCRs %v: %w", name, remaining, err)
 		}
 		var got []int
 		for _, s := range rsp.PCRSelectionOut.PCRSelections {
 			idx := attest.PCRSelection{Hash: uint16(s.Hash), Bitmap: s.PCRSelect}.PCRs()
-			if s.Hash != tpm2.TPMAlgSHA256 && len(idx) > 0 {
-				return nil, fmt.Errorf("TPM2_PCR_Read returned bank 0x%04x, asked for SHA-256", uint16(s.Hash))
+			if s.Hash != h && len(idx) > 0 {
+				return nil, fmt.Errorf("TPM2_PCR_Read returned bank 0x%04x, asked for %s", uint16(s.Hash), name)
 			}
 			got = append(got, idx...)
 		}
 		if len(got) == 0 {
-			return nil, fmt.Errorf("TPM2_PCR_Read returned no values for SHA-256 PCRs %v: is the SHA-256 bank allocated?", remaining)
+			return nil, fmt.Errorf("TPM2_PCR_Read returned no values for %s PCRs %v: is the %s bank allocated?", name, remaining, name)
 		}
 		if len(got) != len(rsp.PCRValues.Digests) {
 			return nil, fmt.Errorf("TPM2_PCR_Read returned %d PCR indices and %d values", len(got), len(rsp.PCRValues.Digests))
@@ -67,8 +108,8 @@ func ReadPCRs(t transport.TPM, pcrs []int) (map[int][]byte, error) {
 				return nil, fmt.Errorf("TPM2_PCR_Read returned PCR %d, which was not asked for", p)
 			}
 			d := rsp.PCRValues.Digests[i].Buffer
-			if len(d) != 32 {
-				return nil, fmt.Errorf("TPM2_PCR_Read returned a %d-byte value for SHA-256 PCR %d", len(d), p)
+			if len(d) != size {
+				return nil, fmt.Errorf("TPM2_PCR_Read returned a %d-byte value for %s PCR %d", len(d), name, p)
 			}
 			out[p] = append([]byte(nil), d...)
 			delete(want, p)
@@ -80,6 +121,27 @@ func ReadPCRs(t transport.TPM, pcrs []int) (map[int][]byte, error) {
 		sort.Ints(remaining)
 	}
 	return out, nil
+}
+
+// bankLabel names a bank in messages: "SHA-256".
+func bankLabel(h tpm2.TPMAlgID) string {
+	switch h {
+	case tpm2.TPMAlgSHA1:
+		return "SHA-1"
+	case tpm2.TPMAlgSHA384:
+		return "SHA-384"
+	}
+	return "SHA-256"
+}
+
+func bankSize(h tpm2.TPMAlgID) int {
+	switch h {
+	case tpm2.TPMAlgSHA1:
+		return 20
+	case tpm2.TPMAlgSHA384:
+		return 48
+	}
+	return 32
 }
 
 // akTemplate is the public template of an attestation key created under
@@ -196,17 +258,21 @@ type quoteResult struct {
 	signature []byte // TPMT_SIGNATURE
 }
 
-// quote asks the TPM for a quote of the SHA-256 pcrs, signed by ak, with
-// qualifying data nonce.
-func quote(t transport.TPM, ak *akKey, pcrs []int, nonce []byte) (*quoteResult, error) {
+// quote asks the TPM for a quote of pcrs in the SHA-256 bank and each bank
+// of extra, signed by ak, with qualifying data nonce.
+func quote(t transport.TPM, ak *akKey, pcrs []int, nonce []byte, extra ...tpm2.TPMAlgID) (*quoteResult, error) {
 	rsp, err := tpm2.Quote{
 		SignHandle:     tpm2.AuthHandle{Handle: ak.handle, Name: tpm2.TPM2BName{Buffer: ak.name}, Auth: tpm2.PasswordAuth(nil)},
 		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
 		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-		PCRSelect:      pcrSelection(pcrs),
+		PCRSelect:      pcrSelection(pcrs, extra...),
 	}.Execute(t)
 	if err != nil {
-		return nil, fmt.Errorf("TPM2_Quote of SHA-256 PCRs %v with AK 0x%08x: %w", pcrs, uint32(ak.handle), err)
+		banks := "SHA-256"
+		for _, h := range extra {
+			banks += " and " + bankLabel(h)
+		}
+		return nil, fmt.Errorf("TPM2_Quote of %s PCRs %v with AK 0x%08x: %w", banks, pcrs, uint32(ak.handle), err)
 	}
 	return &quoteResult{attest: rsp.Quoted.Bytes(), signature: tpm2.Marshal(rsp.Signature)}, nil
 }

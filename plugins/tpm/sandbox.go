@@ -14,7 +14,9 @@ var _ sdk.Sandboxer = (*check)(nil)
 // set, reads and writes in the state file's folder (a temporary file is
 // renamed over the state file, so the rule is on the folder, not the file).
 // The root folder is never granted: a state file directly in "/" stays
-// denied and is reported as unreadable. It runs no command.
+// denied and is reported as unreadable. It reads the firmware event log,
+// systemd's userspace measurement log and the boot reference, each file
+// alone. It runs no command.
 func (c *check) Sandbox() sdk.Sandbox {
 	var sb sdk.Sandbox
 	if c.cfg.socket != "" {
@@ -27,5 +29,10 @@ func (c *check) Sandbox() sdk.Sandbox {
 			sb.ReadWrite = []string{dir}
 		}
 	}
-	return sb
+	for _, f := range []string{c.cfg.eventLog, c.cfg.userspaceLog, c.cfg.bootReference} {
+		if f != "" {
+			sb.ReadOnly = append(sb.ReadOnly, f)
+		}
+	}
+	return sb.Merge()
 }

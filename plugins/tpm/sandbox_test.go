@@ -23,15 +23,17 @@ func TestSandboxDeclared(t *testing.T) {
 		want sdk.Sandbox
 	}{
 		{"default: the resource manager and the state folder", `{}`,
-			sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
+			sdk.Sandbox{ReadOnly: []string{"/run/log/systemd/tpm2-measure.log", "/sys/kernel/security/tpm0/binary_bios_measurements"}, Devices: []string{"/dev/tpmrm0"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
 		{"another device", `{"device":"/dev/tpm0","require_tpm":true}`,
-			sdk.Sandbox{Devices: []string{"/dev/tpm0"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
+			sdk.Sandbox{ReadOnly: []string{"/run/log/systemd/tpm2-measure.log", "/sys/kernel/security/tpm0/binary_bios_measurements"}, Devices: []string{"/dev/tpm0"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
 		{"swtpm instead of a device", `{"swtpm_socket":"/run/swtpm/tpm.sock"}`,
-			sdk.Sandbox{UnixSockets: []string{"/run/swtpm/tpm.sock"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
+			sdk.Sandbox{ReadOnly: []string{"/run/log/systemd/tpm2-measure.log", "/sys/kernel/security/tpm0/binary_bios_measurements"}, UnixSockets: []string{"/run/swtpm/tpm.sock"}, ReadWrite: []string{"/var/lib/secure-ai/runtime-attestor"}}},
 		{"another state file: its folder, for the rename", `{"state_file":"/srv/attestor/state/clock.json"}`,
-			sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}, ReadWrite: []string{"/srv/attestor/state"}}},
-		{"no state file", `{"state_file":""}`, sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}}},
-		{"a state file in / grants nothing there", `{"state_file":"/tpm-clock.json"}`, sdk.Sandbox{Devices: []string{"/dev/tpmrm0"}}},
+			sdk.Sandbox{ReadOnly: []string{"/run/log/systemd/tpm2-measure.log", "/sys/kernel/security/tpm0/binary_bios_measurements"}, Devices: []string{"/dev/tpmrm0"}, ReadWrite: []string{"/srv/attestor/state"}}},
+		{"no state file", `{"state_file":""}`, sdk.Sandbox{ReadOnly: []string{"/run/log/systemd/tpm2-measure.log", "/sys/kernel/security/tpm0/binary_bios_measurements"}, Devices: []string{"/dev/tpmrm0"}}},
+		{"a state file in / grants nothing there", `{"state_file":"/tpm-clock.json"}`, sdk.Sandbox{ReadOnly: []string{"/run/log/systemd/tpm2-measure.log", "/sys/kernel/security/tpm0/binary_bios_measurements"}, Devices: []string{"/dev/tpmrm0"}}},
+		{"the logs and the boot reference, each file alone", `{"state_file":"","event_log":"/srv/bios.log","userspace_log":"","boot_reference":"/etc/secure-ai/policy/boot-reference.yaml"}`,
+			sdk.Sandbox{ReadOnly: []string{"/etc/secure-ai/policy/boot-reference.yaml", "/srv/bios.log"}, Devices: []string{"/dev/tpmrm0"}}},
 	} {
 		sb, ok, err := sdk.DeclaredSandbox(context.Background(), New(), []byte(tc.cfg))
 		if err != nil || !ok {
@@ -71,7 +73,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 
 	stateDir := t.TempDir()
 	statePath := filepath.Join(stateDir, "tpm-clock.json")
-	swtpmCfg := cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath})
+	swtpmCfg := cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
 	p := plugintest.Start(t, "tpm")
 	p.MustConfigure(t, swtpmCfg)
 	wm := p.MustMeasure(t)
@@ -118,7 +120,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 	plugintest.NeedLandlock(t)
 	// A state folder outside the sandbox: it cannot be written.
 	outside := filepath.Join(t.TempDir(), "tpm-clock.json")
-	p.MustConfigure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": outside}))
+	p.MustConfigure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": outside, "event_log": ""}))
 	wm = p.MustMeasure(t)
 	if f := toResult(wm).Find(CodeClockStateWriteFailed); len(wm.Findings) != 1 || len(f) != 1 || !strings.Contains(f[0].Message, "permission denied") {
 		t.Fatalf("state folder outside the sandbox: findings %+v, want %s: permission denied", wm.Findings, CodeClockStateWriteFailed)

@@ -98,6 +98,7 @@ func startSwtpm(t *testing.T) *swtpm {
 		}
 		select {
 		case err := <-exited:
+			exited <- err // for the cleanup, which waits for it
 			log, _ := os.ReadFile(logf.Name())
 			t.Fatalf("swtpm exited: %v\n%s", err, log)
 		case <-ctx.Done():
@@ -197,7 +198,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	}
 
 	statePath := filepath.Join(t.TempDir(), "tpm-clock.json")
-	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath})
+	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
 	// Twice: the second measurement reconnects and reuses the AK, which
 	// swtpm keeps between connections.
 	for i := range 2 {
@@ -231,7 +232,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	onDemand := func() *wire.Measurement {
 		t.Helper()
 		wc, d := pluginClient(t)
-		raw, _ := json.Marshal(map[string]any{"swtpm_socket": sw.sock, "state_file": statePath})
+		raw, _ := json.Marshal(map[string]any{"swtpm_socket": sw.sock, "state_file": statePath, "event_log": ""})
 		ctx, cancel := call()
 		defer cancel()
 		if err := wc.Configure(ctx, raw); err != nil {

@@ -46,6 +46,18 @@ type Expected struct {
 	// PCRs maps each PCR index requested from the SHA-256 bank to the value
 	// read from it. The quote must select exactly these PCRs.
 	PCRs map[int][]byte
+	// Banks holds the values of the other banks quoted with the SHA-256
+	// one, by hash algorithm (AlgSHA1, ...): PCR index -> value. The quote
+	// must select exactly these too.
+	Banks map[uint16]map[int][]byte
+}
+
+// values returns the expected values of bank h.
+func (e Expected) values(h uint16) map[int][]byte {
+	if h == AlgSHA256 {
+		return e.PCRs
+	}
+	return e.Banks[h]
 }
 
 // Report is the outcome of verifying one quote.
@@ -80,9 +92,9 @@ func (r *Report) add(c Code, format string, args ...any) {
 // TPMT_SIGNATURE over it and ak the attestation key's public area (see
 // CheckAK). It reports every problem it finds, not only the first: the
 // signature, the magic TPM_GENERATED_VALUE, the type TPM_ST_ATTEST_QUOTE,
-// extraData against the nonce, the PCR selection against want.PCRs, and
-// pcrDigest against the digest, with the signing scheme's hash, of the
-// values of want.PCRs concatenated in the quote's selection order.
+// extraData against the nonce, the PCR selection against want.PCRs (and
+// want.Banks), and pcrDigest against the digest, with the signing scheme's
+// hash, of the values concatenated in the quote's selection order.
 func Verify(attest, sig []byte, ak *Public, want Expected) *Report {
 	rep := &Report{}
 	// pcrDigest uses the hash of the signing scheme: the key's when the
@@ -130,6 +142,11 @@ func Verify(attest, sig []byte, ak *Public, want Expected) *Report {
 	for p := range want.PCRs {
 		wantSel[selectionKey{AlgSHA256, p}] = true
 	}
+	for h, vals := range want.Banks {
+		for p := range vals {
+			wantSel[selectionKey{h, p}] = true
+		}
+	}
 	gotSel := selectionSet(a.Quote.Selection)
 	if !sameSelection(gotSel, wantSel) {
 		rep.add(SelectionMismatch, "quoted PCRs %s, requested %s", describeSelection(gotSel), describeSelection(wantSel))
@@ -137,8 +154,9 @@ func Verify(attest, sig []byte, ak *Public, want Expected) *Report {
 	}
 	d := digestHash.New()
 	for _, s := range a.Quote.Selection {
+		vals := want.values(s.Hash)
 		for _, p := range s.PCRs() {
-			d.Write(want.PCRs[p])
+			d.Write(vals[p])
 		}
 	}
 	if sum := d.Sum(nil); subtle.ConstantTimeCompare(sum, a.Quote.PCRDigest) != 1 {
