@@ -157,7 +157,7 @@ func (t *TPM) Exclusive(ctx context.Context, f func(tp transport.TPM) error) err
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, t.opts.OpTimeout)
 	defer cancel()
-	conn, err := t.opts.Open(ctx)
+	conn, err := t.open(ctx)
 	if err != nil {
 		if errors.Is(err, tpmio.ErrAbsent) {
 			return fmt.Errorf("%w: %w", ErrNoTPM, err)
@@ -167,6 +167,26 @@ func (t *TPM) Exclusive(ctx context.Context, f func(tp transport.TPM) error) err
 	defer conn.Close()
 	return f(tpmio.Bind(ctx, conn, tpmio.Policy{Retries: 3, Delay: 50 * time.Millisecond}))
 }
+
+// open opens the TPM, trying again while a swtpm socket, which accepts one
+// connection at a time, has not yet returned to accept the next one
+// (EAGAIN right after the previous connection closed).
+func (t *TPM) open(ctx context.Context) (tpmio.Conn, error) {
+	for try := 0; ; try++ {
+		conn, err := t.opts.Open(ctx)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || try >= openTries {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// openTries bounds the retries of open.
+const openTries = 50
 
 // AK returns the public part of the daemon's AK.
 func (t *TPM) AK(ctx context.Context) (AKPublic, error) {
