@@ -22,7 +22,7 @@ const (
 // verdict log beside it.
 const (
 	DefaultVerdictPCR     = 13
-	DefaultVerdictLogPath = "/run/runtime-attestor/verdict.log"
+	DefaultVerdictLogPath = "/run/secure-ai/verdict.log"
 )
 
 // DefaultEvidencePCRs is the PCR selection of GET /api/v1/evidence quotes:

@@ -415,3 +415,42 @@ func TestManyAKsOnSwtpm(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusiveIsNotRefusedInAFlood: with the queue full of evidence
+// requests, Exclusive (the verdict measurement) waits for its turn and is
+// never refused as busy.
+func TestExclusiveIsNotRefusedInAFlood(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	open := func(ctx context.Context) (tpmio.Conn, error) {
+		entered <- struct{}{}
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+		return nil, tpmio.ErrAbsent
+	}
+	tp := New(Options{Open: open, Secret: []byte("s"), Queue: 1, Wait: time.Minute})
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = tp.Quote(context.Background(), nil) }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(tp.slots) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue did not fill")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := tp.Quote(context.Background(), nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a request beyond the queue got %v, want ErrBusy", err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- tp.Exclusive(context.Background(), func(transport.TPM) error { return nil }) }()
+	close(hold)
+	wg.Wait()
+	if err := <-ran; !errors.Is(err, ErrNoTPM) {
+		t.Errorf("Exclusive got %v, want its turn (ErrNoTPM from this TPM)", err)
+	}
+}

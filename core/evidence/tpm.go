@@ -133,7 +133,7 @@ func (t *TPM) with(ctx context.Context, f func(tp transport.TPM, ak *AK) error) 
 	if t.opts.Open != nil && len(t.opts.Secret) == 0 {
 		return fmt.Errorf("%w: set signing_key_path; the AK is derived from that key so that only the daemon can use it", ErrNoIdentity)
 	}
-	return t.Exclusive(ctx, func(tp transport.TPM) error {
+	return t.exclusive(ctx, true, func(tp transport.TPM) error {
 		ak, err := createAK(tp, t.opts.Secret)
 		if err != nil {
 			return err
@@ -145,14 +145,30 @@ func (t *TPM) with(ctx context.Context, f func(tp transport.TPM, ak *AK) error) 
 
 // Exclusive runs f on a fresh TPM connection in the TPM's turn, within
 // OpTimeout: no quote runs meanwhile, so what f extends and records is
-// seen by a quote entirely or not at all.
+// seen by a quote entirely or not at all. It takes no place in the
+// requests' queue and is never refused as busy: it waits, as long as ctx
+// allows, behind at most the running operation and the queued ones, so a
+// flood of evidence requests delays it but cannot keep it out.
 func (t *TPM) Exclusive(ctx context.Context, f func(tp transport.TPM) error) error {
+	return t.exclusive(ctx, false, f)
+}
+
+func (t *TPM) exclusive(ctx context.Context, queued bool, f func(tp transport.TPM) error) error {
 	if t.opts.Open == nil {
 		return fmt.Errorf("%w: no TPM is configured (evidence_tpm_device, evidence_tpm_socket)", ErrNoTPM)
 	}
-	release, err := t.acquire(ctx)
-	if err != nil {
-		return err
+	release := func() { <-t.turn }
+	if queued {
+		var err error
+		if release, err = t.acquire(ctx); err != nil {
+			return err
+		}
+	} else {
+		select {
+		case t.turn <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the TPM: %w", ctx.Err())
+		}
 	}
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, t.opts.OpTimeout)

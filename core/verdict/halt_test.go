@@ -141,8 +141,11 @@ func TestWithoutTPM(t *testing.T) {
 	}
 	absent := evidence.New(evidence.Options{Open: func(context.Context) (tpmio.Conn, error) { return nil, tpmio.ErrAbsent }})
 	m = New(Options{TPM: absent, PCR: testPCR, LogPath: filepath.Join(t.TempDir(), "verdict.log")})
-	if err := m.Measure(context.Background(), testBundle(t, 1, state.Attested)); !errors.Is(err, evidence.ErrNoTPM) || errors.Is(err, ErrHalted) {
-		t.Errorf("got %v, want ErrNoTPM (retried next time)", err)
+	if err := m.Measure(context.Background(), testBundle(t, 1, state.Attested)); err != nil || m.Problem() != nil {
+		t.Errorf("got %v, problem %v; want no error and no problem without a TPM", err, m.Problem())
+	}
+	if s := m.Status(); s.Measuring || !strings.Contains(s.Reason, "no TPM") {
+		t.Errorf("status %+v", s)
 	}
 }
 

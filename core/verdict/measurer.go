@@ -61,6 +61,7 @@ type Measurer struct {
 	started bool
 	halted  error  // a disagreement: nothing more is extended this boot
 	last    error  // the last failure (cleared by a success)
+	noTPM   error  // the last attempt found no TPM
 	records int    // records in the log
 	pcr     []byte // the PCR value the log replays to
 	lastD   []byte // digest of the last verdict measured
@@ -98,6 +99,9 @@ func (m *Measurer) Status() Status {
 	if m.opts.TPM == nil {
 		return Status{Reason: "no TPM: no evidence TPM is configured (evidence_tpm_device, evidence_tpm_socket), so verdicts are not measured"}
 	}
+	if m.opts.LogPath == "" {
+		return Status{Reason: "verdict_log_path is empty: verdicts are not measured"}
+	}
 	pcr := m.opts.PCR
 	s := Status{Measuring: m.started && m.halted == nil, PCR: &pcr, Log: m.opts.LogPath, Records: m.records, LastState: m.lastSt}
 	switch {
@@ -105,6 +109,9 @@ func (m *Measurer) Status() Status {
 		s.Reason = m.halted.Error()
 	case m.last != nil:
 		s.Reason = m.last.Error()
+	case m.noTPM != nil:
+		s.Measuring = false
+		s.Reason = "no TPM answers, so verdicts are not measured: " + m.noTPM.Error()
 	case !m.started:
 		s.Reason = "no verdict measured yet"
 	}
@@ -114,9 +121,10 @@ func (m *Measurer) Status() Status {
 // Measure extends the verdict of the bundle raw into the PCR and appends
 // it to the log, unless it is the verdict last measured. The first call
 // replays the existing log (a restarted daemon continues it) against the
-// PCR; when they disagree nothing is ever extended this boot.
+// PCR; when they disagree nothing is ever extended this boot. Without a
+// TPM (ErrNoTPM) it returns nil: Status says so.
 func (m *Measurer) Measure(ctx context.Context, raw []byte) error {
-	if m.opts.TPM == nil {
+	if m.opts.TPM == nil || m.opts.LogPath == "" {
 		return nil
 	}
 	m.mu.Lock()
@@ -125,7 +133,14 @@ func (m *Measurer) Measure(ctx context.Context, raw []byte) error {
 		return m.halted
 	}
 	err := m.measure(ctx, raw)
-	m.last = err
+	m.last, m.noTPM = err, nil
+	if errors.Is(err, evidence.ErrNoTPM) {
+		// No TPM answers: nothing is measured, which is no fault of the
+		// appliance; the status says so and the next attestation tries again.
+		m.last, m.noTPM = nil, err
+		m.log.Debug("verdict not measured: no TPM", "error", err)
+		return nil
+	}
 	if err != nil {
 		if errors.Is(err, ErrHalted) {
 			m.halted = err

@@ -50,7 +50,7 @@ func testBundle(t testing.TB, seq uint64, st state.State, codes ...string) []byt
 	b := bundle.Bundle{BundleVersion: bundle.Version, AttestorVersion: "1.2.3", Sequence: seq,
 		Nonce: strings.Repeat("ab", 31) + string("0123456789abcdef"[seq%16]) + "0", Timestamp: bundle.FormatTime(time.Unix(1700000000+int64(seq)*60, 0)), State: st,
 		DeploymentDigest: bundle.Ptr("d1"), PolicyDigest: bundle.Ptr("p1"), ServiceDigests: map[string]string{"svc": "s1"},
-		Checks: map[string]bundle.Check{"tpm": {Name: "tpm", SHA256: bundle.Ptr(strings.Repeat("1", 64)), DurationMS: int64(seq)}},
+		Checks:           map[string]bundle.Check{"tpm": {Name: "tpm", SHA256: bundle.Ptr(strings.Repeat("1", 64)), DurationMS: int64(seq)}},
 		BootMeasurements: bundle.BootMeasurements{SecureBoot: bundle.Ptr(true), PCRs: map[string]string{"13": strings.Repeat("0", int(seq%3)+1)}}}
 	for _, c := range codes {
 		b.Failures = append(b.Failures, bundle.Failure{Finding: bundle.Finding{Code: c, Severity: sdk.SeverityMedium, Message: "m" + c}, Plugin: "x"})
