@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/core/evidence"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
 	"github.com/secure-ai/runtime-attestor/internal/daemontest"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 )
@@ -81,7 +82,19 @@ func TestVerdictHistoryEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, attest := env.Get("/api/v1/attest")
 	p.Stop()
+
+	// The value a fleet operator pins, computed from a known-good bundle,
+	// is the PCR after the first (attested) verdict.
+	recs, err := verdict.Parse(logCopy, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := verdict.Replay(recs[:1])
+	if r := attestctl(t, string(attest), nil, "verdict-pcr"); r.code != 0 || !strings.Contains(r.stdout, "pcr 13 after it: "+hex.EncodeToString(first)) {
+		t.Errorf("verdict-pcr of the attested bundle: %s\nwant the PCR after the first verdict, %x", r, first)
+	}
 
 	// Another machine's view: copies of the files, no daemon.
 	akFile := writeFile(t, "ak.pem", []byte(ak.PEM))

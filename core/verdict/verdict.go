@@ -64,6 +64,9 @@ func Of(raw []byte) (Verdict, Measurements, error) {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Verdict{}, Measurements{}, fmt.Errorf("verdict of a bundle: %w", err)
 	}
+	if !b.State.Valid() || b.BundleVersion != bundle.Version {
+		return Verdict{}, Measurements{}, fmt.Errorf("verdict of a bundle: not a version %d bundle with a state (bundle_version %d, state %q)", bundle.Version, b.BundleVersion, clip(string(b.State)))
+	}
 	m := Measurements{
 		AttestorVersion:         b.AttestorVersion,
 		DeploymentDigest:        b.DeploymentDigest,
