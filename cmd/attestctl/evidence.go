@@ -53,7 +53,7 @@ func (a *app) keygen(args []string) int {
 }
 
 func (a *app) verifyEvidence(args []string) int {
-	fs := a.flagSet("verify-evidence", "--ak FILE --nonce HEX [--pubkey FILE] [--max-age D] [--allow-degraded] [--export DIR] [--verdict-log FILE] [EVIDENCE|-]",
+	fs := a.flagSet("verify-evidence", "--ak FILE --nonce HEX [--pubkey FILE] [--max-age D] [--allow-degraded] [--export DIR] [--verdict-log FILE] [--verdict-pcr N] [EVIDENCE|-]",
 		"Verifies the answer of GET /api/v1/evidence?nonce=HEX: that the TPM quote is\n"+
 			"signed by the attestation key in --ak (PEM, pinned from GET /api/v1/ak on a\n"+
 			"trusted first contact, never taken from the evidence), that its qualifying\n"+
