@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -19,28 +18,15 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 const testPCR = 13
 
-// The go-tpm-tools simulator is one per process: tests that use it do not
-// run in parallel.
-
-type keepOpen struct{ tpmio.Conn }
-
-func (keepOpen) Close() error { return nil }
-
+// simTPM is an evidence TPM on the go-tpm-tools simulator (one per
+// process: tests that use it do not run in parallel).
 func simTPM(t *testing.T) *evidence.TPM {
-	t.Helper()
-	sim, err := simulator.Get()
-	if err != nil {
-		t.Fatalf("start TPM simulator: %v", err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	conn := tpmio.FromReadWriter(sim)
-	return evidence.New(evidence.Options{Open: func(context.Context) (tpmio.Conn, error) { return keepOpen{conn}, nil }})
+	return evidence.New(evidence.Options{Open: swtpmtest.SimulatorOpen(t)})
 }
 
 // testBundle returns a bundle's JSON in state st with findings codes; seq
