@@ -22,11 +22,12 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
+	"github.com/secure-ai/runtime-attestor/internal/tpmsim"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 )
 
 // The go-tpm-tools simulator is one per process: tests that use it
-// (swtpmtest.SimulatorOpen) do not run in parallel.
+// (tpmsim.Open) do not run in parallel.
 
 func testSigner(t testing.TB) *identity.Signer {
 	t.Helper()
@@ -114,7 +115,7 @@ func edit(t *testing.T, raw []byte, f func(m map[string]any)) []byte {
 }
 
 func TestEvidenceOnSimulator(t *testing.T) {
-	open := swtpmtest.SimulatorOpen(t)
+	open := tpmsim.Open(t)
 	signer := testSigner(t)
 	tp := New(Options{Open: open, Secret: signer.DeriveSecret(SecretLabel), PCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14}})
 	ak := pinned(t, tp)
@@ -171,7 +172,7 @@ func TestEvidenceOnSimulator(t *testing.T) {
 // zero-unique template nor from the AK's published public area, and cannot
 // use a loaded AK without its authValue.
 func TestAKCannotBeRederived(t *testing.T) {
-	open := swtpmtest.SimulatorOpen(t)
+	open := tpmsim.Open(t)
 	secret := testSigner(t).DeriveSecret(SecretLabel)
 	tp := New(Options{Open: open, Secret: secret, PCRs: []int{0}})
 	ak := pinned(t, tp)

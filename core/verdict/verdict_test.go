@@ -18,6 +18,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
+	"github.com/secure-ai/runtime-attestor/internal/tpmsim"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -26,7 +27,7 @@ const testPCR = 13
 // simTPM is an evidence TPM on the go-tpm-tools simulator (one per
 // process: tests that use it do not run in parallel).
 func simTPM(t *testing.T) *evidence.TPM {
-	return evidence.New(evidence.Options{Open: swtpmtest.SimulatorOpen(t)})
+	return evidence.New(evidence.Options{Open: tpmsim.Open(t)})
 }
 
 // testBundle returns a bundle's JSON in state st with findings codes; seq

@@ -1,4 +1,6 @@
-package swtpmtest
+// Package tpmsim gives tests connections to the go-tpm-tools TPM simulator
+// (cgo; swtpmtest runs Debian's swtpm instead).
+package tpmsim
 
 import (
 	"context"
@@ -9,11 +11,11 @@ import (
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 )
 
-// SimulatorOpen starts a fresh go-tpm-tools simulator, closed when the test
+// Open starts a fresh go-tpm-tools simulator, closed when the test
 // ends, and returns an Open for it (for evidence.Options.Open) whose
 // connections share the one simulator and never close it. The simulator is
 // one per process: tests that use it must not run in parallel.
-func SimulatorOpen(t testing.TB) func(context.Context) (tpmio.Conn, error) {
+func Open(t testing.TB) func(context.Context) (tpmio.Conn, error) {
 	t.Helper()
 	sim, err := simulator.Get()
 	if err != nil {
