@@ -51,6 +51,11 @@ func prepareVerdictLog(pol *policy.Policy) error {
 	if pol.VerdictLogPath == "" || tpmOpener(pol) == nil {
 		return nil
 	}
+	if pol.EvidenceTPMSocket == "" {
+		if _, err := os.Stat(pol.EvidenceTPMDevice); err != nil {
+			return nil // no TPM here: nothing will be measured
+		}
+	}
 	return os.MkdirAll(filepath.Dir(pol.VerdictLogPath), 0o750)
 }
 
