@@ -13,23 +13,26 @@ RUNDIR  := .run
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build deps test run proto bench stress fuzz install tpm-demo clean vet fmt
+.PHONY: all build testbins deps test run proto bench stress fuzz install tpm-demo clean vet fmt
 
 all: build
 
 deps:
 	@./scripts/install-deps.sh
 
+# One go build per folder: it links the executables in parallel.
 build:
 	@mkdir -p $(BIN)/plugins
-	$(BUILD) -o $(BIN)/runtime-attestor ./cmd/runtime-attestor
-	$(BUILD) -o $(BIN)/attestctl ./cmd/attestctl
-	@for p in $(PLUGINS); do \
-	  echo "$(BUILD) -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p"; \
-	  $(BUILD) -o $(BIN)/plugins/attestor-check-$$p ./cmd/attestor-check-$$p || exit 1; \
-	done
+	$(BUILD) -o $(BIN)/ ./cmd/runtime-attestor ./cmd/attestctl
+	$(BUILD) -o $(BIN)/plugins/ $(addprefix ./cmd/attestor-check-,$(PLUGINS))
 
-test: deps
+# Every executable the tests run as a subprocess, built once for the whole
+# run into bin/test with a stamp of the source tree (internal/testbin); a
+# test process whose tree differs from the stamp builds its own.
+testbins:
+	$(GO) run ./internal/testbin/prebuild
+
+test: deps testbins
 	$(GO) test -race -count=1 ./...
 
 vet:

@@ -84,9 +84,10 @@ type PluginPolicy struct {
 	// Config is plugins.<name>.config as JSON-compatible values
 	// (map[string]any, []any, string, bool, int64, float64, nil).
 	Config map[string]any
-	// Sandbox is plugins.<name>.sandbox: paths the plugin needs beyond what
-	// the built-in checks declare, added to the daemon's Landlock rules
-	// (plugins inherit the daemon's sandbox and can only narrow it).
+	// Sandbox is plugins.<name>.sandbox: what the plugin may touch. For a
+	// built-in it is added to what the plugin declares; any other plugin
+	// gets exactly this (nothing when empty). The plugin host imposes it
+	// on the plugin process before its first instruction.
 	Sandbox sandbox.Rules
 }
 
@@ -109,7 +110,7 @@ func Default() *Policy {
 		APITokenPath:       "/run/secure-ai/attestor-api-token",
 		AuditLogPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.jsonl",
 		Plugins:            map[string]PluginPolicy{},
-		RunUnlistedPlugins: true,
+		RunUnlistedPlugins: false,
 		SeverityWeights: map[sdk.Severity]int{
 			sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100,
 		},

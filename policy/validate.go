@@ -171,6 +171,9 @@ func (p *Policy) validate(e *errs) error {
 			e.add(key, 0, "invalid severity %d", int(s))
 		}
 	}
+	if err := p.CheckOverrides(ProtectedCodes); err != nil {
+		e.list = append(e.list, err)
+	}
 
 	if p.MaxParallelPlugins < 1 || p.MaxParallelPlugins > MaxParallelPlugins {
 		e.add("max_parallel_plugins", 0, "%d is out of range 1..%d", p.MaxParallelPlugins, MaxParallelPlugins)

@@ -63,6 +63,7 @@ type PluginStatus struct {
 	Fault         string        // last fault, "" if none
 	FaultCount    uint64        // cumulative
 	Findings      int           // last run
+	Confinement   string        // what the host imposed on its process, last run
 }
 
 // Attestor is what the API serves: the engine.

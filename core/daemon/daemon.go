@@ -118,6 +118,12 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 // configuration makes the policy bad: the host is closed and the error
 // names the key.
 func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
+	gctx, gcancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
+	grants, err := pluginGrants(gctx, pol)
+	gcancel()
+	if err != nil {
+		return nil, err
+	}
 	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(policy.BuiltinPlugins))
 	seen := map[string]bool{}
 	add := func(name string) error {
@@ -136,6 +142,8 @@ func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
 			SHA256:     pp.SHA256,
 			Timeout:    pol.PluginTimeoutFor(name),
 			ConfigJSON: cfg,
+			Sandbox:    grants[name],
+			Builtin:    policy.IsBuiltin(name),
 		})
 		return nil
 	}

@@ -503,7 +503,7 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		}
 		s.Plugins = append(s.Plugins, api.PluginStatus{
 			Name: r.Name, Version: r.Version, Duration: r.Duration, Fault: r.Fault,
-			FaultCount: e.faults[r.Name], Findings: len(b.Checks[r.Name].Findings),
+			FaultCount: e.faults[r.Name], Findings: len(b.Checks[r.Name].Findings), Confinement: r.Confinement,
 		})
 	}
 	e.snap.Store(&s)

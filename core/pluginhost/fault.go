@@ -9,10 +9,10 @@ import (
 	"time"
 	"unicode"
 
-	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
@@ -41,6 +41,14 @@ const (
 	// answered when the caller's context (the attestation's deadline)
 	// ended; its Result.Fault is "timeout".
 	CodeAttestationTimeout = "core.attestation_timeout"
+	// CodeUnlisted (info) names an attestor-check-* executable in the
+	// plugin directory that the policy does not list and that was not
+	// started because run_unlisted_plugins is off.
+	CodeUnlisted = "core.plugin_unlisted"
+	// CodeUnconfined (medium) is added to every plugin's result when the
+	// kernel has no Landlock: the plugin ran under seccomp and
+	// no_new_privs, but its file access was not confined.
+	CodeUnconfined = "core.plugin_unconfined"
 )
 
 var faultCodes = map[string]string{
@@ -61,6 +69,8 @@ func DefaultSeverity(code string) sdk.Severity {
 		return sdk.SeverityCritical
 	case CodeMissing, CodeCrashed, CodeTimeout, CodeProtocol, CodeFailed, CodeConfig, CodeAttestationTimeout:
 		return sdk.SeverityHigh
+	case CodeUnconfined:
+		return sdk.SeverityMedium
 	}
 	return sdk.SeverityInfo
 }
@@ -106,8 +116,15 @@ func attestationTimeout(ctx context.Context, when string) *fault {
 }
 
 // classifyRPC turns the error of a call to a started plugin into a fault.
-// callCtx is the call's own context (its timeout is limit), turnCtx the
-// caller's.
+// callCtx is the call's own context (its timeout is limit, its deadline the
+// earlier of that and the turn's), turnCtx the caller's.
+//
+// A timeout is named by the deadline that was binding: the turn's when it
+// came no later than the call's own (core.attestation_timeout, no backoff),
+// else the call's (core.plugin_timeout). Whether a deadline came is read
+// from the clock as well as from the contexts: grpc's client turns the
+// plugin's RST_STREAM(CANCEL) into DeadlineExceeded as soon as the clock is
+// past the deadline, which can be before either context's timer has fired.
 func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Context, limit time.Duration) *fault {
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
@@ -118,12 +135,15 @@ func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Contex
 		return &fault{kind: FaultFailed, msg: op + ": the check failed: " + clip(ce.Msg)}
 	}
 	st, _ := status.FromError(err)
+	timedOut := deadlineCame(callCtx, time.Now())
 	switch {
 	case h.ctx.Err() != nil:
 		return &fault{kind: FaultCrashed, msg: "the plugin host closed during " + op, closed: true}
-	case turnCtx.Err() != nil:
+	case errors.Is(turnCtx.Err(), context.Canceled):
 		return attestationTimeout(turnCtx, "before the plugin answered "+op+"; plugin killed")
-	case callCtx.Err() != nil || st.Code() == codes.DeadlineExceeded:
+	case timedOut && turnBinds(turnCtx, callCtx):
+		return attestationTimeout(turnCtx, "before the plugin answered "+op+"; plugin killed")
+	case timedOut:
 		return &fault{kind: FaultTimeout, msg: fmt.Sprintf("%s: no answer within %s; plugin killed with its process group, restarted at a later attestation", op, limit)}
 	case st.Code() == codes.ResourceExhausted:
 		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("%s: answer larger than the %d-byte limit (%s)", op, h.opts.MaxAnswerBytes, clip(st.Message()))}
@@ -132,8 +152,33 @@ func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Contex
 	case st.Code() == codes.Internal || st.Code() == codes.Unknown || st.Code() == codes.FailedPrecondition:
 		return &fault{kind: FaultFailed, msg: op + ": " + clip(st.Message())}
 	default:
+		// Including DeadlineExceeded before any deadline came: the plugin
+		// itself claimed it, no limit of the host's ran out.
 		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("%s: unexpected answer (%s: %s)", op, st.Code(), clip(st.Message()))}
 	}
+}
+
+// deadlineCame reports whether ctx's deadline has come by now: ctx says so,
+// or the clock is past the deadline (grpc's test; ctx's timer may lag).
+func deadlineCame(ctx context.Context, now time.Time) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !d.After(now)
+}
+
+// turnBinds reports whether the turn's deadline bound the call: it came no
+// later than the call's own. callCtx is derived from turnCtx, so its
+// deadline is the earlier of the two and equals the turn's exactly when the
+// turn's was not later.
+func turnBinds(turnCtx, callCtx context.Context) bool {
+	td, ok := turnCtx.Deadline()
+	if !ok {
+		return false
+	}
+	cd, ok := callCtx.Deadline()
+	return !ok || !td.After(cd)
 }
 
 // startError is a failed go-plugin start, with what the host saw of it.
@@ -155,7 +200,7 @@ var handshakeRefusals = []string{
 
 // classifyStart turns a failed start (process start and go-plugin
 // handshake) into a fault.
-func (h *Host) classifyStart(se *startError, pinned bool) *fault {
+func (h *Host) classifyStart(se *startError) *fault {
 	msg := se.err.Error()
 	exited := ""
 	if se.status != "" {
@@ -163,13 +208,8 @@ func (h *Host) classifyStart(se *startError, pinned bool) *fault {
 	}
 	var pathErr *fs.PathError
 	switch {
-	case errors.Is(se.err, goplugin.ErrChecksumsDoNotMatch) && pinned:
-		return &fault{kind: FaultUntrusted, msg: "the pinned binary changed between its verification and its execution (go-plugin SecureConfig checksum mismatch); not started"}
-	case errors.Is(se.err, goplugin.ErrChecksumsDoNotMatch):
-		// Unpinned: most likely a plugin being copied in place (cp,
-		// install) while the daemon attests. Nothing vouched for its
-		// content, so this is not tampering; it is tried again next time.
-		return &fault{kind: FaultCrashed, msg: "the binary changed while it was being started (go-plugin SecureConfig checksum mismatch): install plugins atomically (write elsewhere, then rename); it is started again at the next attestation"}
+	case launchFailure(se.tail) != "":
+		return &fault{kind: FaultCrashed, msg: "the host could not confine and start the plugin: " + clip(launchFailure(se.tail)) + exited}
 	case errors.As(se.err, &pathErr) && pathErr.Op == "fork/exec":
 		return &fault{kind: FaultCrashed, msg: "cannot execute the plugin: " + clip(pathErr.Err.Error())}
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
@@ -185,6 +225,17 @@ func (h *Host) classifyStart(se *startError, pinned bool) *fault {
 	default:
 		return &fault{kind: FaultProtocol, msg: "bad handshake: " + clip(firstLine(msg))}
 	}
+}
+
+// launchFailure returns what the launcher said when it could not confine
+// and execute the plugin, "" when it did not.
+func launchFailure(tail []string) string {
+	for _, l := range tail {
+		if _, after, ok := strings.Cut(l, launch.Failed); ok {
+			return after
+		}
+	}
+	return ""
 }
 
 func refusedHandshake(tail []string) bool {

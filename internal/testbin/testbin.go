@@ -1,7 +1,8 @@
 // Package testbin builds the project's executables for tests that run them
 // as real subprocesses (the daemon, attestctl, check plugins, misbehaving
 // test plugins). Each package is built once per test process into a shared
-// temporary folder.
+// temporary folder, unless `make test` has built it already for the whole
+// run (Prebuild, bin/test): then the test process takes that executable.
 package testbin
 
 import (
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 )
 
 var (
@@ -84,11 +87,11 @@ func buildWith(t testing.TB, pkg, name, cgo string) string {
 			return
 		}
 		b.path = filepath.Join(sub, name)
-		cmd := exec.Command("go", "build", "-o", b.path, pkg)
-		cmd.Dir = root
-		// As `make build`: static executables, as the sandbox wants them
-		// (docs/deployment.md).
-		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
+		if src := prebuilt(root, pkg, cgo); src != "" {
+			b.err = linkOrCopy(src, b.path)
+			return
+		}
+		cmd := buildCmd(root, cgo, b.path, pkg)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
@@ -128,7 +131,12 @@ func Install(t testing.TB, src, dir, name string) string {
 // Main runs the tests and removes what Build built. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+//
+// A test binary that runs a plugin host in-process is also the host's
+// launcher (/proc/self/exe): Main first lets launch.Main take over when the
+// binary was started in launcher mode.
 func Main(m *testing.M) int {
+	launch.Main()
 	code := m.Run()
 	mu.Lock()
 	if dir != "" {
