@@ -13,6 +13,16 @@ const (
 	keyEvidenceTPMDevice = "evidence_tpm_device"
 	keyEvidenceTPMSocket = "evidence_tpm_socket"
 	keyEvidencePCRs      = "evidence_pcrs"
+	keyVerdictPCR        = "verdict_pcr"
+	keyVerdictLogPath    = "verdict_log_path"
+)
+
+// DefaultVerdictPCR is the PCR the daemon extends each distinct verdict
+// into (docs/tpm.md argues the choice), and DefaultVerdictLogPath the
+// verdict log beside it.
+const (
+	DefaultVerdictPCR     = 13
+	DefaultVerdictLogPath = "/run/secure-ai/verdict.log"
 )
 
 // DefaultEvidencePCRs is the PCR selection of GET /api/v1/evidence quotes:
@@ -35,6 +45,10 @@ func (ps *parser) evidence(key string, v *yaml.Node) bool {
 		ps.str(key, v, &p.EvidenceTPMSocket)
 	case keyEvidencePCRs:
 		ps.evidencePCRs(key, v)
+	case keyVerdictPCR:
+		ps.integer(key, v, &p.VerdictPCR)
+	case keyVerdictLogPath:
+		ps.str(key, v, &p.VerdictLogPath)
 	default:
 		return false
 	}
@@ -62,6 +76,10 @@ func (p *Policy) validateEvidence(e *errs, absolute func(key, path string, empty
 	absolute(keySigningKeyPath, p.SigningKeyPath, true)
 	absolute(keyEvidenceTPMDevice, p.EvidenceTPMDevice, true)
 	absolute(keyEvidenceTPMSocket, p.EvidenceTPMSocket, true)
+	absolute(keyVerdictLogPath, p.VerdictLogPath, true)
+	if p.VerdictPCR < 0 || p.VerdictPCR > 15 {
+		e.add(keyVerdictPCR, 0, "%d is not a PCR index 0..15: PCRs 16 to 23 can be reset (16 debug, 17-22 by a dynamic launch, 23 by any process), which would erase the verdict history; the default is %d", p.VerdictPCR, DefaultVerdictPCR)
+	}
 	if len(p.EvidencePCRs) == 0 {
 		e.add(keyEvidencePCRs, 0, "empty list: a quote needs at least one PCR (the default is %v)", DefaultEvidencePCRs)
 	}

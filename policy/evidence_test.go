@@ -31,3 +31,29 @@ func TestEvidenceKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestVerdictKeys(t *testing.T) {
+	t.Parallel()
+	p, err := Parse([]byte("verdict_pcr: 12\nverdict_log_path: /run/x/v.log\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.VerdictPCR != 12 || p.VerdictLogPath != "/run/x/v.log" {
+		t.Errorf("parsed %d %q", p.VerdictPCR, p.VerdictLogPath)
+	}
+	if p, err := Parse([]byte("verdict_log_path: \"\"\n")); err != nil || p.VerdictLogPath != "" || p.VerdictPCR != DefaultVerdictPCR {
+		t.Errorf("verdict_log_path \"\": %v %+v", err, p)
+	}
+	for i, tc := range []struct{ yaml, key, msg string }{
+		{"verdict_pcr: 16\n", "verdict_pcr", "can be reset"},
+		{"verdict_pcr: 23\n", "verdict_pcr", "can be reset"},
+		{"verdict_pcr: -1\n", "verdict_pcr", "not a PCR index"},
+		{"verdict_pcr: x\n", "verdict_pcr", "want an integer"},
+		{"verdict_log_path: run/v.log\n", "verdict_log_path", "not an absolute path"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("Test %d: %q: got %v, want %s: %s", i, tc.yaml, err, tc.key, tc.msg)
+		}
+	}
+}

@@ -238,7 +238,7 @@ var topKeys = []string{
 	"plugins", "run_unlisted_plugins", "severity_weights", "thresholds", "severity_overrides",
 	"plugin_timeout", "attestation_timeout", "max_parallel_plugins", "log_level", "resident_plugins",
 	keySigningKeyPath, keyEvidenceTPMDevice, keyEvidenceTPMSocket, keyEvidencePCRs,
-	"boot_reference",
+	"boot_reference", keyVerdictPCR, keyVerdictLogPath,
 }
 
 // suggest returns " (did you mean x?)" for a close known key.

@@ -59,6 +59,8 @@ type Policy struct {
 	EvidenceTPMDevice string // evidence_tpm_device; "" = no quotes from a device
 	EvidenceTPMSocket string // evidence_tpm_socket: a swtpm socket, instead of the device
 	EvidencePCRs      []int  // evidence_pcrs: the PCRs GET /api/v1/evidence quotes
+	VerdictPCR        int    // verdict_pcr: the PCR each distinct verdict is extended into
+	VerdictLogPath    string // verdict_log_path; "" = verdicts are not measured
 
 	// Source is the file the policy was loaded from ("" for Default or
 	// Parse) and SourceSHA256 the lowercase hex SHA-256 of the bytes parsed
@@ -121,6 +123,8 @@ func Default() *Policy {
 		LogLevel:           "info",
 		EvidenceTPMDevice:  DefaultEvidenceTPMDevice,
 		EvidencePCRs:       append([]int(nil), DefaultEvidencePCRs...),
+		VerdictPCR:         DefaultVerdictPCR,
+		VerdictLogPath:     DefaultVerdictLogPath,
 	}
 	for _, s := range DefaultServices {
 		p.ServiceBinaries[s] = ServiceBinary{Path: "/usr/libexec/secure-ai/" + s}

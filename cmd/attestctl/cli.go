@@ -53,6 +53,7 @@ func commands() []command {
 		{"refresh", "run an attestation now (needs the API token)", (*app).refresh},
 		{"verify-bundle", "verify a bundle's HMAC (--key) or signature (--pubkey)", (*app).verifyBundle},
 		{"verify-evidence", "verify TPM evidence from /api/v1/evidence against the AK and your nonce", (*app).verifyEvidence},
+		{"verdict-pcr", "the verdict PCR value a fleet verifier pins for a known-good bundle", (*app).verdictPCR},
 		{"gate", "wait until the attestor is attested (for ExecStartPre)", (*app).gate},
 		{"keygen", "create the attestor's signing key pair (signing_key_path)", (*app).keygen},
 		{"audit", "audit verify FILE: check the audit log's hash chain", (*app).audit},

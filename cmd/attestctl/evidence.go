@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
+	"github.com/secure-ai/runtime-attestor/policy"
 )
 
 func (a *app) keygen(args []string) int {
@@ -49,7 +53,7 @@ func (a *app) keygen(args []string) int {
 }
 
 func (a *app) verifyEvidence(args []string) int {
-	fs := a.flagSet("verify-evidence", "--ak FILE --nonce HEX [--pubkey FILE] [--max-age D] [--allow-degraded] [--export DIR] [EVIDENCE|-]",
+	fs := a.flagSet("verify-evidence", "--ak FILE --nonce HEX [--pubkey FILE] [--max-age D] [--allow-degraded] [--export DIR] [--verdict-log FILE] [--verdict-pcr N] [EVIDENCE|-]",
 		"Verifies the answer of GET /api/v1/evidence?nonce=HEX: that the TPM quote is\n"+
 			"signed by the attestation key in --ak (PEM, pinned from GET /api/v1/ak on a\n"+
 			"trusted first contact, never taken from the evidence), that its qualifying\n"+
@@ -60,6 +64,9 @@ func (a *app) verifyEvidence(args []string) int {
 			"--pubkey the bundle_signature is checked too; --max-age bounds the bundle's\n"+
 			"age. --export DIR writes ak.pem, quote.msg, quote.sig, pcrs.bin and\n"+
 			"qualification.hex for tpm2_checkquote (see docs/tpm.md).\n"+
+			"When the evidence carries a verdict log (or --verdict-log names a copy of\n"+
+			"one), it is replayed to the quoted value of the verdict PCR and the verdict\n"+
+			"history since boot is printed; a log that does not replay fails.\n"+
 			"Exit 0 when everything holds, 1 when a check fails, 2 for usage or I/O errors.")
 	akFile := fs.String("ak", "", "PEM file holding the attestor's attestation key (required)")
 	nonceHex := fs.String("nonce", "", "the nonce sent with the request, hex (required)")
@@ -67,6 +74,8 @@ func (a *app) verifyEvidence(args []string) int {
 	maxAge := fs.Duration("max-age", 0, "refuse a bundle older than this (0: any age)")
 	degraded := fs.Bool("allow-degraded", false, "accept a degraded bundle too")
 	export := fs.String("export", "", "folder to write the tpm2_checkquote input files to")
+	verdictLog := fs.String("verdict-log", "", "a copy of the verdict log to replay instead of the one in the evidence")
+	verdictPCR := fs.Int("verdict-pcr", policy.DefaultVerdictPCR, "the verdict PCR, when the evidence does not name it")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -112,9 +121,67 @@ func (a *app) verifyEvidence(args []string) int {
 			return a.fail(exitUsage, "export: %v", err)
 		}
 	}
+	history, err := a.verdictHistory(info.ev, *verdictLog, *verdictPCR)
+	if err != nil {
+		return a.fail(exitFail, "evidence NOT verified: %v", err)
+	}
 	fmt.Fprintf(a.stdout, "evidence OK: TPM quote of %d PCRs bound to nonce and bundle; state %s, attestation %d at %s\n",
 		len(info.ev.PCRs), clean(info.bundle.State), info.bundle.Sequence, clean(info.bundle.Timestamp))
+	fmt.Fprint(a.stdout, history)
 	return exitOK
+}
+
+// verdictHistory replays the verdict log (the file, else the evidence's)
+// to the quoted verdict PCR and returns the history to print; "" when
+// there is no log.
+func (a *app) verdictHistory(v *evidence.Verified, file string, pcr int) (string, error) {
+	e := v.Evidence
+	var data []byte
+	switch {
+	case file != "":
+		b, err := a.readInput(file, verdict.MaxLog)
+		if err != nil {
+			return "", err
+		}
+		data = b
+	case e.VerdictLog != nil:
+		data = []byte(*e.VerdictLog)
+	default:
+		return "", nil
+	}
+	if e.VerdictPCR != nil {
+		pcr = *e.VerdictPCR
+	}
+	quoted, ok := v.PCRs[pcr]
+	if !ok {
+		return "", fmt.Errorf("the quote does not cover the verdict PCR %d", pcr)
+	}
+	recs, err := verdict.Check(data, pcr, quoted)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "verdict history: %d verdicts since boot replay PCR %d to the quoted value (times are the attestor's own)\n", len(recs), pcr)
+	for _, r := range recs {
+		c := r.Content
+		fmt.Fprintf(&b, "  %s at %s (attestation %d)", clean(string(c.Verdict.State)), clean(c.Time), c.Sequence)
+		if len(c.Verdict.FindingCodes) > 0 {
+			codes := make([]string, len(c.Verdict.FindingCodes))
+			for i, code := range c.Verdict.FindingCodes {
+				codes[i] = clean(code)
+			}
+			fmt.Fprintf(&b, ": %s", strings.Join(codes, ", "))
+		}
+		b.WriteString("\n")
+	}
+	if cur, _, err := verdict.Of(e.Bundle); err == nil && len(recs) > 0 {
+		d, _ := cur.Digest()
+		last, _ := recs[len(recs)-1].Digest()
+		if !bytes.Equal(d, last) {
+			b.WriteString("  note: the bundle's verdict is not the last one measured (its measurement failed or is pending)\n")
+		}
+	}
+	return b.String(), nil
 }
 
 type evidenceInfo struct {

@@ -209,7 +209,7 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	evFile := writeFile(t, "evidence.json", evRaw)
 	export := filepath.Join(t.TempDir(), "checkquote")
 	r := attestctl(t, "", nil, "verify-evidence", "--ak", akFile, "--nonce", nonce, "--pubkey", pub, "--max-age", "10m", "--export", export, evFile)
-	if r.code != 0 || !strings.Contains(r.stdout, "evidence OK: TPM quote of 12 PCRs") {
+	if r.code != 0 || !strings.Contains(r.stdout, "evidence OK: TPM quote of 13 PCRs") {
 		t.Fatalf("verify-evidence of genuine evidence: %s", r)
 	}
 	checkquote(t, export)

@@ -128,7 +128,8 @@ func TestSecurityStatus(t *testing.T) {
 			`"attest_count":5,"degrade_count":2,"fail_count":0,"refresh_count":3,"score":1,"plugins":[` +
 			`{"name":"binaries","version":"1.0.0","duration_seconds":0.012,"fault":"","fault_count":0,"findings":1,"confinement":""},` +
 			`{"name":"tpm","version":"1.2.0","duration_seconds":1.5,"fault":"plugin timed out after 1s","fault_count":2,"findings":0,"confinement":""}],` +
-			`"audit_last_seq":42,"audit_last_hash":"` + strings.Repeat("ef", 32) + `"}` + "\n"
+			`"audit_last_seq":42,"audit_last_hash":"` + strings.Repeat("ef", 32) + `",` +
+			`"verdict_measurement":{"measuring":false,"pcr":null,"log":"","records":0,"last_state":"","reason":"verdicts are not measured: no evidence TPM is configured"}}` + "\n"
 		if r.code != http.StatusOK || string(r.body) != want {
 			t.Fatalf("GET /api/security/status = %d\n got %s\nwant %s", r.code, r.body, want)
 		}

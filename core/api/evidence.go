@@ -15,6 +15,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
 )
 
 // EvidenceTPM quotes with the daemon's attestation key (an
@@ -31,6 +32,14 @@ type Identity struct {
 	TPM     EvidenceTPM
 	Signer  *identity.Signer
 	Version string
+	// Verdicts reports the verdict measurement (a *verdict.Measurer) in
+	// GET /api/security/status; nil: not measured.
+	Verdicts VerdictReporter
+}
+
+// VerdictReporter reports the measurement of verdicts into the TPM.
+type VerdictReporter interface {
+	Status() verdict.Status
 }
 
 // evidenceCounters count GET /api/v1/evidence requests by outcome.

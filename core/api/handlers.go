@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
 )
 
 // refreshAudit is the audit record of one refresh request. It never holds
@@ -69,6 +70,10 @@ func (s *Server) status(c echo.Context) error {
 	if snap.AuditLastHash != "" {
 		seq, hash := snap.AuditLastSeq, snap.AuditLastHash
 		out.AuditLastSeq, out.AuditLastHash = &seq, &hash
+	}
+	out.VerdictMeasurement = verdict.Status{Reason: "verdicts are not measured: no evidence TPM is configured"}
+	if s.id.Verdicts != nil {
+		out.VerdictMeasurement = s.id.Verdicts.Status()
 	}
 	for _, p := range snap.Plugins {
 		out.Plugins = append(out.Plugins, PluginReport{

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
 )
 
 // The JSON bodies of the API, for clients (attestctl) and tests.
@@ -51,6 +52,9 @@ type StatusResponse struct {
 	// attestation; null without an audit log (runtime-attestor --once).
 	AuditLastSeq  *uint64 `json:"audit_last_seq"`
 	AuditLastHash *string `json:"audit_last_hash"`
+	// VerdictMeasurement says whether verdicts are extended into the TPM
+	// and, when not, why (docs/tpm.md, "Verdict measurement").
+	VerdictMeasurement verdict.Status `json:"verdict_measurement"`
 }
 
 // PluginReport is one plugin in StatusResponse.

@@ -266,7 +266,8 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		return ExitNoRun
 	}
 	defer log.Close()
-	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version})
+	id, verdicts := d.identityFor(pol)
+	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version, Verdicts: verdicts})
 	if err != nil {
 		h.Close()
 		ln.Close()
@@ -283,7 +284,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		Token:          token,
 		Logger:         d.logger.Named("api"),
 		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
-		Identity:       d.identityFor(pol),
+		Identity:       id,
 	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

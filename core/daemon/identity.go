@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
@@ -15,8 +18,9 @@ import (
 // key (signing_key_path) and the TPM that quotes evidence. A key that
 // cannot be loaded is logged (the engine also reports it in every bundle
 // as core.signing_key) and leaves EAR and evidence answering 409. The key
-// is read once: rotating it takes a restart.
-func (d *daemon) identityFor(pol *policy.Policy) api.Identity {
+// is read once: rotating it takes a restart. The measurer extends verdicts
+// into that TPM (verdict_pcr, verdict_log_path; a change takes a restart).
+func (d *daemon) identityFor(pol *policy.Policy) (api.Identity, *verdict.Measurer) {
 	id := api.Identity{Version: Version}
 	var secret []byte
 	if pol.SigningKeyPath != "" {
@@ -29,10 +33,30 @@ func (d *daemon) identityFor(pol *policy.Policy) api.Identity {
 			d.logger.Info("signing identity", "alg", s.Alg(), "key_id", s.KeyID())
 		}
 	}
+	var measured verdict.TPM
 	if open := tpmOpener(pol); open != nil {
-		id.TPM = evidence.New(evidence.Options{Open: open, Secret: secret, PCRs: pol.EvidencePCRs})
+		t := evidence.New(evidence.Options{Open: open, Secret: secret, PCRs: pol.EvidencePCRs,
+			VerdictLog: pol.VerdictLogPath, VerdictPCR: pol.VerdictPCR})
+		id.TPM, measured = t, t
 	}
-	return id
+	m := verdict.New(verdict.Options{TPM: measured, PCR: pol.VerdictPCR, LogPath: pol.VerdictLogPath, Logger: d.logger.Named("verdict")})
+	id.Verdicts = m
+	return id, m
+}
+
+// prepareVerdictLog makes the verdict log's folder before the sandbox is
+// applied (a sandbox rule needs the folder to exist); the measurer checks
+// its owner and mode.
+func prepareVerdictLog(pol *policy.Policy) error {
+	if pol.VerdictLogPath == "" || tpmOpener(pol) == nil {
+		return nil
+	}
+	if pol.EvidenceTPMSocket == "" {
+		if _, err := os.Stat(pol.EvidenceTPMDevice); err != nil {
+			return nil // no TPM here: nothing will be measured
+		}
+	}
+	return os.MkdirAll(filepath.Dir(pol.VerdictLogPath), 0o750)
 }
 
 // tpmOpener opens the evidence TPM: the swtpm socket when set, else the
@@ -58,6 +82,9 @@ func identityRules(pol *policy.Policy) sandbox.Rules {
 		r.UnixSockets = []string{pol.EvidenceTPMSocket}
 	case pol.EvidenceTPMDevice != "":
 		r.Devices = []string{pol.EvidenceTPMDevice}
+	}
+	if pol.VerdictLogPath != "" && tpmOpener(pol) != nil {
+		r.ReadWrite = []string{filepath.Dir(pol.VerdictLogPath)}
 	}
 	return r
 }

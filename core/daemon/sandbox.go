@@ -152,6 +152,9 @@ func selfExe() string {
 // and its plugins need under pol: Landlock best effort, seccomp allowlist.
 // It returns the rules applied, for checking later reloads against them.
 func (d *daemon) restrict(pol *policy.Policy, notifySocket string) (sandbox.Rules, error) {
+	if err := prepareVerdictLog(pol); err != nil {
+		d.logger.Warn("verdict log folder not made: verdicts will not be measured", "error", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	defer cancel()
 	rules, err := pluginRules(ctx, pol)

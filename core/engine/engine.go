@@ -59,7 +59,21 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Verdicts, if not nil, measures each bundle's verdict into the TPM
+	// (a *verdict.Measurer); a problem it reports becomes the finding
+	// core.verdict_measurement in the next bundle.
+	Verdicts Verdicts
 }
+
+// Verdicts measures verdicts (core/verdict).
+type Verdicts interface {
+	Measure(ctx context.Context, rawBundle []byte) error
+	Problem() error
+}
+
+// verdictTimeout bounds one verdict measurement.
+const verdictTimeout = 60 * time.Second
 
 // Engine runs attestations. Its methods are safe for concurrent use.
 type Engine struct {
@@ -67,6 +81,7 @@ type Engine struct {
 	version string
 	now     func() time.Time
 	audit   *trackedAuditor
+	verdict Verdicts
 
 	snap atomic.Pointer[api.Snapshot]
 
@@ -120,6 +135,7 @@ func New(opts Options) (*Engine, error) {
 		host:         opts.Host,
 		prevState:    state.Pending,
 		faults:       map[string]uint64{},
+		verdict:      opts.Verdicts,
 	}
 	if opts.Audit != nil {
 		e.audit = &trackedAuditor{a: opts.Audit}
@@ -341,6 +357,11 @@ func (e *Engine) run() (api.Snapshot, error) {
 	if signErr != nil {
 		core("core.signing_key", sdk.SeverityHigh, p.SigningKeyPath, "bundle has no bundle_signature: %v", signErr)
 	}
+	if e.verdict != nil {
+		if err := e.verdict.Problem(); err != nil {
+			core("core.verdict_measurement", sdk.SeverityMedium, "tpm", "a verdict could not be measured into the TPM: %v", err)
+		}
+	}
 	if e.audit != nil {
 		if err := e.audit.takeErr(); err != nil {
 			core("core.audit_write", sdk.SeverityMedium, "audit", "an audit record could not be written: %v", err)
@@ -391,6 +412,11 @@ func (e *Engine) run() (api.Snapshot, error) {
 
 	auditSeq, auditHash := e.auditHead()
 	snap := e.publish(raw, b, results, st, score, auditSeq, auditHash)
+	if e.verdict != nil {
+		vctx, vcancel := context.WithTimeout(context.Background(), verdictTimeout)
+		_ = e.verdict.Measure(vctx, raw) // a failure is in the next bundle
+		vcancel()
+	}
 	e.logger.Info("attestation done", "sequence", seq, "state", st, "score", score, "failures", len(b.Failures))
 	return snap, nil
 }

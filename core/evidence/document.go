@@ -40,6 +40,11 @@ type Evidence struct {
 	AK             AKPublic  `json:"ak"`
 	// Bundle is the latest bundle, byte for byte as signed.
 	Bundle json.RawMessage `json:"bundle"`
+	// VerdictPCR is the PCR verdicts are extended into (in the quote) and
+	// VerdictLog its verdict log, the file's text as of the quote; both
+	// absent when verdicts are not measured (docs/tpm.md).
+	VerdictPCR *int    `json:"verdict_pcr,omitempty"`
+	VerdictLog *string `json:"verdict_log,omitempty"`
 }
 
 // QuoteJSON is the quote in Evidence.
@@ -91,7 +96,7 @@ func Build(nonce, rawBundle, qd, digest []byte, q *Quote) *Evidence {
 	for p, v := range q.PCRs {
 		pcrs[strconv.Itoa(p)] = hex.EncodeToString(v)
 	}
-	return &Evidence{
+	ev := &Evidence{
 		EvidenceVersion: Version,
 		Nonce:           hex.EncodeToString(nonce),
 		BundleDigest:    hex.EncodeToString(digest),
@@ -100,6 +105,11 @@ func Build(nonce, rawBundle, qd, digest []byte, q *Quote) *Evidence {
 		AK:              q.AK,
 		Bundle:          rawBundle,
 	}
+	if q.VerdictPCR != nil {
+		pcr, log := *q.VerdictPCR, string(q.VerdictLog)
+		ev.VerdictPCR, ev.VerdictLog = &pcr, &log
+	}
+	return ev
 }
 
 // Verified is what Verify established.

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -23,27 +22,12 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
+	"github.com/secure-ai/runtime-attestor/internal/tpmsim"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 )
 
-// The go-tpm-tools simulator is one per process: tests that use it do not
-// run in parallel.
-
-type keepOpen struct{ tpmio.Conn }
-
-func (keepOpen) Close() error { return nil }
-
-// simOpen returns an Open for a fresh simulator.
-func simOpen(t *testing.T) (func(context.Context) (tpmio.Conn, error), *simulator.Simulator) {
-	t.Helper()
-	sim, err := simulator.Get()
-	if err != nil {
-		t.Fatalf("start TPM simulator: %v", err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	conn := tpmio.FromReadWriter(sim)
-	return func(context.Context) (tpmio.Conn, error) { return keepOpen{conn}, nil }, sim
-}
+// The go-tpm-tools simulator is one per process: tests that use it
+// (tpmsim.Open) do not run in parallel.
 
 func testSigner(t testing.TB) *identity.Signer {
 	t.Helper()
@@ -131,7 +115,7 @@ func edit(t *testing.T, raw []byte, f func(m map[string]any)) []byte {
 }
 
 func TestEvidenceOnSimulator(t *testing.T) {
-	open, _ := simOpen(t)
+	open := tpmsim.Open(t)
 	signer := testSigner(t)
 	tp := New(Options{Open: open, Secret: signer.DeriveSecret(SecretLabel), PCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14}})
 	ak := pinned(t, tp)
@@ -188,7 +172,7 @@ func TestEvidenceOnSimulator(t *testing.T) {
 // zero-unique template nor from the AK's published public area, and cannot
 // use a loaded AK without its authValue.
 func TestAKCannotBeRederived(t *testing.T) {
-	open, _ := simOpen(t)
+	open := tpmsim.Open(t)
 	secret := testSigner(t).DeriveSecret(SecretLabel)
 	tp := New(Options{Open: open, Secret: secret, PCRs: []int{0}})
 	ak := pinned(t, tp)
@@ -264,13 +248,11 @@ func TestErrorsWithoutTPMOrKey(t *testing.T) {
 	}
 }
 
-// TestFloodIsRefused: one operation runs, Queue wait, the rest get ErrBusy
-// at once; when the running one ends, the TPM serves again.
-func TestFloodIsRefused(t *testing.T) {
-	t.Parallel()
-	hold := make(chan struct{})
-	entered := make(chan struct{}, 8)
-	open := func(ctx context.Context) (tpmio.Conn, error) {
+// holdingOpen returns an Open that reports each call on entered, then
+// blocks until hold is closed and finds no TPM.
+func holdingOpen() (hold chan struct{}, entered chan struct{}, open func(context.Context) (tpmio.Conn, error)) {
+	hold, entered = make(chan struct{}), make(chan struct{}, 8)
+	open = func(ctx context.Context) (tpmio.Conn, error) {
 		entered <- struct{}{}
 		select {
 		case <-hold:
@@ -278,6 +260,14 @@ func TestFloodIsRefused(t *testing.T) {
 		}
 		return nil, tpmio.ErrAbsent
 	}
+	return hold, entered, open
+}
+
+// TestFloodIsRefused: one operation runs, Queue wait, the rest get ErrBusy
+// at once; when the running one ends, the TPM serves again.
+func TestFloodIsRefused(t *testing.T) {
+	t.Parallel()
+	hold, entered, open := holdingOpen()
 	tp := New(Options{Open: open, Secret: []byte("s"), Queue: 2, Wait: time.Minute})
 	var wg sync.WaitGroup
 	results := make(chan error, 3)
@@ -413,5 +403,35 @@ func TestManyAKsOnSwtpm(t *testing.T) {
 		if _, err := tp.Quote(context.Background(), nonceOf(byte(i))); err != nil {
 			t.Fatalf("key %d: %v", i, err)
 		}
+	}
+}
+
+// TestExclusiveIsNotRefusedInAFlood: with the queue full of evidence
+// requests, Exclusive (the verdict measurement) waits for its turn and is
+// never refused as busy.
+func TestExclusiveIsNotRefusedInAFlood(t *testing.T) {
+	t.Parallel()
+	hold, _, open := holdingOpen()
+	tp := New(Options{Open: open, Secret: []byte("s"), Queue: 1, Wait: time.Minute})
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = tp.Quote(context.Background(), nil) }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(tp.slots) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue did not fill")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := tp.Quote(context.Background(), nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a request beyond the queue got %v, want ErrBusy", err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- tp.Exclusive(context.Background(), func(transport.TPM) error { return nil }) }()
+	close(hold)
+	wg.Wait()
+	if err := <-ran; !errors.Is(err, ErrNoTPM) {
+		t.Errorf("Exclusive got %v, want its turn (ErrNoTPM from this TPM)", err)
 	}
 }

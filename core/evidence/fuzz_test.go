@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/core/identity"
+	"github.com/secure-ai/runtime-attestor/internal/tpmsim"
 )
 
 // The fixture testdata/evidence.json is genuine evidence from the
@@ -35,7 +36,7 @@ func TestWriteFixture(t *testing.T) {
 	if os.Getenv("EVIDENCE_WRITE_FIXTURE") == "" {
 		t.Skip("set EVIDENCE_WRITE_FIXTURE=1 to write testdata/evidence.json")
 	}
-	open, _ := simOpen(t)
+	open := tpmsim.Open(t)
 	s := testSigner(t)
 	tp := New(Options{Open: open, Secret: s.DeriveSecret(SecretLabel), PCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14}})
 	ak := pinned(t, tp)
