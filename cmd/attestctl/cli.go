@@ -53,6 +53,7 @@ func commands() []command {
 		{"refresh", "run an attestation now (needs the API token)", (*app).refresh},
 		{"verify-bundle", "verify a bundle's HMAC signature with the key", (*app).verifyBundle},
 		{"gate", "wait until the attestor is attested (for ExecStartPre)", (*app).gate},
+		{"baseline", "write a production policy pinning what this machine measures", (*app).baseline},
 		{"audit", "audit verify FILE: check the audit log's hash chain", (*app).audit},
 		{"help", "help [COMMAND]: show this help or a command's", (*app).help},
 	}
