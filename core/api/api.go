@@ -54,6 +54,10 @@ type Snapshot struct {
 	// shows by itself. Zero and "" without an audit log.
 	AuditLastSeq  uint64
 	AuditLastHash string
+
+	// Latched is why the state is failed (nil otherwise): set by the
+	// attestation that first failed, kept until the daemon restarts.
+	Latched *Latch
 }
 
 // PluginStatus is one check plugin's last run.

@@ -51,6 +51,10 @@ type StatusResponse struct {
 	// attestation; null without an audit log (runtime-attestor --once).
 	AuditLastSeq  *uint64 `json:"audit_last_seq"`
 	AuditLastHash *string `json:"audit_last_hash"`
+	// Latched says, while the state is failed, since when, which
+	// attestation and findings latched it and what clears it; null
+	// otherwise.
+	Latched *LatchReport `json:"latched"`
 }
 
 // PluginReport is one plugin in StatusResponse.

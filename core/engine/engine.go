@@ -433,6 +433,7 @@ func (e *Engine) auditHead() (uint64, string) {
 func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) api.Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	prev := e.prevState
 	e.prevState = st
 	e.lastDone = e.now()
 	e.counters.attest++
@@ -460,6 +461,7 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		RefreshCount:     e.counters.refresh,
 		AuditLastSeq:     auditSeq,
 		AuditLastHash:    auditHash,
+		Latched:          latchOf(e.snap.Load().Latched, prev, st, b, score, e.lastDone),
 	}
 	for _, r := range results {
 		if r.Fault != "" {
