@@ -67,7 +67,7 @@ fuzz:
 
 # make install DESTDIR=/tmp/root PREFIX=/usr
 install: build
-	@./scripts/install.sh "$(DESTDIR)" "$(or $(PREFIX),/usr)"
+	@PLUGINS="$(PLUGINS)" ./scripts/install.sh "$(DESTDIR)" "$(or $(PREFIX),/usr)"
 
 tpm-demo: deps build
 	@./scripts/tpm-demo.sh
