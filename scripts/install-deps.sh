@@ -8,8 +8,11 @@
 #   systemd          systemd-analyze for the unit tests
 #   ostree           writes the real sysroots the ostree plugin's tests measure
 #   fsverity         `fsverity digest`, which checks the plugin's composefs digests
+#   prometheus       promtool, which tests deploy/prometheus/'s alerting rules
+#                    (the package's own server is disabled again when this
+#                    script installed it)
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity)
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity prometheus)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,4 +24,9 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # promtool comes with Debian's Prometheus server, which starts itself on
+  # :9090 where systemd runs; the tests need only promtool.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi

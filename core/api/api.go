@@ -58,6 +58,10 @@ type Snapshot struct {
 	// Latched is why the state is failed (nil otherwise): set by the
 	// attestation that first failed, kept until the daemon restarts.
 	Latched *Latch
+
+	// AuditWriteFailures counts the audit records that could not be
+	// written since the daemon started (as of this snapshot).
+	AuditWriteFailures uint64
 }
 
 // PluginStatus is one check plugin's last run.

@@ -463,6 +463,9 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		AuditLastHash:    auditHash,
 		Latched:          latchOf(e.snap.Load().Latched, prev, st, b, score, e.lastDone),
 	}
+	if e.audit != nil {
+		s.AuditWriteFailures = e.audit.failures.Load()
+	}
 	for _, r := range results {
 		if r.Fault != "" {
 			e.faults[r.Name]++
@@ -501,14 +504,16 @@ func readKey(path string) ([]byte, error) {
 // trackedAuditor remembers the last failed write so that the next bundle
 // can say so.
 type trackedAuditor struct {
-	a   Auditor
-	mu  sync.Mutex
-	err error
+	a        Auditor
+	mu       sync.Mutex
+	err      error
+	failures atomic.Uint64 // failed writes since start, for /metrics
 }
 
 func (t *trackedAuditor) Append(typ string, data any) error {
 	err := t.a.Append(typ, data)
 	if err != nil {
+		t.failures.Add(1)
 		t.mu.Lock()
 		t.err = err
 		t.mu.Unlock()
