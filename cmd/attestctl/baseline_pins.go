@@ -38,10 +38,10 @@ func derivePins(base *policy.Policy, b *bundle.Bundle) (*pins, error) {
 	if p.tpm {
 		for k, v := range b.BootMeasurements.PCRs {
 			i, err := strconv.Atoi(k)
-			if err != nil || i < 0 || i > 23 || len(v) != 64 {
+			if err != nil || i < 0 || i > 23 || !isSHA256(v) {
 				return nil, fmt.Errorf("the tpm plugin reported PCR %q = %q, which is not a PCR index and SHA-256", k, v)
 			}
-			p.pcrs[i] = strings.ToLower(v)
+			p.pcrs[i] = v
 		}
 	}
 	p.secureBoot = b.BootMeasurements.SecureBoot != nil && *b.BootMeasurements.SecureBoot
@@ -92,7 +92,7 @@ func (p *pins) pinServices(base *policy.Policy, b *bundle.Bundle) error {
 	var missing []string
 	for name, sb := range base.ServiceBinaries {
 		d, ok := b.ServiceDigests[name]
-		if !ok || len(d) != 64 {
+		if !ok || !isSHA256(d) {
 			missing = append(missing, fmt.Sprintf("%s (%s)", name, sb.Path))
 			continue
 		}
@@ -127,10 +127,27 @@ func (p *pins) pinDeployments(b *bundle.Bundle) error {
 	if m.Reference == "" {
 		return nil
 	}
+	if !isSHA256(m.Reference) || (m.Next != nil && m.Next.Reference != "" && !isSHA256(m.Next.Reference)) {
+		return fmt.Errorf("the ostree plugin reported a deployment_reference that is not a SHA-256 (%q)", clean(m.Reference))
+	}
 	p.deployments = append(p.deployments, m.Reference)
 	if m.Next != nil && m.Next.Reference != "" && m.Next.Reference != m.Reference {
 		p.deployments = append(p.deployments, m.Next.Reference)
 		p.warnings = append(p.warnings, fmt.Sprintf("a %s deployment (reference %s) starts at the next boot: it is pinned too; remove it from expected_deployments if you did not stage it", m.Next.Kind, m.Next.Reference))
 	}
 	return nil
+}
+
+// isSHA256 reports whether s is 64 lowercase hex digits, the only form a
+// pin may take.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
