@@ -43,9 +43,10 @@ Every plugin found in plugin_dir, pinned to its SHA-256: a different
 executable is not started (core.plugin_untrusted). The ostree plugin's
 expected_deployments pins the booted deployment's reference (and the staged
 one's, when there was one): another deployment is ostree.unexpected_deployment.
-Upgrading a plugin without a failed window: install the new file under
-another name first, or pin the new SHA-256 and SIGHUP right after the swap
-(docs/deployment.md, "Upgrading a pinned plugin").`,
+Upgrading a plugin without a failed window: lower core.plugin_untrusted to
+high and reload, swap the file, pin its new SHA-256 and reload (docs/
+deployment.md, "Rotating the HMAC key and the API token, upgrading a pinned
+plugin").`,
 		[]string{"plugins", "run_unlisted_plugins", "resident_plugins", "plugin_dir"}},
 	{`--- When and how --------------------------------------------------------------`,
 		[]string{"refresh_interval", "plugin_timeout", "attestation_timeout", "max_parallel_plugins"}},
@@ -68,8 +69,13 @@ func renderBaseline(base map[string]any, p *pins, from string, now time.Time) ([
 	fmt.Fprintf(&buf, "# key is described in docs/policy.md; run the daemon with it and check that\n")
 	fmt.Fprintf(&buf, "# `attestctl status` says attested before you install it fleet-wide.\n")
 	done := map[string]bool{}
-	for _, s := range baselineSections {
-		if err := writeSection(&buf, s.comment, s.keys, doc, done); err != nil {
+	notes := machineNotes(p)
+	for i, s := range baselineSections {
+		comment := s.comment
+		if n := notes[i]; n != "" {
+			comment += "\n" + n
+		}
+		if err := writeSection(&buf, comment, s.keys, doc, done); err != nil {
 			return nil, err
 		}
 	}
@@ -190,4 +196,24 @@ func builtinsMissing(p *pins) []string {
 		}
 	}
 	return out
+}
+
+// machineNotes says, per section of baselineSections, what this machine
+// measured.
+func machineNotes(p *pins) map[int]string {
+	tpm, sb := "no TPM answered: require_tpm stays false", "Secure Boot not on: require_secure_boot stays false"
+	if p.tpm {
+		tpm = fmt.Sprintf("a TPM answered: %d PCRs pinned", len(p.pcrs))
+	}
+	if p.secureBoot {
+		sb = "Secure Boot on"
+	}
+	dep := "not an ostree system (no deployment_reference): expected_deployments is not set"
+	if len(p.deployments) > 0 {
+		dep = fmt.Sprintf("%d ostree deployment reference(s) pinned", len(p.deployments))
+	}
+	return map[int]string{
+		0: "This machine: " + tpm + "; " + sb + ".",
+		2: fmt.Sprintf("This machine: %d plugins pinned; %s.", len(p.plugins), dep),
+	}
 }
