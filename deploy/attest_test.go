@@ -142,9 +142,11 @@ severity_overrides:
 					Secrets:     []string{key, token},
 					AuditLogDir: logs,
 					RuntimeDir:  run,
-					// The plugin host gives plugins no socket folder: go-plugin
-					// puts their sockets in the temporary folder.
+					// Where the plugin host makes its private folder.
 					SocketDir: os.TempDir(),
+					// This test binary runs the daemon, and so is the
+					// plugin host's launcher (/proc/self/exe).
+					Self: self(t),
 				},
 				Plugins: builtinRules([]string{pf1, pf2}, []string{svc}, manifest),
 				Args:    []string{"--config", policy, "--once", "--log-json"},
@@ -240,4 +242,17 @@ func sandboxedDaemon(t *testing.T, spec daemonSpec) (string, string, int) {
 		t.Fatalf("sandboxed daemon could not run (exit %d):\n%s", code, stderr.String())
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// self is this test binary's path, symlinks resolved.
+func self(t *testing.T) string {
+	t.Helper()
+	p, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }

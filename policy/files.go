@@ -55,6 +55,7 @@ func (p *Policy) CheckFiles() error {
 			e.add("hmac_key_path", 0, "the key in %s is %d bytes, shorter than %d", p.HMACKeyPath, len(data), MinHMACKeyBytes)
 		}
 	}
+	p.checkSigningKey(e)
 	return e.err()
 }
 

@@ -222,6 +222,9 @@ func (ps *parser) top(root *yaml.Node) {
 		case "severity_overrides":
 			ps.severityOverrides(key, v)
 		default:
+			if ps.evidence(key, v) {
+				continue
+			}
 			ps.e.add(key, kv.k.Line, "unknown key%s", suggest(key, topKeys))
 		}
 	}
@@ -232,6 +235,7 @@ var topKeys = []string{
 	"refresh_interval", "hmac_key_path", "listen", "plugin_dir", "api_token_path", "audit_log_path",
 	"plugins", "run_unlisted_plugins", "severity_weights", "thresholds", "severity_overrides",
 	"plugin_timeout", "attestation_timeout", "max_parallel_plugins", "log_level", "resident_plugins",
+	keySigningKeyPath, keyEvidenceTPMDevice, keyEvidenceTPMSocket, keyEvidencePCRs,
 }
 
 // suggest returns " (did you mean x?)" for a close known key.

@@ -53,6 +53,12 @@ type Policy struct {
 	MaxParallelPlugins int                      // max_parallel_plugins
 	LogLevel           string                   // log_level
 
+	// The daemon's signing identity and TPM evidence (evidence.go).
+	SigningKeyPath    string // signing_key_path; "" = bundles carry no bundle_signature
+	EvidenceTPMDevice string // evidence_tpm_device; "" = no quotes from a device
+	EvidenceTPMSocket string // evidence_tpm_socket: a swtpm socket, instead of the device
+	EvidencePCRs      []int  // evidence_pcrs: the PCRs GET /api/v1/evidence quotes
+
 	// Source is the file the policy was loaded from ("" for Default or
 	// Parse) and SourceSHA256 the lowercase hex SHA-256 of the bytes parsed
 	// ("" for Default).
@@ -76,9 +82,10 @@ type PluginPolicy struct {
 	// Config is plugins.<name>.config as JSON-compatible values
 	// (map[string]any, []any, string, bool, int64, float64, nil).
 	Config map[string]any
-	// Sandbox is plugins.<name>.sandbox: paths the plugin needs beyond what
-	// the built-in checks declare, added to the daemon's Landlock rules
-	// (plugins inherit the daemon's sandbox and can only narrow it).
+	// Sandbox is plugins.<name>.sandbox: what the plugin may touch. For a
+	// built-in it is added to what the plugin declares; any other plugin
+	// gets exactly this (nothing when empty). The plugin host imposes it
+	// on the plugin process before its first instruction.
 	Sandbox sandbox.Rules
 }
 
@@ -101,7 +108,7 @@ func Default() *Policy {
 		APITokenPath:       "/run/secure-ai/attestor-api-token",
 		AuditLogPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.jsonl",
 		Plugins:            map[string]PluginPolicy{},
-		RunUnlistedPlugins: true,
+		RunUnlistedPlugins: false,
 		SeverityWeights: map[sdk.Severity]int{
 			sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100,
 		},
@@ -111,6 +118,8 @@ func Default() *Policy {
 		AttestationTimeout: 60 * time.Second,
 		MaxParallelPlugins: 2,
 		LogLevel:           "info",
+		EvidenceTPMDevice:  DefaultEvidenceTPMDevice,
+		EvidencePCRs:       append([]int(nil), DefaultEvidencePCRs...),
 	}
 	for _, s := range DefaultServices {
 		p.ServiceBinaries[s] = ServiceBinary{Path: "/usr/libexec/secure-ai/" + s}

@@ -32,7 +32,7 @@ func TestDefaultMatchesSpec(t *testing.T) {
 		{"plugin_dir", p.PluginDir, "/usr/libexec/secure-ai/runtime-attestor/plugins"},
 		{"api_token_path", p.APITokenPath, "/run/secure-ai/attestor-api-token"},
 		{"audit_log_path", p.AuditLogPath, "/var/lib/secure-ai/logs/runtime-attestor-audit.jsonl"},
-		{"run_unlisted_plugins", p.RunUnlistedPlugins, true},
+		{"run_unlisted_plugins", p.RunUnlistedPlugins, false},
 		{"severity_weights", p.SeverityWeights, map[sdk.Severity]int{sdk.SeverityInfo: 0, sdk.SeverityLow: 1, sdk.SeverityMedium: 5, sdk.SeverityHigh: 20, sdk.SeverityCritical: 100}},
 		{"thresholds", p.Thresholds, Thresholds{Degraded: 5, Failed: 100}},
 		{"severity_overrides", p.SeverityOverrides, map[string]sdk.Severity{}},
@@ -329,5 +329,44 @@ func TestErrorFormat(t *testing.T) {
 	}
 	if ps := Problems(errors.Join(errors.New("x"), &Error{Key: "k"})); len(ps) != 1 {
 		t.Fatal(ps)
+	}
+}
+
+// TestOverridesCannotLowerProtectedCodes: severity_overrides that would
+// cancel a pin or the bundle's signature are refused, naming the key; raising
+// them, or lowering another code, is fine.
+func TestOverridesCannotLowerProtectedCodes(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		yaml, key string
+	}{
+		{"severity_overrides:\n  core.plugin_untrusted: info\n", "severity_overrides.core.plugin_untrusted"},
+		{"severity_overrides:\n  core.plugin_untrusted: high\n", "severity_overrides.core.plugin_untrusted"},
+		{"severity_overrides:\n  core.hmac_key: low\n", "severity_overrides.core.hmac_key"},
+		{"severity_overrides:\n  core.hmac_key: critical\n", ""},
+		{"severity_overrides:\n  binaries.missing: info\n", ""},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		ps := Problems(err)
+		switch {
+		case tc.key == "" && err != nil:
+			t.Errorf("Test %d: %q refused: %v", i, tc.yaml, err)
+		case tc.key != "" && (len(ps) != 1 || ps[0].Key != tc.key || !strings.Contains(ps[0].Msg, "may not be lowered")):
+			t.Errorf("Test %d: %q: %v, want one problem at %s", i, tc.yaml, err, tc.key)
+		}
+	}
+}
+
+// TestCheckOverridesFloors: the daemon passes the codes its built-ins
+// declare critical; lowering one is refused.
+func TestCheckOverridesFloors(t *testing.T) {
+	t.Parallel()
+	p, err := Parse([]byte("severity_overrides:\n  tpm.quote_invalid: info\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.CheckOverrides(map[string]sdk.Severity{"tpm.quote_invalid": sdk.SeverityCritical})
+	if ps := Problems(err); len(ps) != 1 || ps[0].Key != "severity_overrides.tpm.quote_invalid" || ps[0].Line != 2 {
+		t.Fatalf("CheckOverrides = %v, want severity_overrides.tpm.quote_invalid at line 2", err)
 	}
 }

@@ -53,6 +53,7 @@ func (p *Policy) validate(e *errs) error {
 	absolute("api_token_path", p.APITokenPath, true)
 	absolute("audit_log_path", p.AuditLogPath, false)
 	absolute("plugin_dir", p.PluginDir, false)
+	p.validateEvidence(e, absolute)
 
 	seenFile := map[string]int{}
 	for i, f := range p.PolicyFiles {
@@ -169,6 +170,9 @@ func (p *Policy) validate(e *errs) error {
 		if s := p.SeverityOverrides[code]; !s.Valid() {
 			e.add(key, 0, "invalid severity %d", int(s))
 		}
+	}
+	if err := p.CheckOverrides(ProtectedCodes); err != nil {
+		e.list = append(e.list, err)
 	}
 
 	if p.MaxParallelPlugins < 1 || p.MaxParallelPlugins > MaxParallelPlugins {

@@ -73,6 +73,7 @@ func crashLoop(t *testing.T, kills int) {
 			doc["resident_plugins"] = resident
 			daemontest.SetPolicyKey(doc, map[string]any{"delay_ms": 400}, "plugins", "slow", "config")
 			daemontest.SetPolicyKey(doc, map[string]any{"pid_file": pidFile}, "plugins", "orphan", "config")
+			grantOrphan(doc, env, "orphan")
 		})
 	}
 	key := readKey(t, env)

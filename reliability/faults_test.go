@@ -236,6 +236,8 @@ func runScenario(t *testing.T, sc scenario) {
 			daemontest.SetPolicyKey(doc, map[string]any{"pid_file": orphanPID}, "plugins", "orphan", "config")
 			daemontest.SetPolicyKey(doc, "30s", "plugins", "orphan", "timeout")
 			daemontest.SetPolicyKey(doc, map[string]any{"pid_file": hangPID, "hang": true}, "plugins", "orphanhang", "config")
+			grantOrphan(doc, env, "orphan")
+			grantOrphan(doc, env, "orphanhang")
 			daemontest.SetPolicyKey(doc, "1s", "plugins", "orphanhang", "timeout")
 		}
 	})
@@ -633,39 +635,66 @@ func failedAttestations(env *daemontest.Env) string {
 	return b.String()
 }
 
-// TestConfigRefusedAtStart: a plugin the policy lists that refuses its
+// TestConfigRefusedAtStart: a built-in plugin that refuses its
 // configuration makes the policy bad. The daemon does not start (exit 3),
 // names the key and the plugin's reason, writes no audit record and leaves
-// no plugin process behind. (At run time the same refusal is the finding
-// core.plugin_config: the refuseconfig kind of TestPluginFaultsUnderLoad.)
+// no plugin process behind. A third-party plugin that refuses its
+// configuration never stops the daemon: it is the finding core.plugin_config
+// in every bundle.
 func TestConfigRefusedAtStart(t *testing.T) {
 	t.Parallel()
-	env := daemontest.New(t, daemontest.Options{})
-	env.InstallTestPlugin("good", "good")
-	env.InstallTestPlugin("refuseconfig", "refuser")
-	quietPolicy(t, env, func(doc map[string]any) {
-		daemontest.SetPolicyKey(doc, map[string]any{}, "plugins", "refuser", "config")
+	t.Run("builtin", func(t *testing.T) {
+		t.Parallel()
+		env := daemontest.New(t, daemontest.Options{})
+		quietPolicy(t, env, func(doc map[string]any) {
+			daemontest.SetPolicyKey(doc, "sometimes", "plugins", "kernel", "config", "min_lockdown")
+		})
+		p := env.StartNoWait()
+		if code := p.Wait(60 * time.Second); code != 3 {
+			t.Fatalf("exit %d, want 3; log:\n%s", code, p.Stderr())
+		}
+		if want := "plugins.kernel.config"; !strings.Contains(p.Stderr(), want) || !strings.Contains(p.Stderr(), "min_lockdown") {
+			t.Errorf("the daemon's error does not name %s.min_lockdown:\n%s", want, p.Stderr())
+		}
+		if _, err := os.Stat(env.AuditPath); !os.IsNotExist(err) {
+			t.Errorf("a daemon refused at start wrote the audit log (stat: %v)", err)
+		}
+		if left := daemontest.WaitNoProcessesUnder(env.PluginDir, 5*time.Second); len(left) > 0 {
+			t.Fatalf("plugin processes survive the refused start:\n%s", daemontest.Describe(left))
+		}
 	})
-	p := env.StartNoWait()
-	if code := p.Wait(60 * time.Second); code != 3 {
-		t.Fatalf("exit %d, want 3; log:\n%s", code, p.Stderr())
-	}
-	if want := "plugins.refuser.config: mode: refused by the refuseconfig test plugin"; !strings.Contains(p.Stderr(), want) {
-		t.Errorf("the daemon's error does not say %q:\n%s", want, p.Stderr())
-	}
-	if _, err := os.Stat(env.AuditPath); !os.IsNotExist(err) {
-		t.Errorf("a daemon refused at start wrote the audit log (stat: %v)", err)
-	}
-	if left := daemontest.WaitNoProcessesUnder(env.PluginDir, 5*time.Second); len(left) > 0 {
-		t.Fatalf("plugin processes survive the refused start:\n%s", daemontest.Describe(left))
-	}
+	t.Run("third_party", func(t *testing.T) {
+		t.Parallel()
+		env := daemontest.New(t, daemontest.Options{})
+		env.InstallTestPlugin("refuseconfig", "refuser")
+		quietPolicy(t, env, func(doc map[string]any) {
+			daemontest.SetPolicyKey(doc, map[string]any{}, "plugins", "refuser", "config")
+		})
+		p := env.Start()
+		defer p.Stop()
+		var r struct {
+			Bundle struct {
+				Failures []struct{ Code, Subject, Message string } `json:"failures"`
+			} `json:"bundle"`
+		}
+		if _, body := env.Get("/api/v1/attest"); json.Unmarshal(body, &r) != nil {
+			t.Fatalf("/api/v1/attest: %s", body)
+		}
+		found := false
+		for _, f := range r.Bundle.Failures {
+			found = found || f.Code == "core.plugin_config" && f.Subject == "refuser" && strings.Contains(f.Message, "refused by the refuseconfig test plugin")
+		}
+		if !found {
+			t.Errorf("failures %+v, want core.plugin_config for refuser", r.Bundle.Failures)
+		}
+	})
 }
 
 // TestPluginCopiedInPlace copies a well-behaved, unpinned plugin into the
 // plugin folder the way cp does (the file is visible while it is written)
-// while refreshes run. The daemon may not run the half-written file, but a
-// benign copy must not be mistaken for tampering: an unpinned binary that
-// changes between the host's hash and go-plugin's is a transient start
+// while refreshes run. The daemon runs exactly the bytes it hashed, so a
+// half-written copy fails to start, but a benign copy must not be mistaken
+// for tampering: an unpinned binary caught mid-copy is a transient start
 // failure (core.plugin_crashed, retried), never core.plugin_untrusted, which
 // would latch the state failed.
 func TestPluginCopiedInPlace(t *testing.T) {

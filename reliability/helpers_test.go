@@ -635,6 +635,9 @@ func quietPolicy(t testing.TB, env *daemontest.Env, edit func(doc map[string]any
 		doc["log_level"] = "info"
 		doc["policy_files"] = files
 		doc["service_binaries"] = services
+		// The scenarios drop test plugins into the folder without listing
+		// them; they run with config {} and nothing granted.
+		doc["run_unlisted_plugins"] = true
 		daemontest.SetPolicyKey(doc, manifest, "plugins", "policies", "config", "registry_manifest_path")
 		if edit != nil {
 			edit(doc)
@@ -693,4 +696,11 @@ func prebuild(t *testing.T, testPlugins ...string) {
 	if len(btb.err) > 0 {
 		t.Fatal(strings.Join(btb.err, "\n"))
 	}
+}
+
+// grantOrphan lets the orphan test plugin listed as name do what it does:
+// re-execute itself (the plugin folder) and write its pid file (under the
+// test's folder). Plugins get nothing the policy does not grant.
+func grantOrphan(doc map[string]any, env *daemontest.Env, name string) {
+	daemontest.SetPolicyKey(doc, map[string]any{"exec": []any{env.PluginDir}, "read_write": []any{env.Dir}}, "plugins", name, "sandbox")
 }

@@ -31,5 +31,10 @@ mkdir -p bin/bench
 "$go" build -o bin/bench/attestor-check-light ./testplugins/light
 "$go" build -o bin/bench/attestor-bench ./bench/cmd/attestor-bench
 echo "bench: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# One plugin start through the launcher (verify, confine, execveat the
+# verified descriptor, handshake, describe, configure, measure, stop), wall
+# and CPU of both sides per start (docs/performance.md).
+echo "bench: plugin start, on demand, through the launcher:" >&2
+"$go" test -run '^$' -bench '^BenchmarkPluginStart$' -benchtime 30x -count 3 ./core/pluginhost/ | grep '^Benchmark' >&2
 exec bin/bench/attestor-bench -root "$root" -bin bin -light bin/bench/attestor-check-light \
   -json bench/results.json -md bench/RESULTS.md

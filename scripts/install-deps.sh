@@ -14,6 +14,9 @@
 set -euo pipefail
 want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity prometheus)
 missing=()
+# tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.
+# python3-cryptography: the docs' Python verifiers of bundle_signature and EAR.
+want+=(tpm2-tools python3-cryptography)
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

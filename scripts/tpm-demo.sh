@@ -7,7 +7,11 @@
 # require_tpm: true and the tpm plugin pointed at swtpm's socket (its TPM
 # clock state file in .run/tpm/ too), and runs the daemon in the foreground
 # on 127.0.0.1:8505. /api/v1/attest then shows the real PCRs and
-# tpm_quote_verified: true. swtpm stops when the daemon does (Ctrl-C).
+# tpm_quote_verified: true. With the daemon's signing key (.run/signing.key,
+# made by attestctl keygen) and evidence_tpm_socket pointing at swtpm, it then
+# runs scripts/evidence-roundtrip.sh: GET /api/v1/evidence with a fresh nonce,
+# verified by attestctl verify-evidence and by tpm2_checkquote. swtpm stops
+# when the daemon does (Ctrl-C).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run"
@@ -32,6 +36,9 @@ umask 077
 if [[ ! -s "$run/hmac.key" ]]; then
   head -c 32 /dev/urandom >"$run/hmac.key"
   echo "tpm-demo: created development HMAC key $run/hmac.key" >&2
+fi
+if [[ ! -s "$run/signing.key" ]]; then
+  "$root/bin/attestctl" keygen --out "$run/signing.key" >&2
 fi
 if [[ ! -s "$run/api-token" ]]; then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$run/api-token"
@@ -81,6 +88,12 @@ sed -e "s|@ROOT@|$root|g" -e "s|@RUN@|$run|g" \
   -e "s|^expected_pcrs: {}\$|expected_pcrs: $pins|" \
   -e "s|^\\( *\\)device: /dev/tpmrm0\$|\\1swtpm_socket: \"$sock\"\\n\\1state_file: \"$clockstate\"|" \
   "$template" >"$policy"
+cat >>"$policy" <<EOT
+
+# The daemon's signing identity and TPM evidence (docs/tpm.md).
+signing_key_path: "$run/signing.key"
+evidence_tpm_socket: "$sock"
+EOT
 grep -q '^require_tpm: true$' "$policy" &&
   grep -q '^expected_pcrs: {"0": ' "$policy" &&
   grep -q "swtpm_socket: \"$sock\"" "$policy" &&
@@ -103,7 +116,25 @@ The TPM clock's high-water mark is kept in $clockstate. Push it an hour
 ahead (a TPM restored from an older copy) and refresh: tpm.clock_rollback,
 state failed (delete the file before the next demo):
   jq '.tpms[].clock += 3600000' $clockstate >$clockstate.new && mv $clockstate.new $clockstate
+The evidence round trip runs as soon as the daemon is attested; run it
+again with: scripts/evidence-roundtrip.sh http://127.0.0.1:8505 $run/signing.key.pub $tpmdir/evidence
 Stop with Ctrl-C (stops swtpm too).
 
 EOT
-"$root/bin/runtime-attestor" --config "$policy"
+"$root/bin/runtime-attestor" --config "$policy" &
+daemon_pid=$!
+stop_all() {
+  kill "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+  stop_swtpm
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+for _ in $(seq 300); do
+  curl -sf http://127.0.0.1:8505/api/v1/verify >/dev/null && break
+  kill -0 "$daemon_pid" 2>/dev/null || die "the daemon exited"
+  sleep 0.2
+done
+"$root/scripts/evidence-roundtrip.sh" http://127.0.0.1:8505 "$run/signing.key.pub" "$tpmdir/evidence" ||
+  echo "tpm-demo: the evidence round trip failed (see above)" >&2
+wait "$daemon_pid"

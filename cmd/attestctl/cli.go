@@ -51,8 +51,10 @@ func commands() []command {
 	return []command{
 		{"status", "show the attestation state, counters, checks and findings", (*app).status},
 		{"refresh", "run an attestation now (needs the API token)", (*app).refresh},
-		{"verify-bundle", "verify a bundle's HMAC signature with the key", (*app).verifyBundle},
+		{"verify-bundle", "verify a bundle's HMAC (--key) or signature (--pubkey)", (*app).verifyBundle},
+		{"verify-evidence", "verify TPM evidence from /api/v1/evidence against the AK and your nonce", (*app).verifyEvidence},
 		{"gate", "wait until the attestor is attested (for ExecStartPre)", (*app).gate},
+		{"keygen", "create the attestor's signing key pair (signing_key_path)", (*app).keygen},
 		{"baseline", "write a production policy pinning what this machine measures", (*app).baseline},
 		{"audit", "audit verify FILE: check the audit log's hash chain", (*app).audit},
 		{"help", "help [COMMAND]: show this help or a command's", (*app).help},
@@ -90,7 +92,7 @@ func (a *app) usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: attestctl [--addr URL] [--timeout D] <command> [flags] [args]\n\n")
 	fmt.Fprintf(w, "The client of runtime-attestor.\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nGlobal flags:\n")
 	fmt.Fprintf(w, "  --addr URL     the attestor's API (default %s, or $%s)\n", defaultAddr, addrEnv)

@@ -16,9 +16,14 @@ import (
 const pollTimeout = 5 * time.Second
 
 func (a *app) gate(args []string) int {
-	fs := a.flagSet("gate", "[--until attested|degraded] [--timeout 30s] [--interval 500ms]",
+	fs := a.flagSet("gate", "[--pubkey FILE [--max-age 15m]] [--ak FILE] [--until attested|degraded] [--timeout 30s] [--interval 500ms]",
 		"Waits until the attestor's state allows a service to start, for a unit's\n"+
-			"ExecStartPre. Polls GET /api/v1/verify. --until attested (the default) waits\n"+
+			"ExecStartPre. With --pubkey it believes only a bundle signed by the attestor's\n"+
+			"key (GET /api/v1/attest, bundle_signature verified, no older than --max-age),\n"+
+			"so a process squatting on the port cannot pass it; with --ak it also asks for\n"+
+			"TPM evidence over a fresh nonce (GET /api/v1/evidence) and verifies the quote\n"+
+			"as verify-evidence does, so not even a replayed bundle passes. Without either\n"+
+			"it polls GET /api/v1/verify and trusts whoever answers. --until attested (the default) waits\n"+
 			"for attested; --until degraded also accepts degraded (for services that can\n"+
 			"run in a restricted mode). A failed state exits 1 at once: it holds until the\n"+
 			"attestor restarts. Exit 0 when the state is reached, 1 on failed or timeout\n"+
@@ -26,6 +31,9 @@ func (a *app) gate(args []string) int {
 	until := fs.String("until", "attested", "state to wait for: attested, or degraded (attested or degraded)")
 	total := fs.Duration("timeout", 30*time.Second, "how long to wait in all")
 	interval := fs.Duration("interval", 500*time.Millisecond, "pause between polls")
+	pubFile := fs.String("pubkey", "", "PEM file holding the attestor's public signing key")
+	akFile := fs.String("ak", "", "PEM file holding the attestor's attestation key (needs a TPM)")
+	maxAge := fs.Duration("max-age", 15*time.Minute, "with --pubkey: refuse a bundle older than this")
 	a.addrFlag(fs)
 	pos, code, ok := parse(fs, args)
 	if !ok {
@@ -52,12 +60,25 @@ func (a *app) gate(args []string) int {
 	if _, err := a.baseURL(); err != nil {
 		return a.usageError(fs, "%v", err)
 	}
+	poll := a.pollVerify
+	if *pubFile != "" || *akFile != "" {
+		if *maxAge <= 0 {
+			return a.usageError(fs, "--max-age must be positive")
+		}
+		sg, code := a.newSignedGate(*pubFile, *akFile, *maxAge, *until == "degraded")
+		if code != exitOK {
+			return code
+		}
+		poll = sg.poll
+	} else {
+		fmt.Fprintf(a.stderr, "attestctl: gate: warning: no --pubkey: any process that answers on the port can pass this gate\n")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *total)
 	defer cancel()
 	last, lastReported := "", ""
 	for {
-		st, reason := a.pollVerify(ctx)
+		st, reason := poll(ctx)
 		switch {
 		case st != "" && accept(st):
 			fmt.Fprintf(a.stdout, "attestor state %s\n", st)

@@ -6,7 +6,8 @@
 //
 //	attestctl [--addr URL] [--timeout D] <command> [flags] [args]
 //
-// Commands: status, refresh, verify-bundle, gate, baseline, audit verify, help. Exit
+// Commands: status, refresh, verify-bundle, verify-evidence, gate, keygen,
+// baseline, audit verify, help. Exit
 // codes: 0 success, 1 the check failed (bad signature, broken chain, gate
 // not reached, refused or failed request, attestor unreachable), 2 usage or
 // local I/O error. See docs/attestctl.md.

@@ -203,7 +203,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--addr", "ftp://x", "status"}, 2, "", "scheme must be http or https"},
 		{[]string{"status", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"refresh"}, 2, "", "--token-file is required"},
-		{[]string{"verify-bundle", "x.json"}, 2, "", "--key is required"},
+		{[]string{"verify-bundle", "x.json"}, 2, "", "--key or --pubkey is required"},
 		{[]string{"verify-bundle", "--key", "k", "a", "b"}, 2, "", "at most one bundle"},
 		{[]string{"gate", "--until", "sometimes"}, 2, "", `--until "sometimes"`},
 		{[]string{"gate", "--timeout", "0s"}, 2, "", "--timeout must be positive"},
@@ -537,8 +537,11 @@ func TestGate(t *testing.T) {
 		}
 		// Once the gate has seen pending, the attestation ends.
 		sc := bufio.NewScanner(stderr)
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), "attestctl: gate: warning: no --pubkey") {
+			t.Fatalf("gate's first line: %q, want the warning that it trusts the port", sc.Text())
+		}
 		if !sc.Scan() || sc.Text() != "attestctl: gate: waiting: attestor state is pending" {
-			t.Fatalf("gate's first line: %q", sc.Text())
+			t.Fatalf("gate's second line: %q", sc.Text())
 		}
 		att.Set(api.Snapshot{State: state.Attested})
 		_, _ = io.Copy(io.Discard, stderr)

@@ -71,6 +71,7 @@ type PluginStatus struct {
 	Fault         string        // last fault, "" if none
 	FaultCount    uint64        // cumulative
 	Findings      int           // last run
+	Confinement   string        // what the host imposed on its process, last run
 }
 
 // Attestor is what the API serves: the engine.
@@ -95,6 +96,9 @@ type Options struct {
 	MaxConns int          // default 256 (netutil.LimitListener from golang.org/x/net)
 	// RefreshTimeout is how long a refresh request may wait; default 90s.
 	RefreshTimeout time.Duration
+	// Identity serves GET /api/v1/ak, /api/v1/evidence and /api/v1/ear
+	// (evidence.go); zero: those answer 409.
+	Identity Identity
 }
 
 // Defaults and limits.
@@ -129,6 +133,9 @@ type Server struct {
 
 	refreshAuthorized, refreshUnauthorized, refreshForbidden atomic.Uint64
 
+	id            Identity
+	evidenceCount evidenceCounters
+
 	echo       *echo.Echo
 	http       *http.Server
 	baseCtx    context.Context
@@ -147,6 +154,7 @@ func New(opts Options) *Server {
 		log:            opts.Logger,
 		refreshTimeout: opts.RefreshTimeout,
 		maxConns:       opts.MaxConns,
+		id:             opts.Identity,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -203,6 +211,7 @@ func (s *Server) newEcho() *echo.Echo {
 	read("/api/security/status", s.status)
 	read("/metrics", s.metricsHandler())
 	e.POST(refreshPath, s.refresh)
+	s.evidenceRoutes(e)
 	return e
 }
 
@@ -261,6 +270,7 @@ func (s *Server) metricsHandler() echo.HandlerFunc {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(
 		newCollector(s),
+		newEvidenceCollector(s),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -127,8 +127,8 @@ func TestSecurityStatus(t *testing.T) {
 			`"policy_digest":"` + strings.Repeat("ab", 32) + `","deployment_digest":"` + strings.Repeat("cd", 32) + `",` +
 			`"service_count":6,"failure_count":0,"last_attested":"2026-03-13T11:00:00Z",` +
 			`"attest_count":5,"degrade_count":2,"fail_count":0,"refresh_count":3,"score":1,"plugins":[` +
-			`{"name":"binaries","version":"1.0.0","duration_seconds":0.012,"fault":"","fault_count":0,"findings":1},` +
-			`{"name":"tpm","version":"1.2.0","duration_seconds":1.5,"fault":"plugin timed out after 1s","fault_count":2,"findings":0}],` +
+			`{"name":"binaries","version":"1.0.0","duration_seconds":0.012,"fault":"","fault_count":0,"findings":1,"confinement":""},` +
+			`{"name":"tpm","version":"1.2.0","duration_seconds":1.5,"fault":"plugin timed out after 1s","fault_count":2,"findings":0,"confinement":""}],` +
 			`"audit_last_seq":42,"audit_last_hash":"` + strings.Repeat("ef", 32) + `","latched":null}` + "\n"
 		if r.code != http.StatusOK || string(r.body) != want {
 			t.Fatalf("GET /api/security/status = %d\n got %s\nwant %s", r.code, r.body, want)

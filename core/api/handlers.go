@@ -79,6 +79,7 @@ func (s *Server) status(c echo.Context) error {
 			Fault:           p.Fault,
 			FaultCount:      p.FaultCount,
 			Findings:        p.Findings,
+			Confinement:     p.Confinement,
 		})
 	}
 	return c.JSON(http.StatusOK, out)

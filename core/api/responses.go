@@ -65,6 +65,10 @@ type PluginReport struct {
 	Fault           string  `json:"fault"`
 	FaultCount      uint64  `json:"fault_count"`
 	Findings        int     `json:"findings"`
+	// Confinement is what the host imposed on the plugin's process in the
+	// last attestation ("landlock v7, seccomp, no_new_privs"; without
+	// Landlock it says so); "" when it did not run.
+	Confinement string `json:"confinement"`
 }
 
 // ErrorResponse is the body of every error; State is set when a refresh

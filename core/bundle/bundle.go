@@ -74,6 +74,10 @@ type Bundle struct {
 	// did. Always an object.
 	Checks map[string]Check `json:"checks"`
 
+	// BundleSignature is the asymmetric signature of the bundle (see
+	// SignWith); null when no signing key is configured or usable.
+	BundleSignature *Signature `json:"bundle_signature"`
+
 	// BundleHMAC is the lowercase hex HMAC-SHA256 of the signing input (see
 	// SigningInput); "" when the bundle is unsigned (no usable key).
 	BundleHMAC string `json:"bundle_hmac"`

@@ -1,9 +1,11 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
@@ -45,9 +47,15 @@ func SigningInput(raw []byte) ([]byte, error) {
 }
 
 func signingInput(members map[string]json.RawMessage) ([]byte, error) {
+	return canonicalWithout(members, "bundle_hmac")
+}
+
+// canonicalWithout returns the canonical JSON of the object members
+// without the top-level members named drop.
+func canonicalWithout(members map[string]json.RawMessage, drop ...string) ([]byte, error) {
 	rest := make(map[string]json.RawMessage, len(members))
 	for k, v := range members {
-		if k != "bundle_hmac" {
+		if !slices.Contains(drop, k) {
 			rest[k] = v
 		}
 	}
@@ -57,6 +65,8 @@ func signingInput(members map[string]json.RawMessage) ([]byte, error) {
 	}
 	return Canonical(stripped)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // topLevel splits a JSON object into its members, refusing anything else
 // and duplicate member names.

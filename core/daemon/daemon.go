@@ -121,6 +121,12 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 // configuration makes the policy bad: the host is closed and the error
 // names the key.
 func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
+	gctx, gcancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
+	grants, err := pluginGrants(gctx, pol)
+	gcancel()
+	if err != nil {
+		return nil, err
+	}
 	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(policy.BuiltinPlugins))
 	seen := map[string]bool{}
 	add := func(name string) error {
@@ -139,6 +145,8 @@ func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
 			SHA256:     pp.SHA256,
 			Timeout:    pol.PluginTimeoutFor(name),
 			ConfigJSON: cfg,
+			Sandbox:    grants[name],
+			Builtin:    policy.IsBuiltin(name),
 		})
 		return nil
 	}
@@ -278,6 +286,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		Token:          token,
 		Logger:         d.logger.Named("api"),
 		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
+		Identity:       d.identityFor(pol),
 	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/secure-ai/runtime-attestor/plugins/binaries"
 	"github.com/secure-ai/runtime-attestor/plugins/kernel"
@@ -30,11 +31,16 @@ var builtins = map[string]func() sdk.Check{
 	"tpm":        tpm.New,
 }
 
-// pluginRules returns the union of what the enabled plugins need: each
-// built-in's declared sandbox under its configuration, and each plugin's
-// plugins.<name>.sandbox from the policy.
-func pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, error) {
-	var out []sandbox.Rules
+// pluginGrants returns what each enabled plugin may touch, by name: a
+// built-in's declared sandbox under its configuration plus its
+// plugins.<name>.sandbox, any other plugin's plugins.<name>.sandbox only
+// (nothing when the policy grants nothing). The plugin host imposes each
+// grant on its plugin before the plugin's first instruction.
+func pluginGrants(ctx context.Context, pol *policy.Policy) (map[string]sandbox.Rules, error) {
+	if err := pol.CheckOverrides(builtinFloors()); err != nil {
+		return nil, err
+	}
+	out := map[string]sandbox.Rules{}
 	for _, name := range policy.BuiltinPlugins {
 		if !pol.PluginEnabled(name) {
 			continue
@@ -43,19 +49,48 @@ func pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, erro
 		if err != nil {
 			return nil, err
 		}
-		sb, ok, err := sdk.DeclaredSandbox(ctx, builtins[name](), cfg)
+		sb, _, err := sdk.DeclaredSandbox(ctx, builtins[name](), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("plugins.%s.config: %w", name, err)
 		}
-		if ok {
-			out = append(out, sb)
-		}
+		out[name] = sb.Merge(pol.Plugins[name].Sandbox)
 	}
 	for name, pp := range pol.Plugins {
-		if pol.PluginEnabled(name) {
-			out = append(out, pp.Sandbox)
+		if pol.PluginEnabled(name) && !policy.IsBuiltin(name) {
+			out[name] = pp.Sandbox.Merge()
 		}
 	}
+	return out, nil
+}
+
+// builtinFloors are the finding codes the built-in plugins declare
+// critical: severity_overrides may not lower them.
+func builtinFloors() map[string]sdk.Severity {
+	out := map[string]sdk.Severity{}
+	for _, newCheck := range builtins {
+		for _, f := range newCheck().Describe().Findings {
+			if f.DefaultSeverity == sdk.SeverityCritical {
+				out[f.Code] = f.DefaultSeverity
+			}
+		}
+	}
+	return out
+}
+
+// pluginRules is every grant, for the daemon's own sandbox: the launcher
+// that starts a plugin inherits the daemon's domain and narrows it, so the
+// daemon's domain must hold what each plugin is granted.
+func pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, error) {
+	grants, err := pluginGrants(ctx, pol)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sandbox.Rules, 0, len(grants)+1)
+	for _, g := range grants {
+		out = append(out, g)
+	}
+	// The evidence TPM is the daemon's own: no plugin's grant holds it.
+	out = append(out, identityRules(pol))
 	return out, nil
 }
 
@@ -72,9 +107,13 @@ func daemonPaths(policyPath string, pol *policy.Policy, notifySocket string) san
 		RuntimeDir:   os.Getenv("RUNTIME_DIRECTORY"),
 		SocketDir:    socketDir(),
 		NotifySocket: notifySocket,
+		Self:         selfExe(),
 	}
 	if pol.APITokenPath != "" {
 		d.Secrets = append(d.Secrets, filepath.Dir(pol.APITokenPath))
+	}
+	if pol.SigningKeyPath != "" {
+		d.Secrets = append(d.Secrets, filepath.Dir(pol.SigningKeyPath))
 	}
 	if _, port, err := net.SplitHostPort(pol.Listen); err == nil {
 		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
@@ -84,8 +123,30 @@ func daemonPaths(policyPath string, pol *policy.Policy, notifySocket string) san
 	return d
 }
 
-// socketDir is where the plugin host makes the plugins' socket folders.
-func socketDir() string { return os.TempDir() }
+// socketDir is where the plugin host makes its private folder (0700) for
+// the plugins' socket folders: the service's own RuntimeDirectory under
+// systemd, which no plugin's rules grant, else the temporary folder.
+func socketDir() string {
+	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" && filepath.IsAbs(d) {
+		// systemd may list several, separated by ':'; the first is ours.
+		d, _, _ = strings.Cut(d, ":")
+		return d
+	}
+	return os.TempDir()
+}
+
+// selfExe is the daemon's own executable, which the plugin host runs again
+// as the launcher of each plugin ("" when it cannot be found).
+func selfExe() string {
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
 
 // restrict confines the daemon (and so every plugin it starts) to what it
 // and its plugins need under pol: Landlock best effort, seccomp allowlist.

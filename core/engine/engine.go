@@ -22,6 +22,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
@@ -335,6 +336,10 @@ func (e *Engine) run() (api.Snapshot, error) {
 	if keyErr != nil {
 		core("core.hmac_key", sdk.SeverityHigh, p.HMACKeyPath, "bundle is unsigned: %v", keyErr)
 	}
+	signer, signErr := loadSigner(p.SigningKeyPath)
+	if signErr != nil {
+		core("core.signing_key", sdk.SeverityHigh, p.SigningKeyPath, "bundle has no bundle_signature: %v", signErr)
+	}
 	if e.audit != nil {
 		if err := e.audit.takeErr(); err != nil {
 			core("core.audit_write", sdk.SeverityMedium, "audit", "an audit record could not be written: %v", err)
@@ -343,14 +348,19 @@ func (e *Engine) run() (api.Snapshot, error) {
 
 	finish := func() (json.RawMessage, state.State, int, error) {
 		st, score := state.Evaluate(findingsOf(all), state.Weights(p.SeverityWeights), state.Thresholds(p.Thresholds))
-		if keyErr != nil && st == state.Attested {
+		if (keyErr != nil || signErr != nil) && st == state.Attested {
 			st = state.Degraded // an unsigned bundle is never attested
 		}
 		st = state.Next(prev, st)
 		b.State, b.Score = st, score
 		b.Failures = failures(all)
 		b.Timestamp = bundle.FormatTime(e.now())
-		b.BundleHMAC = ""
+		b.BundleHMAC, b.BundleSignature = "", nil
+		if signer != nil { // before the HMAC, which covers bundle_signature
+			if err := b.SignWith(signer); err != nil {
+				return nil, st, score, err
+			}
+		}
 		if keyErr == nil {
 			if err := b.Sign(key); err != nil {
 				return nil, st, score, err
@@ -472,7 +482,7 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		}
 		s.Plugins = append(s.Plugins, api.PluginStatus{
 			Name: r.Name, Version: r.Version, Duration: r.Duration, Fault: r.Fault,
-			FaultCount: e.faults[r.Name], Findings: len(b.Checks[r.Name].Findings),
+			FaultCount: e.faults[r.Name], Findings: len(b.Checks[r.Name].Findings), Confinement: r.Confinement,
 		})
 	}
 	e.snap.Store(&s)
@@ -485,6 +495,15 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// loadSigner loads the signing key at path; nil, nil when none is
+// configured.
+func loadSigner(path string) (*identity.Signer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return identity.Load(path)
 }
 
 // readKey reads the HMAC key; it must exist, be readable and hold at least

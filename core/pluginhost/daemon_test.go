@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // The test binary re-executes itself as a tiny daemon (go-plugin's own
@@ -28,6 +30,7 @@ const (
 	daemonConfigEnv = "PLUGINHOST_TEST_CONFIG"
 	daemonNoNSEnv   = "PLUGINHOST_TEST_NO_PIDNS"
 	daemonExitEnv   = "PLUGINHOST_TEST_EXIT"
+	daemonStrictEnv = "PLUGINHOST_TEST_STRICT" // grant the plugins nothing
 )
 
 type daemonReport struct {
@@ -39,7 +42,11 @@ func runDaemon() int {
 	log := hclog.New(&hclog.LoggerOptions{Name: "daemon", Output: os.Stderr, Level: hclog.Debug})
 	var specs []Spec
 	for _, name := range strings.Split(os.Getenv(daemonPluginEnv), ",") {
-		specs = append(specs, Spec{Name: name, Enabled: true, ConfigJSON: []byte(os.Getenv(daemonConfigEnv))})
+		s := Spec{Name: name, Enabled: true, ConfigJSON: []byte(os.Getenv(daemonConfigEnv)), Sandbox: scratchGrant(os.Getenv(daemonDirEnv))}
+		if os.Getenv(daemonStrictEnv) != "" {
+			s.Sandbox = sandbox.Rules{}
+		}
+		specs = append(specs, s)
 	}
 	h := New(Options{Dir: os.Getenv(daemonDirEnv), Plugins: specs, Logger: log, Resident: true})
 	h.usePIDNS = os.Getenv(daemonNoNSEnv) == ""
@@ -159,31 +166,9 @@ func TestNoNamespacePermissionFallsBack(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the daemon as another user")
 	}
-	const nobody = 65534
-	// Everything the unprivileged daemon touches must be reachable by it.
-	root, err := os.MkdirTemp("", "pluginhost-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(root) })
-	dir := filepath.Join(root, "plugins")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	killLeftoversAtCleanup(t, dir)
-	if err := os.Chmod(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	_, dir, exe := nobodyLayout(t)
 	install(t, dir, "good", "good")
 	install(t, dir, "good", "second")
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(root, "pluginhost.test")
-	if err := os.WriteFile(exe, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	cmd, rep, stderr := startDaemon(t, exe, &syscall.Credential{Uid: nobody, Gid: nobody},
 		daemonDirEnv+"="+dir, daemonPluginEnv+"=good,second", daemonExitEnv+"=1", "TMPDIR=/tmp")
 	if len(rep.Results) != 2 || rep.Results[0].Fault != "" || rep.Results[1].Fault != "" || len(rep.PIDs) != 2 {
@@ -203,6 +188,38 @@ func TestNoNamespacePermissionFallsBack(t *testing.T) {
 	}
 }
 
+// nobody is the unprivileged user the daemon runs as in some tests.
+const nobody = 65534
+
+// nobodyLayout makes a folder (0755) that the unprivileged daemon can
+// reach, with its plugin folder and a copy of this test binary as the
+// daemon.
+func nobodyLayout(t *testing.T) (root, dir, exe string) {
+	t.Helper()
+	root, err := os.MkdirTemp("", "pluginhost-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(root, "plugins")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	killLeftoversAtCleanup(t, dir)
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe = filepath.Join(root, "pluginhost.test")
+	if err := os.WriteFile(exe, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, dir, exe
+}
+
 // killLeftoversAtCleanup kills what a failing test left running from dir,
 // so that one failure does not leak processes into the machine.
 func killLeftoversAtCleanup(t *testing.T, dir string) {
@@ -211,4 +228,61 @@ func killLeftoversAtCleanup(t *testing.T, dir string) {
 			_ = syscallKill(pid)
 		}
 	})
+}
+
+// TestHostileAsUnprivilegedDaemon runs the host as an unprivileged user, as
+// the shipped unit does (DynamicUser), owning its secrets, its policy and
+// its audit log, which ordinary permissions would let any of its processes
+// read and write: a hostile plugin granted nothing is still refused them
+// all, by the confinement the host imposed, and cannot signal the daemon
+// (no PID namespace here: its parent is the daemon itself).
+func TestHostileAsUnprivilegedDaemon(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the daemon as another user")
+	}
+	root, dir, exe := nobodyLayout(t)
+	state := filepath.Join(root, "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	install(t, dir, "hostile", "hostile")
+	var secrets []string
+	for _, f := range []string{"hmac.key", "api-token", "attestation.yaml", "audit.jsonl"} {
+		p := filepath.Join(state, f)
+		if err := os.WriteFile(p, []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, p)
+	}
+	plan := cfg("read", secrets, "append", secrets, "create", []string{filepath.Join(state, "planted")}, "list", []string{state}, "signal_parent", true)
+	cmd, rep, stderr := startDaemon(t, exe, &syscall.Credential{Uid: nobody, Gid: nobody},
+		daemonDirEnv+"="+dir, daemonPluginEnv+"=hostile", daemonConfigEnv+"="+string(plan), daemonStrictEnv+"=1", daemonExitEnv+"=1", "TMPDIR="+state)
+	if len(rep.Results) != 1 || rep.Results[0].Fault != "" {
+		t.Fatalf("daemon report %+v\n%s", rep, stderr)
+	}
+	var tries map[string]string
+	if err := json.Unmarshal(rep.Results[0].Measurements["attempts"], &tries); err != nil || len(tries) != 11 {
+		t.Fatalf("attempts %v (%v), want 11", tries, err)
+	}
+	for what, outcome := range tries {
+		if what == "signal the parent" && sandbox.ABI() < 6 {
+			continue // signal scoping needs Landlock ABI v6
+		}
+		if !strings.Contains(outcome, "permission denied") && !strings.Contains(outcome, "operation not permitted") {
+			t.Errorf("%s: %s, want permission denied", what, outcome)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "planted")); err == nil {
+		t.Error("the plugin planted a file")
+	}
 }

@@ -1,27 +1,44 @@
 // Package pluginhost runs the runtime-attestor's check plugins: it discovers
 // the executables attestor-check-<name> in the plugin directory, refuses the
-// ones it cannot trust, starts each enabled plugin once through go-plugin
-// (gRPC, AutoMTLS), describes and configures it, asks it for measurements
+// ones it cannot trust, starts each enabled plugin confined, through its
+// launcher and go-plugin (gRPC, AutoMTLS), describes and configures it, asks it for measurements
 // under per-plugin timeouts with bounded parallelism, and restarts a dead
 // plugin with exponential backoff. It never trusts a plugin to behave: every
 // fault — missing, untrusted, crashed, timed out, protocol violation, failed
 // check, refused configuration — becomes a core.plugin_* finding in one place
 // (fault.go), and the host goes on.
 //
-// # Trust and TOCTOU
+// # A turn, stage by stage
 //
-// Before every start the host opens the file (a symlink only if it resolves
-// inside the plugin directory), checks through the open descriptor that it is
-// a regular file owned by root or the daemon's own user and neither group-
-// nor world-writable, hashes it through that descriptor and compares the
-// SHA-256 with the policy's pin. It then executes that very descriptor
-// (through a private symlink to /proc/self/fd/N), so a file renamed over the
-// plugin after the check is never run; go-plugin's SecureConfig hashes the
-// same descriptor once more right before the fork. At every attestation the
-// host compares the file's identity (device, inode, size, mode, owner, mtime,
-// ctime) with the one it verified and re-verifies on any change, so a plugin
-// replaced between two attestations is refused before its new binary runs,
-// and an unpinned plugin that was upgraded is restarted on its new binary.
+// A plugin's turn runs these stages in this order, each in one place:
+//
+//  1. identify (trust.go identify): the file's metadata, refused when it is
+//     not a regular file owned by root or the daemon's user and writable by
+//     no one else; its identity (device, inode, size, mode, owner, mtime,
+//     ctime) compared with the one last verified.
+//  2. verify (trust.go verify): open it, check the open file again, hash it
+//     through that descriptor and compare the SHA-256 with the pin.
+//  3. spawn under the sandbox (proc.go startProcess): the host's own
+//     executable in launcher mode (package launch) receives the verified
+//     descriptor and the plugin's rules, confines itself (Landlock,
+//     seccomp, no_new_privs) and executes the descriptor with execveat, so
+//     the bytes that were hashed run, from no path anyone could rename
+//     over, and the plugin's first instruction already runs confined.
+//  4. handshake (proc.go, go-plugin): gRPC over a Unix socket in the
+//     plugin's own 0700 folder, AutoMTLS.
+//  5. describe, configure (turn.go handshake), measure (turn.go turn).
+//  6. classify (fault.go): every fault becomes one core.plugin_* finding.
+//
+// turn calls ensure, which calls identify and verify and then launch,
+// which calls spawn and handshake. At every attestation a running plugin
+// whose file identity changed is verified again: a pinned plugin replaced
+// between two attestations is refused before its new binary runs, an
+// unpinned one that was upgraded is restarted on its new binary.
+//
+// A plugin's rules (Spec.Sandbox) come from the daemon, never from the
+// plugin: the host adds only the plugin's socket folder. The host's private
+// folder (Options.SocketDir, the unit's RuntimeDirectory) is in no
+// plugin's rules.
 //
 // # No orphans
 //

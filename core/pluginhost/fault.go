@@ -9,10 +9,10 @@ import (
 	"time"
 	"unicode"
 
-	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
@@ -41,6 +41,14 @@ const (
 	// answered when the caller's context (the attestation's deadline)
 	// ended; its Result.Fault is "timeout".
 	CodeAttestationTimeout = "core.attestation_timeout"
+	// CodeUnlisted (info) names an attestor-check-* executable in the
+	// plugin directory that the policy does not list and that was not
+	// started because run_unlisted_plugins is off.
+	CodeUnlisted = "core.plugin_unlisted"
+	// CodeUnconfined (medium) is added to every plugin's result when the
+	// kernel has no Landlock: the plugin ran under seccomp and
+	// no_new_privs, but its file access was not confined.
+	CodeUnconfined = "core.plugin_unconfined"
 )
 
 var faultCodes = map[string]string{
@@ -61,6 +69,8 @@ func DefaultSeverity(code string) sdk.Severity {
 		return sdk.SeverityCritical
 	case CodeMissing, CodeCrashed, CodeTimeout, CodeProtocol, CodeFailed, CodeConfig, CodeAttestationTimeout:
 		return sdk.SeverityHigh
+	case CodeUnconfined:
+		return sdk.SeverityMedium
 	}
 	return sdk.SeverityInfo
 }
@@ -155,7 +165,7 @@ var handshakeRefusals = []string{
 
 // classifyStart turns a failed start (process start and go-plugin
 // handshake) into a fault.
-func (h *Host) classifyStart(se *startError, pinned bool) *fault {
+func (h *Host) classifyStart(se *startError) *fault {
 	msg := se.err.Error()
 	exited := ""
 	if se.status != "" {
@@ -163,13 +173,8 @@ func (h *Host) classifyStart(se *startError, pinned bool) *fault {
 	}
 	var pathErr *fs.PathError
 	switch {
-	case errors.Is(se.err, goplugin.ErrChecksumsDoNotMatch) && pinned:
-		return &fault{kind: FaultUntrusted, msg: "the pinned binary changed between its verification and its execution (go-plugin SecureConfig checksum mismatch); not started"}
-	case errors.Is(se.err, goplugin.ErrChecksumsDoNotMatch):
-		// Unpinned: most likely a plugin being copied in place (cp,
-		// install) while the daemon attests. Nothing vouched for its
-		// content, so this is not tampering; it is tried again next time.
-		return &fault{kind: FaultCrashed, msg: "the binary changed while it was being started (go-plugin SecureConfig checksum mismatch): install plugins atomically (write elsewhere, then rename); it is started again at the next attestation"}
+	case launchFailure(se.tail) != "":
+		return &fault{kind: FaultCrashed, msg: "the host could not confine and start the plugin: " + clip(launchFailure(se.tail)) + exited}
 	case errors.As(se.err, &pathErr) && pathErr.Op == "fork/exec":
 		return &fault{kind: FaultCrashed, msg: "cannot execute the plugin: " + clip(pathErr.Err.Error())}
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
@@ -185,6 +190,17 @@ func (h *Host) classifyStart(se *startError, pinned bool) *fault {
 	default:
 		return &fault{kind: FaultProtocol, msg: "bad handshake: " + clip(firstLine(msg))}
 	}
+}
+
+// launchFailure returns what the launcher said when it could not confine
+// and execute the plugin, "" when it did not.
+func launchFailure(tail []string) string {
+	for _, l := range tail {
+		if _, after, ok := strings.Cut(l, launch.Failed); ok {
+			return after
+		}
+	}
+	return ""
 }
 
 func refusedHandshake(tail []string) bool {

@@ -100,6 +100,8 @@ func TestStderrRelayedUnderPluginName(t *testing.T) {
 	}
 }
 
+// TestConfigRefusedAtStart: a built-in plugin that refuses its
+// configuration makes Start fail with a *ConfigError naming it.
 func TestConfigRefusedAtStart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -107,7 +109,7 @@ func TestConfigRefusedAtStart(t *testing.T) {
 	install(t, dir, "refuseconfig", "refuser")
 	hs := newHarness(t, Options{Dir: dir, Plugins: []Spec{
 		{Name: "good", Enabled: true},
-		{Name: "refuser", Enabled: true, ConfigJSON: []byte(`{}`)},
+		{Name: "refuser", Enabled: true, Builtin: true, ConfigJSON: []byte(`{}`)},
 	}})
 	err := hs.host.Start(context.Background())
 	var ce *ConfigError
@@ -137,6 +139,26 @@ func TestConfigureFailed(t *testing.T) {
 	wantGood(t, rs, "good")
 	wantFault(t, rs, "failer", FaultConfig, CodeConfig, "configure failed: the device is busy")
 	hs.onlyLive()
+}
+
+// TestThirdPartyConfigRefused: a plugin that is not a built-in and refuses
+// its configuration never stops Start: it is a core.plugin_config finding
+// at every attestation, and the other plugins measure.
+func TestThirdPartyConfigRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	install(t, dir, "good", "good")
+	install(t, dir, "refuseconfig", "vendor")
+	hs := newHarness(t, Options{Dir: dir, Plugins: []Spec{
+		{Name: "good", Enabled: true},
+		{Name: "vendor", Enabled: true},
+	}})
+	if err := hs.host.Start(context.Background()); err != nil {
+		t.Fatalf("Start = %v, want nil: a third-party plugin's configuration is not the daemon's to refuse", err)
+	}
+	rs := hs.measure()
+	wantGood(t, rs, "good")
+	wantFault(t, rs, "vendor", FaultConfig, CodeConfig, "refused its configuration: mode: refused by the refuseconfig test plugin")
 }
 
 // TestConfigRefusedAtRestart: a plugin that died is restarted at the next

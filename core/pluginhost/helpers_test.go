@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,15 +20,24 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 func TestMain(m *testing.M) {
+	launch.Main()
 	if os.Getenv(daemonEnv) != "" {
 		os.Exit(runDaemon())
 	}
 	os.Exit(testbin.Main(m))
+}
+
+// launcher builds the runtime-attestor executable once per test process.
+func launcher(t testing.TB) string {
+	t.Helper()
+	return testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")
 }
 
 // binary builds testplugins/<kind> once per test process.
@@ -118,6 +128,34 @@ func newHarnessWith(t *testing.T, opts Options) *harness {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
+	}
+	for i := range opts.Plugins {
+		if reflect.DeepEqual(opts.Plugins[i].Sandbox, sandbox.Rules{}) {
+			opts.Plugins[i].Sandbox = scratchGrant(opts.Dir)
+		}
+	}
+	return newStrictHarness(t, opts)
+}
+
+// scratchGrant is what the fault and lifecycle tests' plugins get by
+// default: the temporary folder, where their started_file, pid_file and
+// markers live, and executing the plugins in dir (orphan re-executes
+// itself). The confinement tests use newStrictHarness instead, with the
+// grants the daemon would give.
+func scratchGrant(dir string) sandbox.Rules {
+	return sandbox.Rules{ReadWrite: []string{"/tmp", os.TempDir()}, Exec: []string{dir}}
+}
+
+// newStrictHarness is newHarnessWith without the default grant: each
+// plugin gets exactly its Spec.Sandbox. The launcher is the real
+// runtime-attestor executable, built as shipped (no cgo, no race detector).
+func newStrictHarness(t *testing.T, opts Options) *harness {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Launcher == "" {
+		opts.Launcher = launcher(t)
 	}
 	logs := &logBuffer{}
 	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "pluginhost", Output: logs, Level: hclog.Debug})

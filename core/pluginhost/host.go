@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
@@ -62,6 +63,17 @@ type Spec struct {
 	SHA256     string        // lowercase hex pin; "" = unpinned
 	Timeout    time.Duration // 0 = Options.DefaultTimeout
 	ConfigJSON []byte        // JSON object for Configure; nil = {}
+	// Sandbox is everything the plugin process may touch, decided by the
+	// daemon (for a built-in: its declaration under its configuration plus
+	// plugins.<name>.sandbox; for any other plugin: plugins.<name>.sandbox
+	// only). The host adds the plugin's own socket folder and imposes the
+	// result before the plugin's first instruction. The zero value denies
+	// every file, every TCP port and every non-Unix socket.
+	Sandbox sandbox.Rules
+	// Builtin marks a built-in plugin: its refused configuration is a
+	// policy error at Start (*ConfigError). Any other plugin's refused
+	// configuration is a core.plugin_config finding only.
+	Builtin bool
 }
 
 // Options configure a Host.
@@ -88,6 +100,10 @@ type Options struct {
 	// at start); 0 means the daemon's own GOMAXPROCS, at most 2. It bounds
 	// each plugin's threads.
 	GOMAXPROCS int
+	// Launcher is the executable that confines and starts each plugin: a
+	// program that calls launch.Main first thing in main. Default:
+	// /proc/self/exe, the host's own executable (the daemon).
+	Launcher string
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
 	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see sdk/sandbox
@@ -105,9 +121,13 @@ type Result struct {
 	Measurements                map[string]json.RawMessage // nil on fault
 	Findings                    []sdk.Finding              // the plugin's findings, or the core.plugin_* fault finding
 	Fault                       string                     // "" or missing|untrusted|crashed|timeout|protocol|failed|config
+	// Confinement says what the host imposed on the plugin process
+	// ("landlock v7, seccomp, no_new_privs"); "" when it did not run.
+	Confinement string
 }
 
-// ConfigError is a plugin that refused its configuration during Start.
+// ConfigError is a built-in plugin that refused its configuration during
+// Start.
 type ConfigError struct{ Plugin, Msg string }
 
 func (e *ConfigError) Error() string { return "plugins." + e.Plugin + ".config: " + e.Msg }
@@ -126,23 +146,27 @@ type Host struct {
 	now         func() time.Time
 	backoffBase time.Duration
 	backoffMax  time.Duration
-	usePIDNS    bool // start plugins in a new PID namespace when permitted
+	usePIDNS    bool            // start plugins in a new PID namespace when permitted
+	afterVerify func(p *plugin) // called between verify and spawn
+	landlockABI func() int      // the kernel's Landlock ABI (sandbox.ABI)
 
 	nsDisabled     atomic.Bool // CLONE_NEWPID was refused (EPERM)
 	warnSocketPath sync.Once
 
 	// Set by Start, read-only afterwards.
-	realDir string // Dir with symlinks resolved
-	runDir  string // private folder (0700): exec links and socket folders
-	linkDir string // exec links in runDir; "" = exec /proc/self/fd/N
-	procFD  bool   // /proc/self/fd is usable
-	jobs    chan func()
-	quit    chan struct{}
-	workers sync.WaitGroup
+	realDir     string // Dir with symlinks resolved
+	runDir      string // private folder (0700): the plugins' socket folders
+	launcher    string // Options.Launcher or /proc/self/exe
+	confinement string // what the launcher imposes, for Result.Confinement
+	unconfined  bool   // the kernel has no Landlock
+	jobs        chan func()
+	quit        chan struct{}
+	workers     sync.WaitGroup
 
 	mu       sync.Mutex // guards what follows
 	state    int
 	plugins  map[string]*plugin
+	ignored  map[string]string // unlisted executables not run: name -> path
 	warned   map[string]bool
 	inflight sync.WaitGroup // turns and stops in progress (Add under mu while open)
 }
@@ -188,14 +212,16 @@ func New(opts Options) *Host {
 		backoffBase: BackoffBase,
 		backoffMax:  BackoffMax,
 		usePIDNS:    true,
+		landlockABI: sandbox.ABI,
 		plugins:     map[string]*plugin{},
+		ignored:     map[string]string{},
 		warned:      map[string]bool{},
 	}
 }
 
 // Start discovers, verifies, starts, describes and configures every plugin.
-// It returns a *ConfigError (first by plugin name) when a plugin refuses its
-// config — the caller then treats the policy as bad and calls Close. An
+// It returns a *ConfigError (first by plugin name) when a built-in plugin
+// refuses its config — the caller then treats the policy as bad and calls Close. An
 // invalid Spec (bad name, duplicate, bad pin, negative timeout) is also an
 // error. Other faults are not errors: they show up as findings in the next
 // Measure.
@@ -220,7 +246,7 @@ func (h *Host) Start(ctx context.Context) error {
 		if r.Fault != FaultConfig {
 			continue
 		}
-		if p := h.plugin(r.Name); p != nil {
+		if p := h.plugin(r.Name); p != nil && p.spec.Builtin {
 			p.mu.Lock()
 			msg := p.configRefusal
 			p.mu.Unlock()
@@ -250,6 +276,7 @@ func (h *Host) Measure(ctx context.Context, nonce []byte) []Result {
 	}
 	closed := h.state == stateClosed
 	ps := h.runnable()
+	ignored := h.ignoredResults()
 	h.mu.Unlock()
 	if closed {
 		out := make([]Result, 0, len(ps))
@@ -258,7 +285,22 @@ func (h *Host) Measure(ctx context.Context, nonce []byte) []Result {
 		}
 		return out
 	}
-	return h.runAll(ctx, ps, func(ctx context.Context, p *plugin) Result { return h.turn(ctx, p, nonce, true) })
+	out := append(h.runAll(ctx, ps, func(ctx context.Context, p *plugin) Result { return h.turn(ctx, p, nonce, true) }), ignored...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ignoredResults are the unlisted executables that were not run, each with
+// one core.plugin_unlisted info finding naming it (the caller holds mu).
+func (h *Host) ignoredResults() []Result {
+	out := make([]Result, 0, len(h.ignored))
+	for name, path := range h.ignored {
+		out = append(out, Result{Name: name, Path: path, Started: h.now(), Findings: []sdk.Finding{{
+			Code: CodeUnlisted, Severity: DefaultSeverity(CodeUnlisted), Subject: name,
+			Message: "the policy does not name the executable " + path + " and run_unlisted_plugins is off: it was not started (list it under plugins to run it)",
+		}}})
+	}
+	return out
 }
 
 // Close stops every plugin and its whole process group or PID namespace.
@@ -365,19 +407,18 @@ func (h *Host) prepare() {
 	if d, err := os.MkdirTemp(h.opts.SocketDir, "attestor-"); err == nil {
 		h.runDir = d
 	} else {
-		h.log.Warn("cannot make the plugins' private folder: plugins make their sockets in their temporary folder", "error", err)
+		h.log.Warn("cannot make the plugins' private folder: plugins get socket folders in the temporary folder", "error", err)
 	}
-	if _, err := os.Stat("/proc/self/fd"); err == nil {
-		h.procFD = true
-		if h.runDir != "" {
-			if err := os.Mkdir(filepath.Join(h.runDir, "exec"), 0o700); err == nil {
-				h.linkDir = filepath.Join(h.runDir, "exec")
-			} else {
-				h.log.Warn("cannot make the exec-link folder; plugins will show as /proc/self/fd/N", "error", err)
-			}
-		}
+	h.launcher = h.opts.Launcher
+	if h.launcher == "" {
+		h.launcher = "/proc/self/exe"
+	}
+	if abi := h.landlockABI(); abi > 0 {
+		h.confinement = fmt.Sprintf("landlock v%d, seccomp, no_new_privs", abi)
 	} else {
-		h.log.Warn("/proc/self/fd is not available: plugins are executed by path, so a binary replaced between its check and its start is not caught", "error", err)
+		h.unconfined = true
+		h.confinement = "seccomp, no_new_privs; no landlock (the kernel has none): file access not confined"
+		h.log.Warn("the kernel has no Landlock: plugins run under seccomp and no_new_privs, but their file access is not confined (core.plugin_unconfined)")
 	}
 	h.jobs = make(chan func())
 	h.quit = make(chan struct{})
@@ -412,6 +453,7 @@ func (h *Host) discoverLocked() {
 		entries = nil
 	}
 	seen := map[string]bool{}
+	clear(h.ignored)
 	for _, e := range entries {
 		file := e.Name()
 		name, ok := strings.CutPrefix(file, FilePrefix)
@@ -428,7 +470,10 @@ func (h *Host) discoverLocked() {
 		}
 		path := filepath.Join(h.opts.Dir, file)
 		if !h.opts.RunUnlisted {
-			h.infoOnce("unlisted:"+name, "ignoring a plugin the policy does not name (run_unlisted is off)", "path", path)
+			if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+				h.ignored[name] = path
+			}
+			h.infoOnce("unlisted:"+name, "ignoring a plugin the policy does not name (run_unlisted_plugins is off)", "path", path)
 			continue
 		}
 		if fi, err := os.Stat(path); err != nil {

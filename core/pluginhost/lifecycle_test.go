@@ -359,8 +359,8 @@ func TestMeasureBeforeStart(t *testing.T) {
 }
 
 // TestSocketDir: plugins make their sockets under Options.SocketDir; one
-// too long for a Unix socket path is left out, with a warning, and the
-// plugins still work.
+// too long for a Unix socket path is left out, with a warning, for private
+// folders in the temporary folder, and the plugins still work.
 func TestSocketDir(t *testing.T) {
 	t.Parallel()
 	for _, long := range []bool{false, true} {
@@ -377,7 +377,7 @@ func TestSocketDir(t *testing.T) {
 		hs.start()
 		wantGood(t, hs.measure(), "good")
 		in := hs.host.plugin("good").cur.Load()
-		if filepath.Dir(hs.host.runDir) != base || (in.sock == "") != long {
+		if filepath.Dir(hs.host.runDir) != base || (filepath.Dir(in.sock) == hs.host.runDir) == long {
 			t.Errorf("long %v: private folder %s, socket folder %q", long, hs.host.runDir, in.sock)
 		}
 		if warned := strings.Contains(hs.logs.String(), "too long for a Unix socket"); warned != long {

@@ -1,13 +1,12 @@
 package pluginhost
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -16,7 +15,9 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
@@ -74,55 +75,45 @@ func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
 		if !errors.As(err, &se) {
 			se = &startError{err: err}
 		}
-		return nil, h.classifyStart(se, p.spec.SHA256 != "")
+		return nil, h.classifyStart(se)
 	}
 	return in, nil
 }
 
-// startProcess starts the plugin through go-plugin and dispenses its
-// client. On error everything it started is stopped again.
+// startProcess starts the plugin through the launcher and dispenses its
+// client. The process go-plugin forks is the host's own executable in
+// launcher mode (package launch): it confines itself with the plugin's
+// rules and then executes the verified descriptor, so the plugin's first
+// instruction already runs confined and the bytes that run are the bytes
+// verify hashed. On error everything it started is stopped again.
 func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, error) {
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if useNS {
 		attr.Cloneflags = syscall.CLONE_NEWPID
 	}
-	env := []string{"PATH=" + envPath(), sdk.LogLevelEnv + "=" + h.opts.LogLevel, "GOMAXPROCS=" + strconv.Itoa(h.opts.GOMAXPROCS)}
-	sock := ""
-	if h.runDir != "" {
+	sock, err := h.socketFolder(p)
+	if err != nil {
+		return nil, &startError{err: err}
+	}
+	env := []string{
+		"PATH=" + envPath(), sdk.LogLevelEnv + "=" + h.opts.LogLevel, "GOMAXPROCS=" + strconv.Itoa(h.opts.GOMAXPROCS),
 		// go-plugin sets this only for a RunnerFunc; with our own Cmd we do.
-		d, err := os.MkdirTemp(h.runDir, "")
-		switch {
-		case err != nil:
-			h.log.Warn("cannot make the plugin's socket folder", "plugin", p.name, "error", err)
-		case len(d)+len("/plugin4294967295") >= maxSocketPath:
-			_ = os.Remove(d)
-			h.warnSocketPath.Do(func() {
-				h.log.Warn("the socket folder's path is too long for a Unix socket; plugins make their sockets in their temporary folder", "folder", d)
-			})
-		default:
-			sock = d
-			env = append(env, goplugin.EnvUnixSocketDir+"="+d)
-		}
+		goplugin.EnvUnixSocketDir + "=" + sock,
 	}
-	cmd := &exec.Cmd{
-		Path: h.execPath(p, bf),
-		// argv[0] is the plugin's path in the plugin directory, whatever
-		// path the kernel executes.
-		Args: []string{p.path},
-		Env:  env,
-		Dir:  "/",
-		// The verified descriptor goes to the child too, so that its number
-		// is still open there when the kernel resolves /proc/self/fd/N. It
-		// stays open in the plugin as fd 3, read-only.
-		ExtraFiles:  []*os.File{bf.f},
-		SysProcAttr: attr,
+	cmd, rules, err := LaunchCommand(h.launcher, bf.f, p.path, env, h.rulesFor(p, sock))
+	if err != nil {
+		_ = os.RemoveAll(sock)
+		return nil, &startError{err: err}
 	}
+	defer rules.Close()
+	cmd.SysProcAttr = attr
 	rl := newRelay(h.log.Named(p.name))
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
 		Cmd:              cmd,
-		SecureConfig:     &goplugin.SecureConfig{Checksum: bf.sum, Hash: sha256.New()},
+		// No SecureConfig: it would hash a path again, and the launcher
+		// executes the descriptor that verify hashed.
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		StartTimeout:     h.opts.StartTimeout,
 		AutoMTLS:         true,
@@ -160,24 +151,63 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 	return in, nil
 }
 
-// execPath is the path the kernel executes: a private symlink named after
-// the plugin that points at /proc/self/fd/N, N being the verified
-// descriptor. The name keeps ps and the plugin's comm readable.
-func (h *Host) execPath(p *plugin, bf *binFile) string {
-	if !h.procFD {
-		return bf.id.real
+// LaunchCommand returns the command that starts the plugin file bin (open,
+// and verified by the caller) through launcher, a program that calls
+// launch.Main first (the daemon's own executable), confined to rules; argv0
+// is the plugin's argv[0] and env its environment. The caller sets
+// SysProcAttr, starts the command (through go-plugin) and then closes the
+// returned rules file. The host starts every plugin this way; so does
+// internal/plugintest.
+func LaunchCommand(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules) (*exec.Cmd, io.Closer, error) {
+	rf, err := launch.RulesFile(launch.Spec{Rules: rules})
+	if err != nil {
+		return nil, nil, err
 	}
-	target := fmt.Sprintf("/proc/self/fd/%d", bf.f.Fd())
-	if h.linkDir == "" {
-		return target
+	return &exec.Cmd{
+		Path: launcher,
+		// argv[0] is the plugin's path in the plugin directory, for ps;
+		// the launcher hands the same argv to the plugin.
+		Args: []string{argv0},
+		Env:  append(slices.Clone(env), launch.Env+"="+strconv.Itoa(launch.BinaryFD)+","+strconv.Itoa(launch.RulesFD)),
+		Dir:  "/",
+		// fd 3: the verified plugin file, which the launcher executes (it
+		// stays open in the plugin, read-only); fd 4: its rules.
+		ExtraFiles: []*os.File{bin, rf},
+	}, rf, nil
+}
+
+// socketFolder makes the folder (0700) in which this plugin process makes
+// its go-plugin socket: in the host's private folder, or, when that path
+// is too long for a Unix socket, in a private folder of its own under the
+// temporary folder. It is the only place the plugin may write to unless
+// its rules say otherwise.
+func (h *Host) socketFolder(p *plugin) (string, error) {
+	if h.runDir != "" {
+		d, err := os.MkdirTemp(h.runDir, "")
+		if err != nil {
+			return "", fmt.Errorf("make the plugin's socket folder: %w", err)
+		}
+		if len(d)+len("/plugin4294967295") < maxSocketPath {
+			return d, nil
+		}
+		_ = os.Remove(d)
+		h.warnSocketPath.Do(func() {
+			h.log.Warn("the private folder's path is too long for a Unix socket; plugins get socket folders in the temporary folder", "folder", h.runDir)
+		})
 	}
-	link := filepath.Join(h.linkDir, FilePrefix+p.name)
-	_ = os.Remove(link)
-	if err := os.Symlink(target, link); err != nil {
-		h.log.Warn("cannot make the exec link", "plugin", p.name, "error", err)
-		return target
+	d, err := os.MkdirTemp("", "attestor-plugin-")
+	if err != nil {
+		return "", fmt.Errorf("make the plugin's socket folder: %w", err)
 	}
-	return link
+	return d, nil
+}
+
+// rulesFor is what p may touch: its grant (Spec.Sandbox, decided by the
+// daemon from the policy and, for a built-in, its declaration), plus its
+// own socket folder. Nothing else: not the host's private folder, not
+// another plugin's socket, not the policy, the keys or the audit log.
+func (h *Host) rulesFor(p *plugin, sock string) sandbox.Rules {
+	return p.spec.Sandbox.Merge(sandbox.Rules{ReadWrite: []string{sock}})
 }
 
 func envPath() string {

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -184,28 +184,26 @@ func TestDefaultSeverities(t *testing.T) {
 
 // TestClassifyStart maps go-plugin's start errors (as v1.8.0 words them)
 // to faults; the real plugins in TestFaults cover the common ones end to
-// end, this covers the rest (a checksum mismatch needs a race to happen).
+// end, this covers the rest.
 func TestClassifyStart(t *testing.T) {
 	t.Parallel()
 	h := New(Options{StartTimeout: 7 * time.Second})
 	for i, tc := range []struct {
-		se     startError
-		kind   string
-		msg    string
-		pinned bool
+		se   startError
+		kind string
+		msg  string
 	}{
-		{startError{err: goplugin.ErrChecksumsDoNotMatch}, FaultUntrusted, "pinned binary changed", true},
-		{startError{err: goplugin.ErrChecksumsDoNotMatch}, FaultCrashed, "install plugins atomically", false},
-		{startError{err: &fs.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOEXEC}}, FaultCrashed, "cannot execute the plugin: exec format error", false},
-		{startError{err: errors.New("timeout while waiting for plugin to start")}, FaultTimeout, "no handshake within the 7s start timeout", false},
-		{startError{err: errors.New("plugin exited before we could connect"), status: "exit status 1", tail: []string{"This binary is a plugin. These are not meant to be executed directly."}}, FaultProtocol, "magic cookie mismatch", false},
-		{startError{err: errors.New("plugin exited before we could connect"), status: "exit status 3"}, FaultCrashed, "exited before the handshake (exit status 3)", false},
-		{startError{err: errors.New("Unrecognized remote plugin message: \nFailed to read any lines from plugin's stdout\nThis usually means...")}, FaultCrashed, "exited before the handshake", false},
-		{startError{err: errors.New("Unrecognized remote plugin message: hello\nThis usually means...")}, FaultProtocol, "not a go-plugin handshake (stdout belongs to the protocol): Unrecognized remote plugin message: hello", false},
-		{startError{err: errors.New("incompatible API version with plugin. Plugin version: 99, Client versions: [1]")}, FaultProtocol, "protocol version this daemon does not", false},
-		{startError{err: errors.New(`unsupported plugin protocol "netrpc". Supported: [grpc]`)}, FaultProtocol, "bad handshake: unsupported plugin protocol", false},
+		{startError{err: errors.New("plugin exited before we could connect"), status: "exit status 125", tail: []string{launch.Failed + "landlock restrict (ABI v7): invalid argument"}}, FaultCrashed, "could not confine and start the plugin: landlock restrict (ABI v7): invalid argument (exit status 125)"},
+		{startError{err: &fs.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOEXEC}}, FaultCrashed, "cannot execute the plugin: exec format error"},
+		{startError{err: errors.New("timeout while waiting for plugin to start")}, FaultTimeout, "no handshake within the 7s start timeout"},
+		{startError{err: errors.New("plugin exited before we could connect"), status: "exit status 1", tail: []string{"This binary is a plugin. These are not meant to be executed directly."}}, FaultProtocol, "magic cookie mismatch"},
+		{startError{err: errors.New("plugin exited before we could connect"), status: "exit status 3"}, FaultCrashed, "exited before the handshake (exit status 3)"},
+		{startError{err: errors.New("Unrecognized remote plugin message: \nFailed to read any lines from plugin's stdout\nThis usually means...")}, FaultCrashed, "exited before the handshake"},
+		{startError{err: errors.New("Unrecognized remote plugin message: hello\nThis usually means...")}, FaultProtocol, "not a go-plugin handshake (stdout belongs to the protocol): Unrecognized remote plugin message: hello"},
+		{startError{err: errors.New("incompatible API version with plugin. Plugin version: 99, Client versions: [1]")}, FaultProtocol, "protocol version this daemon does not"},
+		{startError{err: errors.New(`unsupported plugin protocol "netrpc". Supported: [grpc]`)}, FaultProtocol, "bad handshake: unsupported plugin protocol"},
 	} {
-		f := h.classifyStart(&tc.se, tc.pinned)
+		f := h.classifyStart(&tc.se)
 		if f.kind != tc.kind || !strings.Contains(f.msg, tc.msg) {
 			t.Errorf("Test %d: classifyStart(%v) = %s %q, want %s containing %q", i, tc.se.err, f.kind, f.msg, tc.kind, tc.msg)
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // markerStarts returns the pids the marker plugin named name recorded:
@@ -273,8 +275,9 @@ func TestDisabledNotStarted(t *testing.T) {
 }
 
 // TestUnlisted: a third-party plugin the policy does not name runs with
-// RunUnlisted (config {}), even one dropped in after Start, and is not run
-// without it. A file that is not a plugin is ignored.
+// RunUnlisted (config {}, nothing granted), even one dropped in after
+// Start; without it, it is one core.plugin_unlisted info finding and never
+// runs. A file that is not a plugin is ignored.
 func TestUnlisted(t *testing.T) {
 	t.Parallel()
 	for _, run := range []bool{true, false} {
@@ -293,8 +296,14 @@ func TestUnlisted(t *testing.T) {
 			rs := hs.measure()
 			wantGood(t, rs, "good")
 			if !run {
-				if len(rs) != 1 {
-					t.Errorf("results %v, want good only", keys(rs))
+				// One info finding names it; it never ran.
+				v := rs["vendor_one"]
+				if len(rs) != 2 || v.Fault != "" || v.Version != "" || len(v.Findings) != 1 || v.Findings[0].Code != CodeUnlisted ||
+					v.Findings[0].Severity != sdk.SeverityInfo || !strings.Contains(v.Findings[0].Message, filepath.Join(dir, FilePrefix+"vendor_one")) {
+					t.Errorf("results %v, vendor_one %+v; want good and one core.plugin_unlisted info finding naming vendor_one", keys(rs), v)
+				}
+				if pids := hs.host.PIDs(); len(pids) != 1 || pids[0] != hs.pidOf("good") {
+					t.Errorf("live plugins %v, want good's only", pids)
 				}
 				return
 			}

@@ -99,6 +99,11 @@ func (h *Host) turn(ctx context.Context, p *plugin, nonce []byte, measure bool) 
 		p.failures, p.last, p.retryAt = 0, nil, time.Time{}
 		res.Measurements = m.Measurements
 		res.Findings = m.Findings
+		res.Confinement = h.confinement
+		if h.unconfined {
+			res.Findings = append(res.Findings, sdk.Finding{Code: CodeUnconfined, Severity: DefaultSeverity(CodeUnconfined), Subject: p.name,
+				Message: "the kernel has no Landlock: the plugin ran under seccomp and no_new_privs, but nothing confined its file access"})
+		}
 		return finish(nil)
 	}
 	f := h.classifyRPC(err, "measure", mctx, tctx, timeout)
@@ -178,6 +183,9 @@ func (h *Host) ensure(ctx context.Context, p *plugin, measure bool) *fault {
 	bf, f := h.verify(p)
 	if f != nil {
 		return f
+	}
+	if h.afterVerify != nil {
+		h.afterVerify(p)
 	}
 	return h.launch(ctx, p, bf)
 }

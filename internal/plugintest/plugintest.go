@@ -1,8 +1,17 @@
 // Package plugintest starts a built-in plugin executable the way the
-// daemon's plugin host (core/pluginhost) does — its own PID namespace when
-// permitted, its own process group, a minimal environment, AutoMTLS,
-// working folder "/" — so that plugin tests see the plugin confine itself to
-// its declared sandbox as it does in production.
+// daemon's plugin host (core/pluginhost) does, through the host's own launch
+// code (pluginhost.LaunchCommand and the runtime-attestor executable as the
+// launcher: confined before its first instruction, the verified descriptor
+// executed with execveat) — its own PID namespace when permitted, its own
+// process group, a minimal environment, AutoMTLS, working folder "/" — so
+// that plugin tests see the plugin start under the host's confinement and
+// narrow itself to its declared sandbox as it does in production.
+//
+// The host's grant here is wide (the file system read-only and executable,
+// the devices, the temporary folder read-write, Unix sockets only, no
+// TCP), because a
+// test configures the plugin with fixture paths only after it started; the
+// plugin's own declaration then narrows it, as in production.
 package plugintest
 
 import (
@@ -21,6 +30,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -54,13 +64,23 @@ func Start(t *testing.T, name string) *Plugin {
 			t.Fatalf("%s is built with CGO_ENABLED=%s; plugins ship static", bin, s.Value)
 		}
 	}
-	cmd := exec.Command(bin)
-	cmd.Dir = "/"
-	cmd.Env = []string{
+	launcher := testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sock := t.TempDir()
+	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		sdk.LogLevelEnv + "=info",
-		sandbox.PluginSocketEnv + "=" + t.TempDir(),
+		sandbox.PluginSocketEnv + "=" + sock,
 	}
+	cmd, rules, err := pluginhost.LaunchCommand(launcher, f, bin, env, testGrant(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rules.Close()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
@@ -97,6 +117,12 @@ func Start(t *testing.T, name string) *Plugin {
 		t.Fatalf("describe = %+v, %v", p.Desc, err)
 	}
 	return p
+}
+
+// testGrant is the host's grant to a plugin under test: see the package
+// comment.
+func testGrant(sock string) sandbox.Rules {
+	return sandbox.Rules{ReadOnly: []string{"/"}, Exec: []string{"/"}, Devices: []string{"/dev"}, ReadWrite: []string{"/tmp", os.TempDir(), sock}}
 }
 
 // MustConfigure sends cfg (a JSON object) and, on the first call, checks that

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 )
 
 var (
@@ -128,7 +130,12 @@ func Install(t testing.TB, src, dir, name string) string {
 // Main runs the tests and removes what Build built. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+//
+// A test binary that runs a plugin host in-process is also the host's
+// launcher (/proc/self/exe): Main first lets launch.Main take over when the
+// binary was started in launcher mode.
 func Main(m *testing.M) int {
+	launch.Main()
 	code := m.Run()
 	mu.Lock()
 	if dir != "" {

@@ -134,6 +134,9 @@ type DaemonPaths struct {
 	ListenPort uint16
 	// NotifySocket is $NOTIFY_SOCKET ("" when not under systemd).
 	NotifySocket string
+	// Self is the daemon's own executable: execute, because the plugin
+	// host runs it again as the launcher that confines each plugin.
+	Self string
 }
 
 // DaemonRules is the daemon's rule set: its own needs (d) plus the union of
@@ -145,7 +148,7 @@ func DaemonRules(d DaemonPaths, plugins ...Rules) Rules {
 	own := Rules{
 		ReadOnly:  cleaned(append(append([]string(nil), d.PolicyFiles...), d.Secrets...)...),
 		ReadWrite: cleaned(d.AuditLogDir, d.RuntimeDir, d.SocketDir),
-		Exec:      cleaned(d.PluginDir),
+		Exec:      cleaned(d.PluginDir, d.Self),
 		BindTCP:   []uint16{d.ListenPort},
 	}
 	switch {

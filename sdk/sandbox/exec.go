@@ -64,7 +64,7 @@ func (w *walker) addExec(p string, depth int) error {
 	}
 	w.seenExec[p] = true
 	fi, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		w.c.missing = append(w.c.missing, p)
 		return nil
 	}
@@ -76,6 +76,9 @@ func (w *walker) addExec(p string, depth int) error {
 		return w.inspect(p, depth)
 	}
 	entries, err := os.ReadDir(p)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil // hidden by a sandbox in force: nothing below it runs
+	}
 	if err != nil {
 		return fmt.Errorf("list executables in %s: %w", p, err)
 	}

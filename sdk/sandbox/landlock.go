@@ -55,7 +55,9 @@ func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []strin
 	add := func(paths []string, fileRights, dirRights landlock.AccessFSSet) error {
 		for _, p := range paths {
 			fi, err := os.Stat(p)
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+				// Missing, or hidden by a sandbox already in force (the
+				// host's, for a plugin): it stays denied.
 				skipped = append(skipped, p)
 				continue
 			}

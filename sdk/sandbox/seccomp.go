@@ -100,6 +100,10 @@ var execCalls = []string{
 	"chdir", "fchmodat", "chmod", "link", "linkat", "symlink", "symlinkat",
 	"utimensat", "futimesat", "membarrier", "prctl",
 	"setpgid", // a child started in a process group of its own (rpm-ostree)
+	// A child in a session of its own: it then leaves the plugin's
+	// process group, but not the plugin's PID namespace or the service's
+	// cgroup, which is what ends it with the plugin.
+	"setsid",
 }
 
 // daemonOnly is what the daemon needs beyond running plugins: sessions and

@@ -198,6 +198,10 @@ func (l *Layout) render(builtins []string, spec Spec) ([]byte, error) {
 	if spec.Resident != nil {
 		doc["resident_plugins"] = *spec.Resident
 	}
+	if spec.Lights > 0 {
+		// The light plugins are not listed: they run as unlisted plugins.
+		doc["run_unlisted_plugins"] = true
+	}
 	plugins, _ := doc["plugins"].(map[string]any)
 	if plugins == nil {
 		plugins = map[string]any{}

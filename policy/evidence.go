@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The keys of the daemon's signing identity and TPM evidence (see
+// docs/policy.md, docs/tpm.md).
+const (
+	keySigningKeyPath    = "signing_key_path"
+	keyEvidenceTPMDevice = "evidence_tpm_device"
+	keyEvidenceTPMSocket = "evidence_tpm_socket"
+	keyEvidencePCRs      = "evidence_pcrs"
+)
+
+// DefaultEvidencePCRs is the PCR selection of GET /api/v1/evidence quotes:
+// firmware, boot loader and Secure Boot (0-9), the unified kernel image
+// and systemd-stub (11) and shim's MOK state (14).
+var DefaultEvidencePCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14}
+
+// DefaultEvidenceTPMDevice is the TPM the daemon quotes with.
+const DefaultEvidenceTPMDevice = "/dev/tpmrm0"
+
+// evidence parses one of evidenceKeys; it reports whether key was one.
+func (ps *parser) evidence(key string, v *yaml.Node) bool {
+	p := ps.p
+	switch key {
+	case keySigningKeyPath:
+		ps.str(key, v, &p.SigningKeyPath)
+	case keyEvidenceTPMDevice:
+		ps.str(key, v, &p.EvidenceTPMDevice)
+	case keyEvidenceTPMSocket:
+		ps.str(key, v, &p.EvidenceTPMSocket)
+	case keyEvidencePCRs:
+		ps.evidencePCRs(key, v)
+	default:
+		return false
+	}
+	return true
+}
+
+func (ps *parser) evidencePCRs(key string, n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		ps.e.add(key, n.Line, "want a list of PCR indices 0..23, got %s", describe(n))
+		return
+	}
+	out := []int{}
+	for i, c := range n.Content {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		ps.p.lines[k] = c.Line
+		v := -1
+		ps.integer(k, c, &v)
+		out = append(out, v)
+	}
+	ps.p.EvidencePCRs = out
+}
+
+// validateEvidence checks the evidence keys.
+func (p *Policy) validateEvidence(e *errs, absolute func(key, path string, emptyOK bool)) {
+	absolute(keySigningKeyPath, p.SigningKeyPath, true)
+	absolute(keyEvidenceTPMDevice, p.EvidenceTPMDevice, true)
+	absolute(keyEvidenceTPMSocket, p.EvidenceTPMSocket, true)
+	if len(p.EvidencePCRs) == 0 {
+		e.add(keyEvidencePCRs, 0, "empty list: a quote needs at least one PCR (the default is %v)", DefaultEvidencePCRs)
+	}
+	seen := map[int]int{}
+	for i, pcr := range p.EvidencePCRs {
+		k := fmt.Sprintf("%s[%d]", keyEvidencePCRs, i)
+		if pcr < 0 || pcr > 23 {
+			e.add(k, 0, "%d is not a PCR index 0..23", pcr)
+			continue
+		}
+		if j, dup := seen[pcr]; dup {
+			e.add(k, 0, "PCR %d is listed twice (also %s[%d])", pcr, keyEvidencePCRs, j)
+		}
+		seen[pcr] = i
+	}
+}
+
+// checkSigningKey checks signing_key_path as CheckFiles does the HMAC key:
+// a missing file is not an error (the daemon reports core.signing_key and
+// bundles carry no bundle_signature), one that group or others can access
+// is.
+func (p *Policy) checkSigningKey(e *errs) {
+	if p.SigningKeyPath == "" {
+		return
+	}
+	if _, missing, err := readSecret(p.SigningKeyPath); !missing && err != nil {
+		e.add(keySigningKeyPath, 0, "%v", err)
+	}
+}

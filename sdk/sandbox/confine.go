@@ -1,0 +1,148 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	seccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+)
+
+// narrowing are the calls with which a confined process narrows its own
+// confinement further (the SDK applies a check's own declaration on top of
+// what the host imposed) and execveat, with which the host's launcher
+// executes the plugin once confined. None of them widens anything: a
+// Landlock domain and a seccomp filter only stack, and an executed image
+// inherits both and no_new_privs.
+var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"}
+
+// ExecConfined confines the calling thread with r (Landlock, best effort:
+// a kernel without Landlock leaves file access unrestricted) and with the
+// seccomp profile PluginProfile(r), sets no_new_privs, and then executes
+// the file open as fd, with argv and env, through execveat(fd, "",
+// AT_EMPTY_PATH): the very file the descriptor refers to, never a path.
+// The executed program starts confined: its first instruction already runs
+// inside the domain and the filter, which it can narrow, never lift.
+//
+// The rules also grant executing (and reading) that one file, and what it
+// needs to run (its ELF interpreter and libraries, found through the
+// descriptor). Unless r grants a TCP port, sockets are Unix sockets only
+// (socket(2) of any other family fails with EPERM): no network, UDP
+// included, which Landlock does not cover.
+//
+// It returns only on failure, and the caller must then exit: the thread
+// may be partly confined. Only this thread is confined; execveat ends every
+// other thread of the process, so only call it from a process that does
+// nothing else (the daemon's launcher mode), on the main thread (locked
+// with runtime.LockOSThread in an init function), which carries the
+// process's parent-death signal.
+func ExecConfined(fd int, argv, env []string, r Rules) (abi int, err error) {
+	runtime.LockOSThread() // never unlocked: this thread executes the plugin or the process exits
+	if len(argv) == 0 {
+		return 0, errors.New("empty argv")
+	}
+	if unix.Gettid() != unix.Getpid() {
+		// The executed program would lose the parent-death signal, which
+		// only the main thread carries (see launch's init).
+		return 0, errors.New("not on the main thread: lock it in an init function")
+	}
+	profile := PluginProfile(r)
+	own := r.Merge(Rules{Exec: []string{fmt.Sprintf("/proc/self/fd/%d", fd)}})
+	abi, err = landlockThread(own)
+	if err != nil {
+		return abi, err
+	}
+	f, err := confinedFilter(profile, r)
+	if err != nil {
+		return abi, err
+	}
+	if seccomp.Supported() {
+		if err := seccomp.LoadFilter(f); err != nil {
+			return abi, fmt.Errorf("seccomp %s profile: %w", profile, err)
+		}
+	}
+	return abi, execveat(fd, argv, env)
+}
+
+// landlockThread restricts the calling thread only, with no_new_privs set
+// on it either way. It returns the kernel's Landlock ABI (0: none, nothing
+// restricted).
+func landlockThread(r Rules) (int, error) {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	rules, _, err := landlockRules(r, systemLDConfig())
+	if err != nil {
+		return 0, fmt.Errorf("landlock rules: %w", err)
+	}
+	abi := ABI()
+	if abi == 0 {
+		return 0, nil
+	}
+	cfg := landlock.V11.BestEffort()
+	if abstractSocket(r.UnixSockets) {
+		cfg.Scoped &^= ll.ScopeAbstractUnixSocket
+	}
+	rfd, flags, err := cfg.NewRulesetFD(rules...)
+	if err != nil {
+		return abi, fmt.Errorf("landlock ruleset (ABI v%d): %w", abi, err)
+	}
+	if rfd < 0 {
+		return abi, nil
+	}
+	defer syscall.Close(rfd)
+	if err := ll.LandlockRestrictSelf(rfd, flags); err != nil {
+		return abi, fmt.Errorf("landlock restrict (ABI v%d): %w", abi, err)
+	}
+	return abi, nil
+}
+
+// confinedFilter is p's allowlist plus the narrowing calls, on the calling
+// thread only, with socket(2) limited to AF_UNIX unless r grants TCP.
+func confinedFilter(p Profile, r Rules) (seccomp.Filter, error) {
+	names := append(p.Syscalls(), narrowing...)
+	if names == nil {
+		return seccomp.Filter{}, fmt.Errorf("unknown seccomp profile %d", int(p))
+	}
+	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow}
+	tcp := len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0
+	for _, n := range names {
+		if !tcp && n == "socket" {
+			continue
+		}
+		group.Names = append(group.Names, n)
+	}
+	if !tcp {
+		group.NamesWithCondtions = []seccomp.NameWithConditions{{
+			Name:       "socket",
+			Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}},
+		}}
+	}
+	group.Names = sortUnique(group.Names)
+	return seccomp.Filter{
+		NoNewPrivs: true,
+		Flag:       seccomp.FilterFlagLog,
+		Policy:     seccomp.Policy{DefaultAction: seccomp.ActionErrno, Syscalls: []seccomp.SyscallGroup{group}},
+	}, nil
+}
+
+// execveat executes the file open as fd.
+func execveat(fd int, argv, env []string) error {
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return fmt.Errorf("argv: %w", err)
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	empty, _ := syscall.BytePtrFromString("")
+	_, _, errno := syscall.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	return fmt.Errorf("execveat(%d): %w", fd, errno)
+}

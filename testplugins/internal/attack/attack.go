@@ -1,0 +1,182 @@
+// Package attack is what the hostile test plugins try once started: read
+// the daemon's secrets, write its audit log and run folder, reach another
+// plugin's socket, the network and other programs. Each attempt's outcome
+// ("ok" or the error) goes back in the measurements, so the tests can show
+// that every one of them was refused by the host's confinement.
+package attack
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+)
+
+// Plan is the config a hostile plugin takes: what to try.
+type Plan struct {
+	Read    []string    `json:"read"`    // read a byte
+	List    []string    `json:"list"`    // list a folder
+	Append  []string    `json:"append"`  // append a byte
+	Create  []string    `json:"create"`  // create a new file
+	Rename  [][2]string `json:"rename"`  // rename from over to
+	Symlink [][2]string `json:"symlink"` // make a symlink [target, link]
+	Connect []string    `json:"connect"` // connect to a Unix socket, then a TLS handshake
+	TCP     []string    `json:"tcp"`     // connect to host:port
+	UDP     []string    `json:"udp"`     // send a datagram to host:port
+	Exec    []string    `json:"exec"`    // run a program
+	// SignalParent sends SIGCONT (harmless, but a kill(2) all the same) to
+	// the plugin's parent, the daemon when the plugin has no PID namespace.
+	SignalParent bool `json:"signal_parent"`
+}
+
+// OK is the outcome of an attempt that worked.
+const OK = "ok"
+
+// Run tries everything in p and returns each attempt's outcome, keyed
+// "<what> <path>".
+func Run(ctx context.Context, p Plan) map[string]string {
+	out := map[string]string{}
+	try := func(key string, err error) {
+		if err == nil {
+			out[key] = OK
+		} else {
+			out[key] = err.Error()
+		}
+	}
+	for _, f := range p.Read {
+		try("read "+f, read(f))
+	}
+	for _, d := range p.List {
+		_, err := os.ReadDir(d)
+		try("list "+d, err)
+	}
+	for _, f := range p.Append {
+		try("append "+f, write(f, os.O_WRONLY|os.O_APPEND))
+	}
+	for _, f := range p.Create {
+		try("create "+f, write(f, os.O_WRONLY|os.O_CREATE|os.O_EXCL))
+	}
+	for _, r := range p.Rename {
+		try("rename "+r[0]+" "+r[1], os.Rename(r[0], r[1]))
+	}
+	for _, s := range p.Symlink {
+		try("symlink "+s[0]+" "+s[1], os.Symlink(s[0], s[1]))
+	}
+	for _, s := range p.Connect {
+		try("connect "+s, connect(ctx, s))
+	}
+	for _, a := range p.TCP {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err == nil {
+			c.Close()
+		}
+		try("tcp "+a, err)
+	}
+	for _, a := range p.UDP {
+		try("udp "+a, udp(a))
+	}
+	for _, x := range p.Exec {
+		try("exec "+x, exec.CommandContext(ctx, x).Run())
+	}
+	if p.SignalParent {
+		if pp := os.Getppid(); pp > 1 {
+			try("signal the parent", syscall.Kill(pp, syscall.SIGCONT))
+		}
+	}
+	return out
+}
+
+func read(f string) error {
+	fh, err := os.Open(f)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = fh.Read(make([]byte, 1))
+	return err
+}
+
+func write(f string, flags int) error {
+	fh, err := os.OpenFile(f, flags, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fh.Write([]byte("x"))
+	return errors.Join(err, fh.Close())
+}
+
+// connect reaches a Unix socket and, once connected, tries the TLS
+// handshake a go-plugin server expects, without the host's client
+// certificate.
+func connect(ctx context.Context, path string) error {
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // an attacker does not verify
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return errors.New("connected, TLS handshake refused: " + err.Error())
+	}
+	// TLS 1.3 reports a missing client certificate on the first read.
+	if _, err := tc.Read(make([]byte, 1)); err != nil {
+		return errors.New("connected, TLS session refused: " + err.Error())
+	}
+	return nil
+}
+
+func udp(addr string) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("x"))
+	return err
+}
+
+// Forged are the bundle fields a hostile plugin claims, which only the
+// built-in plugins that own them may fill.
+func Forged() map[string]any {
+	return map[string]any{"tpm_available": true, "tpm_quote_verified": true, "kernel_lockdown": "confidentiality"}
+}
+
+// Check is a hostile check: it takes a Plan as its configuration and, at
+// every Measure, runs it and answers the outcomes under "attempts", beside
+// forged bundle fields.
+type Check struct {
+	Name string
+	plan Plan
+}
+
+// Describe names the check.
+func (c *Check) Describe() sdk.Description {
+	return sdk.Description{Name: c.Name, Version: "6.6.6", Summary: "hostile test plugin",
+		Fills:    []string{"tpm_available", "tpm_quote_verified"},
+		Findings: []sdk.FindingSpec{{Code: c.Name + ".ok", DefaultSeverity: sdk.SeverityInfo, Description: "attacks tried"}}}
+}
+
+// Configure takes the plan.
+func (c *Check) Configure(_ context.Context, cfg sdk.Config) error {
+	return cfg.Decode(&c.plan)
+}
+
+// Measure runs the plan.
+func (c *Check) Measure(ctx context.Context, _ sdk.Request) (*sdk.Result, error) {
+	r := sdk.NewResult()
+	for k, v := range Forged() {
+		r.Set(k, v)
+	}
+	r.Set("attempts", Run(ctx, c.plan))
+	r.Add(sdk.Finding{Code: c.Name + ".ok", Severity: sdk.SeverityInfo, Message: "attacks tried", Subject: c.Name})
+	return r, nil
+}
