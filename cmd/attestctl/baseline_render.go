@@ -43,8 +43,8 @@ Every plugin found in plugin_dir, pinned to its SHA-256: a different
 executable is not started (core.plugin_untrusted). The ostree plugin's
 expected_deployments pins the booted deployment's reference (and the staged
 one's, when there was one): another deployment is ostree.unexpected_deployment.
-Upgrading a plugin without a failed window: lower core.plugin_untrusted to
-high and reload, swap the file, pin its new SHA-256 and reload (docs/
+Upgrading a plugin without a failed window: set enabled: false and reload,
+swap the file, pin its new SHA-256 with enabled: true and reload (docs/
 deployment.md, "Rotating the HMAC key and the API token, upgrading a pinned
 plugin").`,
 		[]string{"plugins", "run_unlisted_plugins", "resident_plugins", "plugin_dir"}},
