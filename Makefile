@@ -13,7 +13,7 @@ RUNDIR  := .run
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build testbins deps test run proto bench stress fuzz install tpm-demo clean vet fmt
+.PHONY: all build testbins deps test run run-reset proto bench stress fuzz install tpm-demo clean vet fmt
 
 all: build
 
@@ -40,9 +40,15 @@ vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 
 # Starts the daemon in the foreground on 127.0.0.1:8505 with the development
-# policy; creates a development HMAC key and API token under .run/ once.
+# policy; creates a development HMAC key, API token and policy under .run/
+# once, and keeps your edits to .run/development.yaml.
 run: build
 	@./scripts/dev-run.sh
+
+# Drops .run/development.yaml (your edits with it) so that the next
+# `make run` renders the template again; keys, token and audit log stay.
+run-reset:
+	rm -f $(RUNDIR)/development.yaml $(RUNDIR)/development.yaml.rendered
 
 proto:
 	@./scripts/install-deps.sh
@@ -64,7 +70,7 @@ fuzz:
 
 # make install DESTDIR=/tmp/root PREFIX=/usr
 install: build
-	@./scripts/install.sh "$(DESTDIR)" "$(or $(PREFIX),/usr)"
+	@PLUGINS="$(PLUGINS)" ./scripts/install.sh "$(DESTDIR)" "$(or $(PREFIX),/usr)"
 
 tpm-demo: deps build
 	@./scripts/tpm-demo.sh

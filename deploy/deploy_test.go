@@ -421,3 +421,39 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(testbin.Main(m))
 }
+
+// TestInstallOnlyBuiltinPlugins: whatever else sits in bin/plugins/ (a test
+// plugin, a vendor's build, an editor's backup) is not installed, and the
+// script names it.
+func TestInstallOnlyBuiltinPlugins(t *testing.T) {
+	t.Parallel()
+	bin, policy := fakeBuild(t), policySource(t)
+	extra := []string{"attestor-check-echo", "attestor-check-tpm.orig", "notes.txt"}
+	for _, n := range extra {
+		if err := os.WriteFile(filepath.Join(bin, "plugins", n), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := t.TempDir()
+	out := install(t, bin, policy, dest, "/usr")
+	dir := filepath.Join(dest, "usr/libexec/secure-ai/runtime-attestor/plugins")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if len(got) != len(builtins) {
+		t.Errorf("installed plugins %v, want only the %d built-ins", got, len(builtins))
+	}
+	for _, n := range extra {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			t.Errorf("%s was installed", n)
+		}
+		if !strings.Contains(out, filepath.Join(bin, "plugins", n)+": not a built-in plugin") {
+			t.Errorf("install.sh does not name %s:\n%s", n, out)
+		}
+	}
+}

@@ -61,6 +61,8 @@ type abuseRun struct {
 func TestHTTPAbuse(t *testing.T) {
 	t.Parallel()
 	env := daemontest.New(t, daemontest.Options{})
+	// The request log (debug) times the server side of the refusals below.
+	env.EditPolicy(func(doc map[string]any) { doc["log_level"] = "debug" })
 	p := env.Start()
 	before := env.State()
 	if before != "attested" {

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # `make run`: start the daemon in the foreground on 127.0.0.1:8505 with the
 # development policy. Creates a development HMAC key and API token under
-# .run/ (mode 0600) the first time, renders the development policy there and
-# prints how to query the daemon.
+# .run/ (mode 0600) the first time, renders the development policy there
+# the first time (your edits to .run/development.yaml are kept; delete it,
+# or run `make run-reset`, to render it again) and prints how to query the
+# daemon.
+#
+#   scripts/dev-run.sh [--render-only]   # --render-only: prepare .run/, do not start
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run"
+policy="$run/development.yaml"
+template="$root/policy/examples/development.yaml.in"
 mkdir -p "$run"
 chmod 0700 "$run"
 umask 077
@@ -17,10 +23,21 @@ if [[ ! -s "$run/api-token" ]]; then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$run/api-token"
   echo "make run: created development API token $run/api-token" >&2
 fi
-sed -e "s|@ROOT@|$root|g" -e "s|@RUN@|$run|g" "$root/policy/examples/development.yaml.in" >"$run/development.yaml"
+render() { sed -e "s|@ROOT@|$root|g" -e "s|@RUN@|$run|g" "$template"; }
+if [[ ! -e "$policy" ]]; then
+  render >"$policy"
+  render | sha256sum | cut -d' ' -f1 >"$run/development.yaml.rendered"
+  echo "make run: rendered $policy from $template" >&2
+else
+  now=$(render | sha256sum | cut -d' ' -f1)
+  if [[ "$(cat "$run/development.yaml.rendered" 2>/dev/null)" != "$now" ]]; then
+    echo "make run: keeping your $policy; $template has changed since it was rendered:" >&2
+    echo "make run:   to take the new one (dropping your edits): make run-reset" >&2
+  fi
+fi
 cat >&2 <<EOT
 
-runtime-attestor (development policy $run/development.yaml) on http://127.0.0.1:8505
+runtime-attestor (development policy $policy) on http://127.0.0.1:8505
   curl -s http://127.0.0.1:8505/health
   curl -s http://127.0.0.1:8505/api/v1/verify
   curl -s http://127.0.0.1:8505/api/v1/attest
@@ -28,7 +45,11 @@ runtime-attestor (development policy $run/development.yaml) on http://127.0.0.1:
   curl -s -X POST -H "Authorization: Bearer \$(cat $run/api-token)" http://127.0.0.1:8505/api/v1/refresh
   $root/bin/attestctl status
   $root/bin/attestctl verify-bundle --key $run/hmac.key <(curl -s http://127.0.0.1:8505/api/v1/attest)
-Stop with Ctrl-C.
+Edit $policy and send SIGHUP (kill -HUP \$(pgrep -n runtime-attestor)) or restart to apply;
+make run keeps your edits (make run-reset renders it again). Stop with Ctrl-C.
 
 EOT
-exec "$root/bin/runtime-attestor" --config "$run/development.yaml"
+if [[ "${1:-}" == "--render-only" ]]; then
+  exit 0
+fi
+exec "$root/bin/runtime-attestor" --config "$policy"

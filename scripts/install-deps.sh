@@ -8,8 +8,11 @@
 #   systemd          systemd-analyze for the unit tests
 #   ostree           writes the real sysroots the ostree plugin's tests measure
 #   fsverity         `fsverity digest`, which checks the plugin's composefs digests
+#   prometheus       promtool, which tests deploy/prometheus/'s alerting rules
+#                    (the package's own server is disabled again when this
+#                    script installed it)
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity)
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity prometheus)
 missing=()
 # tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.
 # python3-cryptography: the docs' Python verifiers of bundle_signature and EAR.
@@ -24,4 +27,9 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # promtool comes with Debian's Prometheus server, which starts itself on
+  # :9090 where systemd runs; the tests need only promtool.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi

@@ -13,8 +13,13 @@
 #   $PREFIX/share/doc/runtime-attestor/{deployment.md,gate-on-attestor.conf}
 #   $SYSCONFDIR/secure-ai/policy/attestation.yaml   only when absent
 #
+# Only the built-in plugins are installed (PLUGINS, the Makefile's list);
+# anything else in bin/plugins/ (a test plugin, a vendor's build) is left
+# out and named: install a third-party plugin into plugin_dir yourself.
+#
 # Environment: BIN_DIR (default <repo>/bin), POLICY_SRC (default
-# <repo>/policy/examples/production.yaml), SYSCONFDIR (default /etc).
+# <repo>/policy/examples/production.yaml), SYSCONFDIR (default /etc),
+# PLUGINS (default "tpm secureboot ostree binaries policies kernel").
 set -euo pipefail
 
 usage() { echo "usage: $0 DESTDIR PREFIX" >&2; exit 2; }
@@ -43,8 +48,17 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 [[ -x $bin/runtime-attestor ]] || die "$bin/runtime-attestor not built (run make build)"
 [[ -x $bin/attestctl ]] || die "$bin/attestctl not built (run make build)"
 shopt -s nullglob
-plugin_bins=("$bin"/plugins/attestor-check-*)
-((${#plugin_bins[@]})) || die "no plugins in $bin/plugins (run make build)"
+read -r -a builtin_plugins <<<"${PLUGINS:-tpm secureboot ostree binaries policies kernel}"
+plugin_bins=()
+for p in "${builtin_plugins[@]}"; do
+  [[ -x $bin/plugins/attestor-check-$p ]] || die "$bin/plugins/attestor-check-$p not built (run make build)"
+  plugin_bins+=("$bin/plugins/attestor-check-$p")
+done
+for f in "$bin"/plugins/*; do
+  builtin=
+  for p in "${plugin_bins[@]}"; do [[ $f == "$p" ]] && builtin=1; done
+  [[ -n $builtin ]] || echo "install.sh: not installing $f: not a built-in plugin (install third-party plugins into plugin_dir yourself)" >&2
+done
 [[ -f $policy_src ]] || die "policy $policy_src missing"
 
 install -d -m 0755 "${owner[@]}" "$destdir$libexec" "$destdir$plugins" "$destdir$prefix/bin" \

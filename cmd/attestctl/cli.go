@@ -56,6 +56,7 @@ func commands() []command {
 		{"verdict-pcr", "the verdict PCR value a fleet verifier pins for a known-good bundle", (*app).verdictPCR},
 		{"gate", "wait until the attestor is attested (for ExecStartPre)", (*app).gate},
 		{"keygen", "create the attestor's signing key pair (signing_key_path)", (*app).keygen},
+		{"baseline", "write a production policy pinning what this machine measures", (*app).baseline},
 		{"audit", "audit verify FILE: check the audit log's hash chain", (*app).audit},
 		{"boot-reference", "boot-reference record: write a boot reference from this machine's event log", (*app).bootReference},
 		{"help", "help [COMMAND]: show this help or a command's", (*app).help},

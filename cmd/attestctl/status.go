@@ -76,6 +76,7 @@ func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now tim
 		}
 	}
 	row("Last attested:", "%s", last)
+	writeLatch(row, st.Latched, now)
 	row("Attestations:", "%d run: %d degraded, %d failed; %d by refresh", st.AttestCount, st.DegradeCount, st.FailCount, st.RefreshCount)
 	tpm := "absent"
 	if st.TPMAvailable {
@@ -91,6 +92,9 @@ func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now tim
 		}
 		if b.BootMeasurements.SecureBoot == nil {
 			secureBoot = "not measured"
+		}
+		if hasCode(b, "secureboot.unavailable") { // no UEFI or no efivarfs: off is not a setting here
+			secureBoot = "unknown (no UEFI variables: secureboot.unavailable)"
 		}
 	}
 	row("TPM:", "%s", tpm)

@@ -54,6 +54,14 @@ type Snapshot struct {
 	// shows by itself. Zero and "" without an audit log.
 	AuditLastSeq  uint64
 	AuditLastHash string
+
+	// Latched is why the state is failed (nil otherwise): set by the
+	// attestation that first failed, kept until the daemon restarts.
+	Latched *Latch
+
+	// AuditWriteFailures counts the audit records that could not be
+	// written since the daemon started (as of this snapshot).
+	AuditWriteFailures uint64
 }
 
 // PluginStatus is one check plugin's last run.

@@ -27,6 +27,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 func TestHealth(t *testing.T) {
@@ -129,9 +130,27 @@ func TestSecurityStatus(t *testing.T) {
 			`{"name":"binaries","version":"1.0.0","duration_seconds":0.012,"fault":"","fault_count":0,"findings":1,"confinement":""},` +
 			`{"name":"tpm","version":"1.2.0","duration_seconds":1.5,"fault":"plugin timed out after 1s","fault_count":2,"findings":0,"confinement":""}],` +
 			`"audit_last_seq":42,"audit_last_hash":"` + strings.Repeat("ef", 32) + `",` +
-			`"verdict_measurement":{"measuring":false,"pcr":null,"log":"","records":0,"last_state":"","reason":"verdicts are not measured: no evidence TPM is configured"}}` + "\n"
+			`"verdict_measurement":{"measuring":false,"pcr":null,"log":"","records":0,"last_state":"","reason":"verdicts are not measured: no evidence TPM is configured"},` +
+			`"latched":null}` + "\n"
 		if r.code != http.StatusOK || string(r.body) != want {
 			t.Fatalf("GET /api/security/status = %d\n got %s\nwant %s", r.code, r.body, want)
+		}
+	})
+	t.Run("latched failed", func(t *testing.T) {
+		t.Parallel()
+		since := time.Date(2026, 3, 13, 10, 0, 0, 0, time.FixedZone("x", 3600))
+		s := start(t, apitest.New(api.Snapshot{State: state.Failed, Latched: &api.Latch{Since: since, Sequence: 4, Score: 100,
+			Findings: []api.LatchFinding{{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}}}}), api.Options{})
+		r := get(t, s.url+"/api/security/status")
+		var st api.StatusResponse
+		if err := json.Unmarshal(r.body, &st); err != nil {
+			t.Fatal(err)
+		}
+		l := st.Latched
+		if l == nil || l.Since != "2026-03-13T09:00:00Z" || l.Sequence != 4 || l.Score != 100 || len(l.Findings) != 1 ||
+			l.Findings[0] != (api.LatchFinding{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}) ||
+			l.Clears != api.LatchClears {
+			t.Errorf("latched = %s", r.body)
 		}
 	})
 	t.Run("pending", func(t *testing.T) {

@@ -62,6 +62,7 @@ func (s *Server) status(c echo.Context) error {
 		RefreshCount:     snap.RefreshCount,
 		Score:            snap.Score,
 		Plugins:          make([]PluginReport, 0, len(snap.Plugins)),
+		Latched:          latchReport(snap.Latched),
 	}
 	if !snap.LastAttested.IsZero() {
 		t := snap.LastAttested.UTC().Format(time.RFC3339)

@@ -14,6 +14,7 @@ type collector struct {
 	state, attestations, degraded, failed, refreshes, refreshRequests *prometheus.Desc
 	lastAttested, score                                               *prometheus.Desc
 	pluginDuration, pluginFaults, pluginFindings                      *prometheus.Desc
+	auditWriteFailures                                                *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -44,12 +45,14 @@ func newCollector(s *Server) *collector {
 			"Faults of the check plugin (crash, timeout, protocol error, ...).", []string{"plugin"}, nil),
 		pluginFindings: prometheus.NewDesc(ns+"plugin_findings",
 			"Findings of the check plugin's last measurement.", []string{"plugin"}, nil),
+		auditWriteFailures: prometheus.NewDesc(ns+"audit_write_failures_total",
+			"Audit records that could not be written since the daemon started, as of the last attestation.", nil, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.attestations, c.degraded, c.failed, c.refreshes,
-		c.refreshRequests, c.lastAttested, c.score, c.pluginDuration, c.pluginFaults, c.pluginFindings} {
+		c.refreshRequests, c.lastAttested, c.score, c.pluginDuration, c.pluginFaults, c.pluginFindings, c.auditWriteFailures} {
 		ch <- d
 	}
 }
@@ -82,6 +85,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.lastAttested, last)
 	gauge(c.score, float64(snap.Score))
+	counter(c.auditWriteFailures, snap.AuditWriteFailures)
 	seen := make(map[string]bool, len(snap.Plugins))
 	for _, p := range snap.Plugins {
 		if seen[p.Name] { // one series per plugin, even if the engine repeats a name

@@ -55,6 +55,10 @@ type StatusResponse struct {
 	// VerdictMeasurement says whether verdicts are extended into the TPM
 	// and, when not, why (docs/tpm.md, "Verdict measurement").
 	VerdictMeasurement verdict.Status `json:"verdict_measurement"`
+	// Latched says, while the state is failed, since when, which
+	// attestation and findings latched it and what clears it; null
+	// otherwise.
+	Latched *LatchReport `json:"latched"`
 }
 
 // PluginReport is one plugin in StatusResponse.

@@ -59,6 +59,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h, --help: the usage was asked for
+			return 0
+		}
 		return ExitNoRun
 	}
 	if fs.NArg() > 0 {

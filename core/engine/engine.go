@@ -470,6 +470,7 @@ func (e *Engine) auditHead() (uint64, string) {
 func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) api.Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	prev := e.prevState
 	e.prevState = st
 	e.lastDone = e.now()
 	e.counters.attest++
@@ -497,6 +498,10 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		RefreshCount:     e.counters.refresh,
 		AuditLastSeq:     auditSeq,
 		AuditLastHash:    auditHash,
+		Latched:          latchOf(e.snap.Load().Latched, prev, st, b, score, e.lastDone),
+	}
+	if e.audit != nil {
+		s.AuditWriteFailures = e.audit.failures.Load()
 	}
 	for _, r := range results {
 		if r.Fault != "" {
@@ -545,14 +550,16 @@ func readKey(path string) ([]byte, error) {
 // trackedAuditor remembers the last failed write so that the next bundle
 // can say so.
 type trackedAuditor struct {
-	a   Auditor
-	mu  sync.Mutex
-	err error
+	a        Auditor
+	mu       sync.Mutex
+	err      error
+	failures atomic.Uint64 // failed writes since start, for /metrics
 }
 
 func (t *trackedAuditor) Append(typ string, data any) error {
 	err := t.a.Append(typ, data)
 	if err != nil {
+		t.failures.Add(1)
 		t.mu.Lock()
 		t.err = err
 		t.mu.Unlock()
