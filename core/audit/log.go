@@ -26,6 +26,7 @@ type Log struct {
 	now    func() time.Time
 
 	maxPending int
+	sync       syncer
 
 	mu      sync.Mutex
 	f       *os.File // nil after a write error or a vanished file: reopen on the next Append
@@ -36,6 +37,33 @@ type Log struct {
 	pending []pending
 	dropped int
 	closed  bool
+	// dirDirty: the folder holds a file entry not yet synced.
+	dirDirty bool
+}
+
+// syncer is the log's durability seam: file makes a file's data durable
+// (fsync), dir the entries of a folder (a new or renamed file). Tests replace
+// it to prove that both happen before Append returns.
+type syncer interface {
+	file(f *os.File) error
+	dir(path string) error
+}
+
+// osSync is the real thing.
+type osSync struct{}
+
+func (osSync) file(f *os.File) error { return f.Sync() }
+
+func (osSync) dir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 type pending struct {
@@ -58,6 +86,10 @@ type pending struct {
 // Records Open must write and cannot (disk full) stay queued and are
 // written by the next Append.
 func Open(path string, logger hclog.Logger) (*Log, error) {
+	return open(path, logger, osSync{})
+}
+
+func open(path string, logger hclog.Logger, sy syncer) (*Log, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -65,7 +97,7 @@ func Open(path string, logger hclog.Logger) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
-	l := &Log{path: abs, logger: logger, now: time.Now, head: ZeroHash, maxPending: maxPending}
+	l := &Log{path: abs, logger: logger, now: time.Now, head: ZeroHash, maxPending: maxPending, sync: sy}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.reopen(); err != nil {
@@ -192,11 +224,16 @@ func (l *Log) flush() error {
 	for len(l.pending) > 0 {
 		err := l.write(l.pending[0])
 		var enc *encodeError
+		var dur *durabilityError
 		switch {
 		case errors.As(err, &enc):
 			// Cannot happen with data that passed Append; never let one
 			// record block the queue.
 			l.logger.Error("audit log: dropping a record that cannot be encoded", "type", l.pending[0].typ, "error", err)
+		case errors.As(err, &dur):
+			// The record is in the file: never write it twice.
+			l.pending = l.pending[1:]
+			return err
 		case err != nil:
 			return err
 		}
@@ -204,6 +241,12 @@ func (l *Log) flush() error {
 	}
 	return nil
 }
+
+// durabilityError: the record was written but a sync after it failed.
+type durabilityError struct{ err error }
+
+func (e *durabilityError) Error() string { return e.err.Error() }
+func (e *durabilityError) Unwrap() error { return e.err }
 
 type encodeError struct{ err error }
 
@@ -259,9 +302,17 @@ func (l *Log) write(p pending) error {
 	l.size += int64(n)
 	l.seq++
 	l.head = lineHash(line)
-	if err := l.f.Sync(); err != nil {
+	if err := l.sync.file(l.f); err != nil {
 		// The record is in the file; only its durability is in doubt.
-		return fmt.Errorf("fsync %s: %w", l.path, err)
+		return &durabilityError{fmt.Errorf("fsync %s: %w", l.path, err)}
+	}
+	if l.dirDirty {
+		// A file created since the last record: its name is durable only
+		// once its folder is synced.
+		if err := l.sync.dir(filepath.Dir(l.path)); err != nil {
+			return &durabilityError{fmt.Errorf("fsync folder of %s: %w", l.path, err)}
+		}
+		l.dirDirty = false
 	}
 	return nil
 }
@@ -316,7 +367,9 @@ func (l *Log) reopen() error {
 		return fmt.Errorf("open audit log %s: %w", l.path, err)
 	}
 	if created {
-		syncDir(dir)
+		// The folder is synced right after the first record's fsync
+		// (write): only that makes the record reachable after a crash.
+		l.dirDirty = true
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -364,7 +417,7 @@ func (l *Log) reopen() error {
 			f.Close()
 			return fmt.Errorf("recover torn tail of audit log %s: truncate: %w", l.path, err)
 		}
-		if err := f.Sync(); err != nil {
+		if err := l.sync.file(f); err != nil {
 			f.Close()
 			return fmt.Errorf("recover torn tail of audit log %s: fsync: %w", l.path, err)
 		}
@@ -447,7 +500,7 @@ func (l *Log) saveTorn(f *os.File, from, to int64) (string, error) {
 	}
 	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
 	if err == nil {
-		err = out.Sync()
+		err = l.sync.file(out)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -456,13 +509,8 @@ func (l *Log) saveTorn(f *os.File, from, to int64) (string, error) {
 		_ = os.Remove(name)
 		return "", fmt.Errorf("save cut bytes to %s: %w", name, err)
 	}
-	syncDir(filepath.Dir(l.path))
-	return name, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if err := l.sync.dir(filepath.Dir(l.path)); err != nil {
+		l.logger.Warn("audit log: cannot sync the folder of the saved torn line", "path", name, "error", err)
 	}
+	return name, nil
 }
