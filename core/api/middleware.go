@@ -95,7 +95,9 @@ func checkBearer(values []string, want *[sha256.Size]byte) string {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "malformed authorization header: not a bearer token"
 	}
-	tok = strings.TrimLeft(tok, " ")
+	// net/http trims the value's ends, but a caller of Handler() (a
+	// proxy, a test, another server) may hand it over as sent.
+	tok = strings.Trim(tok, " \t")
 	if tok == "" {
 		return "malformed authorization header: empty bearer token"
 	}
