@@ -187,6 +187,8 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.boolean(key, v, &p.RunUnlistedPlugins)
 		case "resident_plugins":
 			ps.boolean(key, v, &p.ResidentPlugins)
+		case "allow_remote_listen":
+			ps.boolean(key, v, &p.AllowRemoteListen)
 		case "expected_pcrs":
 			ps.expectedPCRs(key, v)
 		case "service_binaries":
@@ -209,6 +211,10 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.str(key, v, &p.APITokenPath)
 		case "audit_log_path":
 			ps.str(key, v, &p.AuditLogPath)
+		case "audit_key_path":
+			ps.str(key, v, &p.AuditKeyPath)
+		case "audit_max_bytes":
+			ps.integer(key, v, &p.AuditMaxBytes)
 		case "log_level":
 			ps.str(key, v, &p.LogLevel)
 		case "max_parallel_plugins":
@@ -232,6 +238,7 @@ var topKeys = []string{
 	"refresh_interval", "hmac_key_path", "listen", "plugin_dir", "api_token_path", "audit_log_path",
 	"plugins", "run_unlisted_plugins", "severity_weights", "thresholds", "severity_overrides",
 	"plugin_timeout", "attestation_timeout", "max_parallel_plugins", "log_level", "resident_plugins",
+	"allow_remote_listen", "audit_key_path", "audit_max_bytes",
 }
 
 // suggest returns " (did you mean x?)" for a close known key.

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -233,27 +232,27 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: api_token_path: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	ln, err := net.Listen("tcp", pol.Listen)
+	lns, inherited, err := listeners(pol, d.logger)
 	if err != nil {
-		fmt.Fprintf(d.stderr, "runtime-attestor: listen: %v\n", err)
+		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
 		return ExitNoRun
 	}
 	d.notify = sdnotify.New(d.logger.Named("sdnotify"))
 	if d.applied, err = d.restrict(pol, d.notify.Socket()); err != nil {
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
 	h, err := d.startHost(pol)
 	if err != nil {
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
 	log, err := audit.Open(pol.AuditLogPath, d.logger.Named("audit"))
 	if err != nil {
 		h.Close()
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: audit log: %v\n", err)
 		return ExitNoRun
 	}
@@ -261,7 +260,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version})
 	if err != nil {
 		h.Close()
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
 		return ExitNoRun
 	}
@@ -276,9 +275,11 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		Logger:         d.logger.Named("api"),
 		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
 	})
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	d.logger.Info("serving", "listen", ln.Addr().String(), "policy", d.path, "plugin_dir", pol.PluginDir)
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	d.logger.Info("serving", "listen", addrs(lns), "socket_activation", inherited, "policy", d.path, "plugin_dir", pol.PluginDir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -367,6 +368,10 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 	}
 	if pol.Listen != running.Listen {
 		refuse(fmt.Errorf("policy %s: listen: changed from %s to %s; restart the daemon to move the API", d.path, running.Listen, pol.Listen))
+		return
+	}
+	if pol.AllowRemoteListen != running.AllowRemoteListen {
+		refuse(fmt.Errorf("policy %s: allow_remote_listen: changed; restart the daemon to change where the API may listen", d.path))
 		return
 	}
 	if pol.AuditLogPath != running.AuditLogPath {
