@@ -73,7 +73,7 @@ func TestAppendSyncsRecordThenFolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "logs")
 	path := filepath.Join(dir, "audit.jsonl")
 	spy := &spySync{logPath: path}
-	l, err := open(path, hclog.NewNullLogger(), spy)
+	l, err := open(path, Options{Logger: hclog.NewNullLogger()}, spy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestFolderSyncFailureReported(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	boom := errors.New("injected folder sync failure")
 	spy := &spySync{logPath: path, failDir: boom}
-	l, err := open(path, hclog.NewNullLogger(), spy)
+	l, err := open(path, Options{Logger: hclog.NewNullLogger()}, spy)
 	if err != nil {
 		t.Fatal(err)
 	}
