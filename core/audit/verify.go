@@ -39,6 +39,8 @@ type BreakError struct {
 	Seq uint64
 	// Reason says what is wrong.
 	Reason string
+	// File is the file it is in, when VerifyFiles or VerifyFile read it.
+	File string
 }
 
 func (e *BreakError) Error() string {
@@ -258,6 +260,17 @@ func VerifyFiles(paths []string, seed *Seed) (VerifyReport, error) {
 		rep, err := verify(f, m)
 		f.Close()
 		if err != nil {
+			var be *BreakError
+			if errors.As(err, &be) {
+				be.File = path
+				if total.Records == 0 {
+					total.FirstSeq = rep.FirstSeq
+				}
+				if rep.Records > 0 {
+					total.LastSeq, total.LastHash = rep.LastSeq, rep.LastHash
+				}
+				total.Records += rep.Records
+			}
 			return total, fmt.Errorf("verify audit log %s: %w", path, err)
 		}
 		if i > 0 && rep.Records > 0 && (rep.FirstSeq != total.LastSeq+1 || rep.FirstPrev != total.LastHash) {
@@ -287,6 +300,7 @@ func VerifyFile(path string) (VerifyReport, error) {
 	if err != nil {
 		var be *BreakError
 		if errors.As(err, &be) {
+			be.File = path
 			return rep, fmt.Errorf("verify audit log %s: %w", path, be)
 		}
 		return rep, fmt.Errorf("verify audit log %s: %w", path, err)
