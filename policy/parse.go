@@ -176,7 +176,14 @@ func join(parent, key string) string {
 func (ps *parser) top(root *yaml.Node) {
 	pairs, _ := ps.mapping("", root)
 	p := ps.p
+	keySet := false
+	defer func() {
+		if !keySet {
+			p.AuditKeyPath = DefaultAuditKeyPath(p.AuditLogPath)
+		}
+	}()
 	for _, kv := range pairs {
+		keySet = keySet || kv.key == "audit_key_path"
 		key, v := kv.key, kv.v
 		switch key {
 		case "require_tpm":

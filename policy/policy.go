@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -27,6 +28,12 @@ const (
 	DefaultAuditMaxBytes = 64 << 20
 	MinAuditMaxBytes     = 64 << 10
 )
+
+// DefaultAuditKeyPath is audit_key_path when the policy does not set it:
+// beside the log, its name ending in .key instead of .jsonl.
+func DefaultAuditKeyPath(logPath string) string {
+	return strings.TrimSuffix(logPath, ".jsonl") + ".key"
+}
 
 // BuiltinPlugins names the built-in check plugins, enabled unless the policy
 // says plugins.<name>.enabled: false.
@@ -110,7 +117,7 @@ func Default() *Policy {
 		PluginDir:          "/usr/libexec/secure-ai/runtime-attestor/plugins",
 		APITokenPath:       "/run/secure-ai/attestor-api-token",
 		AuditLogPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.jsonl",
-		AuditKeyPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.key",
+		AuditKeyPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.key", // DefaultAuditKeyPath of the log
 		AuditMaxBytes:      DefaultAuditMaxBytes,
 		Plugins:            map[string]PluginPolicy{},
 		RunUnlistedPlugins: true,

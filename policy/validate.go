@@ -55,6 +55,8 @@ func (p *Policy) validate(e *errs) error {
 	absolute("audit_key_path", p.AuditKeyPath, true)
 	if p.AuditKeyPath != "" && p.AuditKeyPath == p.AuditLogPath {
 		e.add("audit_key_path", 0, "is the audit log itself; name another file (e.g. beside it, ending in .key)")
+	} else if p.AuditKeyPath != "" && filepath.Dir(p.AuditKeyPath) != filepath.Dir(p.AuditLogPath) {
+		e.add("audit_key_path", 0, "%q is not in the audit log's folder %s: the daemon's sandbox lets it write only there", p.AuditKeyPath, filepath.Dir(p.AuditLogPath))
 	}
 	if p.AuditMaxBytes < MinAuditMaxBytes {
 		e.add("audit_max_bytes", 0, "%d is below the minimum of %d bytes (64 KiB)", p.AuditMaxBytes, MinAuditMaxBytes)

@@ -157,6 +157,16 @@ func (l *Log) Head() (seq uint64, hash string) {
 	return l.seq, l.head
 }
 
+// Flush writes the records still queued (after a failed write), if it can.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || len(l.pending) == 0 {
+		return nil
+	}
+	return l.flush()
+}
+
 // Append writes one record of type typ with data (marshalled to a JSON
 // object; nil is {}) as one line, with a single write(2) on the O_APPEND
 // file, then fsyncs it. On error (disk full, file removed, I/O error) the

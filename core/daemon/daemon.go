@@ -249,7 +249,9 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	log, err := audit.Open(pol.AuditLogPath, d.logger.Named("audit"))
+	log, err := audit.OpenOptions(pol.AuditLogPath, audit.Options{
+		Logger: d.logger.Named("audit"), KeyPath: pol.AuditKeyPath, MaxBytes: int64(pol.AuditMaxBytes),
+	})
 	if err != nil {
 		h.Close()
 		closeAll(lns)
@@ -372,6 +374,10 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 	}
 	if pol.AllowRemoteListen != running.AllowRemoteListen {
 		refuse(fmt.Errorf("policy %s: allow_remote_listen: changed; restart the daemon to change where the API may listen", d.path))
+		return
+	}
+	if pol.AuditKeyPath != running.AuditKeyPath || pol.AuditMaxBytes != running.AuditMaxBytes {
+		refuse(fmt.Errorf("policy %s: audit_key_path or audit_max_bytes: changed; restart the daemon to change how the audit log is kept", d.path))
 		return
 	}
 	if pol.AuditLogPath != running.AuditLogPath {

@@ -336,8 +336,15 @@ func (e *Engine) run() (api.Snapshot, error) {
 		core("core.hmac_key", sdk.SeverityHigh, p.HMACKeyPath, "bundle is unsigned: %v", keyErr)
 	}
 	if e.audit != nil {
+		// Low: a record that is not this attestation's (a refused
+		// request, a start) could not be written; it stays queued behind
+		// nothing that matters. Medium only when this attestation's own
+		// records fail (below).
 		if err := e.audit.takeErr(); err != nil {
-			core("core.audit_write", sdk.SeverityMedium, "audit", "an audit record could not be written: %v", err)
+			core("core.audit_write", sdk.SeverityLow, "audit", "an audit record could not be written (it stays queued): %v", err)
+		}
+		if seq, hash := e.auditHead(); hash != "" {
+			b.AuditHead = &bundle.AuditHead{Seq: seq, Hash: hash}
 		}
 	}
 
@@ -419,10 +426,16 @@ func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.B
 }
 
 // auditHead returns the audit log's last seq and line hash, when the log
-// tells them (*audit.Log does).
+// tells them (*audit.Log does), after writing what is queued, so that the
+// head signed into the bundle covers every record before the attestation.
 func (e *Engine) auditHead() (uint64, string) {
 	if e.audit == nil {
 		return 0, ""
+	}
+	if f, ok := e.audit.a.(interface{ Flush() error }); ok {
+		if err := f.Flush(); err != nil {
+			e.logger.Warn("audit log: queued records still not written", "error", err)
+		}
 	}
 	if h, ok := e.audit.a.(interface{ Head() (uint64, string) }); ok {
 		return h.Head()
