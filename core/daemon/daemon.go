@@ -110,6 +110,9 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 	if err := pol.CheckFiles(); err != nil {
 		return nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
+	if err := trustFiles(path, pol); err != nil {
+		return nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
 	return pol, pol.SourceSHA256, nil
 }
 
@@ -259,7 +262,8 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		return ExitNoRun
 	}
 	defer log.Close()
-	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version})
+	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version,
+		FileTrust: func(p *policy.Policy) error { return trustFiles(d.path, p) }})
 	if err != nil {
 		h.Close()
 		closeAll(lns)

@@ -58,14 +58,19 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// FileTrust, if not nil, checks the owners and modes of the files the
+	// policy in force names (and their folders) before every attestation;
+	// its error is the finding core.file_trust (high).
+	FileTrust func(*policy.Policy) error
 }
 
 // Engine runs attestations. Its methods are safe for concurrent use.
 type Engine struct {
-	logger  hclog.Logger
-	version string
-	now     func() time.Time
-	audit   *trackedAuditor
+	logger    hclog.Logger
+	version   string
+	now       func() time.Time
+	audit     *trackedAuditor
+	fileTrust func(*policy.Policy) error
 
 	snap atomic.Pointer[api.Snapshot]
 
@@ -119,6 +124,7 @@ func New(opts Options) (*Engine, error) {
 		host:         opts.Host,
 		prevState:    state.Pending,
 		faults:       map[string]uint64{},
+		fileTrust:    opts.FileTrust,
 	}
 	if opts.Audit != nil {
 		e.audit = &trackedAuditor{a: opts.Audit}
@@ -330,6 +336,11 @@ func (e *Engine) run() (api.Snapshot, error) {
 	}
 	if reloadErr != nil {
 		core("core.policy_reload", sdk.SeverityMedium, "policy", "a policy reload was refused and the previous policy is still in force: %v", reloadErr)
+	}
+	if e.fileTrust != nil {
+		if err := e.fileTrust(p); err != nil {
+			core("core.file_trust", sdk.SeverityHigh, "files", "a file the daemon trusts can be replaced by someone else now: %v", err)
+		}
 	}
 	key, keyErr := readKey(p.HMACKeyPath)
 	if keyErr != nil {
