@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -210,4 +211,47 @@ func TestClassifyStart(t *testing.T) {
 			t.Errorf("Test %d: classifyStart(%v) = %s %q, want %s containing %q", i, tc.se.err, f.kind, f.msg, tc.kind, tc.msg)
 		}
 	}
+}
+
+// TestRelayRateLimit: a plugin flooding stderr gets relayBurst lines
+// through, then relayRate per second, and one "N lines suppressed" line
+// says how many were not relayed.
+func TestRelayRateLimit(t *testing.T) {
+	t.Parallel()
+	var out syncWriter
+	r := newRelay(hclog.New(&hclog.LoggerOptions{Name: "p", Output: &out, Level: hclog.Debug}))
+	now := time.Unix(1000, 0)
+	r.now = func() time.Time { return now }
+	for i := 0; i < 10000; i++ {
+		fmt.Fprintf(r, "flood line %d\n", i)
+	}
+	if n := strings.Count(out.String(), "flood line"); n != relayBurst {
+		t.Fatalf("%d lines relayed at once, want %d", n, relayBurst)
+	}
+	now = now.Add(time.Second) // relayRate more may pass
+	fmt.Fprintf(r, "after a second\n")
+	want := fmt.Sprintf("%d lines suppressed", 10000-relayBurst)
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "after a second") {
+		t.Fatalf("log does not say %q and relay the next line:\n%.2000s", want, out.String()[max(0, len(out.String())-2000):])
+	}
+	if got := r.tail(); len(got) == 0 || got[len(got)-1] != "after a second" {
+		t.Errorf("tail %q: the diagnosis buffer keeps every line", got)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
