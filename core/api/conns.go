@@ -92,7 +92,7 @@ func peerOf(c net.Conn) Peer {
 // (Peer.Key). When a new connection would pass a limit, a held connection
 // is closed to make room, first among the same peer's, else among
 // everyone's, the cheapest first: one idle between keep-alive requests,
-// then one that sent nothing for slowAfter/2, then one that has been sending its
+// then one that sent nothing for slowAfter, then one that has been sending its
 // request line and headers for longer than slowAfter (a slow client that
 // the header timeout would cut anyway). Never closed: a connection whose
 // handler runs, one whose request waits unread in the socket, one that
@@ -113,7 +113,9 @@ type fairListener struct {
 
 // slowAfter: a local client sends its whole request within a few
 // milliseconds.
-const defaultSlowAfter = 500 * time.Millisecond
+// Long enough that a client starved of CPU for a moment between connect and
+// write is not taken for a silent one, short against the header timeout.
+const defaultSlowAfter = time.Second
 
 func newFairListener(ln net.Listener, max, perPeer int) *fairListener {
 	return &fairListener{
@@ -224,7 +226,7 @@ func (l *fairListener) cheapest(key string) *trackedConn {
 	return best
 }
 
-// class ranks c for closing: 0 idle keep-alive, 1 silent (for a while:
+// class ranks c for closing: 0 idle keep-alive, 1 silent (for slowAfter:
 // a client sends its request a moment after connect returns), 2 slow, 3
 // must stay. Caller holds mu.
 func (l *fairListener) class(c *trackedConn, now time.Time) int {
@@ -233,7 +235,7 @@ func (l *fairListener) class(c *trackedConn, now time.Time) int {
 		return 3
 	case c.state == http.StateIdle && !pending(c.Conn):
 		return 0
-	case c.state == http.StateNew && now.Sub(c.since) >= l.slowAfter/2 && !pending(c.Conn):
+	case c.state == http.StateNew && now.Sub(c.since) >= l.slowAfter && !pending(c.Conn):
 		return 1
 	case c.state == http.StateActive && now.Sub(c.since) >= l.slowAfter:
 		return 2
