@@ -561,7 +561,7 @@ func (r *abuseRun) malformed(t *testing.T) {
 		{"20 KiB path", "GET " + long(20000) + " HTTP/1.1\r\n" + h + "\r\n", []int{431}},
 		{"6 KiB query", "GET /health?" + strings.Repeat("a=1&", 1500) + " HTTP/1.1\r\n" + h + "\r\n", []int{200}},
 		{"relative path", "GET health HTTP/1.1\r\n" + h + "\r\n", []int{400}},
-		{"absolute URI", "GET http://evil.example/api/v1/refresh HTTP/1.1\r\n" + h + "\r\n", []int{405}},
+		{"absolute URI", "GET http://evil.example/api/v1/refresh HTTP/1.1\r\n" + h + "\r\n", []int{421}}, // the absolute URI names another host: misdirected
 		{"trailing slash", "POST /api/v1/refresh/ HTTP/1.1\r\n" + h + "\r\n", []int{404}},
 		{"upper case path", "POST /API/V1/REFRESH HTTP/1.1\r\n" + h + "\r\n", []int{404}},
 		{"empty segment", "POST /api/v1//refresh HTTP/1.1\r\n" + h + "\r\n", []int{404}},

@@ -20,7 +20,7 @@ import (
 
 // TestRefusedRefreshFlood: a flood of 100,000 refused refreshes (a few
 // seconds: nothing is written per request), from one address and from many, with authorized refreshes
-// between them, on a log with the smallest budget (64 KiB): the state stays
+// between them, on a log with a small budget (256 KiB): the state stays
 // attested, no core.audit_write is raised, the log and its rotated files
 // stay under the budget, every attestation record is there and the chain
 // (MACs included, with the seed) verifies, and the coalesced records count
@@ -28,7 +28,7 @@ import (
 func TestRefusedRefreshFlood(t *testing.T) {
 	t.Parallel()
 	const total = 100_000
-	const budget = 64 << 10
+	const budget = 256 << 10
 	env := daemontest.New(t, daemontest.Options{})
 	quietPolicy(t, env, func(doc map[string]any) {
 		doc["audit_max_bytes"] = budget
@@ -90,11 +90,11 @@ func TestRefusedRefreshFlood(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
+		for len(attestations) < 8 {
 			select {
 			case <-stop:
 				return
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(500 * time.Millisecond):
 			}
 			attestations = append(attestations, refresh(t, env, key))
 		}

@@ -8,6 +8,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run"
 mkdir -p "$run"
 chmod 0700 "$run"
+# The daemon trusts its plugin folder only when nobody else can write it
+# (docs/deployment.md, "Files the daemon trusts"); a umask of 002 would not do.
+chmod go-w "$root/bin" "$root/bin/plugins" 2>/dev/null || true
 umask 077
 if [[ ! -s "$run/hmac.key" ]]; then
   head -c 32 /dev/urandom >"$run/hmac.key"
@@ -28,6 +31,7 @@ runtime-attestor (development policy $run/development.yaml) on http://127.0.0.1:
   curl -s -X POST -H "Authorization: Bearer \$(cat $run/api-token)" http://127.0.0.1:8505/api/v1/refresh
   $root/bin/attestctl status
   $root/bin/attestctl verify-bundle --key $run/hmac.key <(curl -s http://127.0.0.1:8505/api/v1/attest)
+  $root/bin/attestctl audit verify --seed $run/audit.key.seed $run/audit.jsonl
 Stop with Ctrl-C.
 
 EOT
