@@ -218,3 +218,30 @@ func TestInheritedRemoteSocketRefused(t *testing.T) {
 		t.Errorf("the refusal does not name the address and the fix:\n%s", p.Stderr())
 	}
 }
+
+// TestRemoteListen: listen on every interface is refused at start by
+// default, naming the key and the fix; with allow_remote_listen: true the
+// daemon serves and warns.
+func TestRemoteListen(t *testing.T) {
+	t.Parallel()
+	env := daemontest.New(t, daemontest.Options{})
+	_, port, _ := net.SplitHostPort(env.Addr)
+	for i, allow := range []bool{false, true} {
+		env.EditPolicy(func(doc map[string]any) {
+			doc["listen"] = "0.0.0.0:" + port
+			doc["allow_remote_listen"] = allow
+		})
+		p := env.StartNoWait()
+		if !allow {
+			if code := p.Wait(60 * time.Second); code != 3 || !strings.Contains(p.Stderr(), "listen") || !strings.Contains(p.Stderr(), "allow_remote_listen: true") {
+				t.Fatalf("Test %d: exit %d, want 3 naming listen and allow_remote_listen; log:\n%s", i, code, p.Stderr())
+			}
+			continue
+		}
+		p.WaitState(60*time.Second, "attested", "degraded", "failed")
+		if !strings.Contains(p.Stderr(), "non-loopback address") {
+			t.Errorf("Test %d: no warning about the remote listener; log:\n%s", i, p.Stderr())
+		}
+		p.Stop()
+	}
+}

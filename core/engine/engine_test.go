@@ -309,14 +309,7 @@ func TestAuditWriteFailureIsAFinding(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
 	f.attest()
-	logs := filepath.Dir(f.pol.AuditLogPath)
-	// Replace the log's folder by a file: every write and reopen fails.
-	if err := os.RemoveAll(logs); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(logs, []byte("not a folder"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restore := breakLogFolder(t, f.pol.AuditLogPath)
 	s, b := f.attest()
 	if sev, ok := codes(b)["core.audit_write"]; !ok || sev != sdk.SeverityMedium || s.State == state.Attested {
 		t.Fatalf("state %s failures %v, want core.audit_write (medium: the attestation's record failed)", s.State, b.Failures)
@@ -325,17 +318,33 @@ func TestAuditWriteFailureIsAFinding(t *testing.T) {
 		t.Fatalf("the re-signed bundle does not verify: %v", err)
 	}
 	// Space returns: logging resumes and the state recovers.
-	if err := os.Remove(logs); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(logs, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	if s, _ := f.attest(); s.State != state.Attested {
 		t.Fatalf("after the log's folder came back: state %s", s.State)
 	}
 	if _, err := os.Stat(f.pol.AuditLogPath); err != nil {
 		t.Fatalf("audit log not recreated: %v", err)
+	}
+}
+
+// breakLogFolder replaces the audit log's folder by a file, so that every
+// write and reopen fails, and returns what puts the folder back.
+func breakLogFolder(t *testing.T, logPath string) (restore func()) {
+	t.Helper()
+	logs := filepath.Dir(logPath)
+	if err := os.RemoveAll(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(logs, []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.Remove(logs); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(logs, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -347,22 +356,11 @@ func TestNoiseWriteFailureIsLow(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
 	f.attest()
-	logs := filepath.Dir(f.pol.AuditLogPath)
-	if err := os.RemoveAll(logs); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(logs, []byte("not a folder"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restore := breakLogFolder(t, f.pol.AuditLogPath)
 	if err := f.engine.Auditor().Append(audit.TypeRefreshRefused, map[string]any{"count": 100000}); err == nil {
 		t.Fatal("the write into a file where the folder should be succeeded")
 	}
-	if err := os.Remove(logs); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(logs, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	s, b := f.attest()
 	if sev := codes(b)["core.audit_write"]; sev != sdk.SeverityLow || s.State != state.Attested {
 		t.Fatalf("state %s failures %v, want attested with core.audit_write low", s.State, b.Failures)

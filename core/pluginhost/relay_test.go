@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -218,7 +217,7 @@ func TestClassifyStart(t *testing.T) {
 // says how many were not relayed.
 func TestRelayRateLimit(t *testing.T) {
 	t.Parallel()
-	var out syncWriter
+	var out logBuffer
 	r := newRelay(hclog.New(&hclog.LoggerOptions{Name: "p", Output: &out, Level: hclog.Debug}))
 	now := time.Unix(1000, 0)
 	r.now = func() time.Time { return now }
@@ -237,21 +236,4 @@ func TestRelayRateLimit(t *testing.T) {
 	if got := r.tail(); len(got) == 0 || got[len(got)-1] != "after a second" {
 		t.Errorf("tail %q: the diagnosis buffer keeps every line", got)
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
