@@ -84,7 +84,7 @@ type Options struct {
 	Token    []byte       // bearer token for POST /api/v1/refresh; nil/empty = refresh refused (403), never open
 	Logger   hclog.Logger // nil: no logging
 	// MaxConns bounds the connections open at once per listener (default
-	// 512) and MaxConnsPerPeer those of one peer (default 32): past either,
+	// 1024) and MaxConnsPerPeer those of one peer (default 32): past either,
 	// the oldest connection that runs no handler is closed to make room
 	// (see fairListener).
 	MaxConns        int
@@ -100,7 +100,7 @@ type Options struct {
 
 // Defaults and limits.
 const (
-	DefaultMaxConns        = 512
+	DefaultMaxConns        = 1024
 	DefaultMaxConnsPerPeer = 32
 	DefaultRefreshTimeout  = 90 * time.Second
 	// MaxBodyBytes is the largest request body accepted (413 above).

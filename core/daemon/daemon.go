@@ -380,12 +380,12 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 		refuse(fmt.Errorf("policy %s: allow_remote_listen: changed; restart the daemon to change where the API may listen", d.path))
 		return
 	}
-	if pol.AuditKeyPath != running.AuditKeyPath || pol.AuditMaxBytes != running.AuditMaxBytes {
-		refuse(fmt.Errorf("policy %s: audit_key_path or audit_max_bytes: changed; restart the daemon to change how the audit log is kept", d.path))
-		return
-	}
 	if pol.AuditLogPath != running.AuditLogPath {
 		refuse(fmt.Errorf("policy %s: audit_log_path: changed from %s to %s; restart the daemon to move the audit log", d.path, running.AuditLogPath, pol.AuditLogPath))
+		return
+	}
+	if pol.AuditKeyPath != running.AuditKeyPath || pol.AuditMaxBytes != running.AuditMaxBytes {
+		refuse(fmt.Errorf("policy %s: audit_key_path or audit_max_bytes: changed; restart the daemon to change how the audit log is kept", d.path))
 		return
 	}
 	token, err := readToken(pol.APITokenPath)
