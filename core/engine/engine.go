@@ -351,10 +351,13 @@ func (e *Engine) run() (api.Snapshot, error) {
 		// request, a start) could not be written; it stays queued behind
 		// nothing that matters. Medium only when this attestation's own
 		// records fail (below).
-		if err := e.audit.takeErr(); err != nil {
+		err := e.audit.takeErr()
+		seq, hash, flushErr := e.auditHead()
+		if err != nil && flushErr != nil {
+			// Written since, nothing lost: no finding.
 			core("core.audit_write", sdk.SeverityLow, "audit", "an audit record could not be written (it stays queued): %v", err)
 		}
-		if seq, hash := e.auditHead(); hash != "" {
+		if hash != "" {
 			b.AuditHead = &bundle.AuditHead{Seq: seq, Hash: hash}
 		}
 	}
@@ -389,6 +392,15 @@ func (e *Engine) run() (api.Snapshot, error) {
 		if aerr := e.writeAudit(results, raw, b, prev, st, score); aerr != nil {
 			e.logger.Error("audit log write failed; the bundle says so", "error", aerr)
 			e.audit.takeErr()
+			// One finding says it: this one replaces a low one about an
+			// earlier record, still queued behind the same failure.
+			kept := all[:0]
+			for _, a := range all {
+				if a.plugin != "core" || a.Code != "core.audit_write" {
+					kept = append(kept, a)
+				}
+			}
+			all = kept
 			core("core.audit_write", sdk.SeverityMedium, "audit", "the audit record of this attestation could not be written: %v", aerr)
 			if raw, st, score, err = finish(); err != nil {
 				return api.Snapshot{}, err
@@ -396,7 +408,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 		}
 	}
 
-	auditSeq, auditHash := e.auditHead()
+	auditSeq, auditHash, _ := e.auditHead()
 	snap := e.publish(raw, b, results, st, score, auditSeq, auditHash)
 	e.logger.Info("attestation done", "sequence", seq, "state", st, "score", score, "failures", len(b.Failures))
 	return snap, nil
@@ -439,19 +451,22 @@ func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.B
 // auditHead returns the audit log's last seq and line hash, when the log
 // tells them (*audit.Log does), after writing what is queued, so that the
 // head signed into the bundle covers every record before the attestation.
-func (e *Engine) auditHead() (uint64, string) {
+// flushErr is why queued records are still not written (also when the log
+// cannot say).
+func (e *Engine) auditHead() (seq uint64, hash string, flushErr error) {
 	if e.audit == nil {
-		return 0, ""
+		return 0, "", nil
 	}
+	flushErr = errors.New("the audit log cannot write its queue on demand")
 	if f, ok := e.audit.a.(interface{ Flush() error }); ok {
-		if err := f.Flush(); err != nil {
-			e.logger.Warn("audit log: queued records still not written", "error", err)
+		if flushErr = f.Flush(); flushErr != nil {
+			e.logger.Warn("audit log: queued records still not written", "error", flushErr)
 		}
 	}
 	if h, ok := e.audit.a.(interface{ Head() (uint64, string) }); ok {
-		return h.Head()
+		seq, hash = h.Head()
 	}
-	return 0, ""
+	return seq, hash, flushErr
 }
 
 func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) api.Snapshot {
