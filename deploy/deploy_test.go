@@ -18,7 +18,10 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
-const unitName = "secure-ai-runtime-attestor.service"
+const (
+	unitName   = "secure-ai-runtime-attestor.service"
+	socketName = "secure-ai-runtime-attestor.socket"
+)
 
 var builtins = []string{"tpm", "secureboot", "ostree", "binaries", "policies", "kernel"}
 
@@ -204,6 +207,27 @@ func TestInstallRefusesBadArguments(t *testing.T) {
 	}
 }
 
+// TestSocketUnit: the socket unit holds the spec's port on the loopback
+// (and the Unix socket) for the service.
+func TestSocketUnit(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(socketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := deploy.ParseUnit(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1:8505", "/run/secure-ai-attestor/attestor.sock"}
+	if got := u.Get("Socket", "ListenStream"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ListenStream = %q, want %q", got, want)
+	}
+	if got := u.Get("Socket", "Service"); len(got) != 1 || got[0] != unitName {
+		t.Errorf("Service = %q, want %s", got, unitName)
+	}
+}
+
 // TestUnitSettings pins the hardening the spec asks for, so that a change
 // to the unit that drops one fails here and not only in the score.
 func TestUnitSettings(t *testing.T) {
@@ -214,6 +238,7 @@ func TestUnitSettings(t *testing.T) {
 		want         []string
 	}{
 		{"Unit", "Before", []string{"secure-ai-policy-engine.service"}},
+		{"Unit", "Requires", []string{socketName}},
 		{"Service", "Type", []string{"notify"}},
 		{"Service", "NotifyAccess", []string{"main"}},
 		{"Service", "ExecStart", []string{"/usr/libexec/secure-ai/runtime-attestor/runtime-attestor"}},
@@ -335,7 +360,7 @@ func TestUnitVerifies(t *testing.T) {
 	t.Parallel()
 	sa := systemdAnalyze(t)
 	root := systemRoot(t)
-	for _, unit := range []string{unitName, "secure-ai-policy-engine.service"} {
+	for _, unit := range []string{unitName, socketName, "secure-ai-policy-engine.service"} {
 		out, err := exec.Command(sa, "verify", "--man=false", "--root="+root, unit).CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) > 0 {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)

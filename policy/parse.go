@@ -176,7 +176,14 @@ func join(parent, key string) string {
 func (ps *parser) top(root *yaml.Node) {
 	pairs, _ := ps.mapping("", root)
 	p := ps.p
+	keySet := false
+	defer func() {
+		if !keySet {
+			p.AuditKeyPath = DefaultAuditKeyPath(p.AuditLogPath)
+		}
+	}()
 	for _, kv := range pairs {
+		keySet = keySet || kv.key == "audit_key_path"
 		key, v := kv.key, kv.v
 		switch key {
 		case "require_tpm":
@@ -187,6 +194,8 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.boolean(key, v, &p.RunUnlistedPlugins)
 		case "resident_plugins":
 			ps.boolean(key, v, &p.ResidentPlugins)
+		case "allow_remote_listen":
+			ps.boolean(key, v, &p.AllowRemoteListen)
 		case "expected_pcrs":
 			ps.expectedPCRs(key, v)
 		case "boot_reference":
@@ -211,6 +220,10 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.str(key, v, &p.APITokenPath)
 		case "audit_log_path":
 			ps.str(key, v, &p.AuditLogPath)
+		case "audit_key_path":
+			ps.str(key, v, &p.AuditKeyPath)
+		case "audit_max_bytes":
+			ps.integer(key, v, &p.AuditMaxBytes)
 		case "log_level":
 			ps.str(key, v, &p.LogLevel)
 		case "max_parallel_plugins":
@@ -239,6 +252,7 @@ var topKeys = []string{
 	"plugin_timeout", "attestation_timeout", "max_parallel_plugins", "log_level", "resident_plugins",
 	keySigningKeyPath, keyEvidenceTPMDevice, keyEvidenceTPMSocket, keyEvidencePCRs,
 	"boot_reference", keyVerdictPCR, keyVerdictLogPath,
+	"allow_remote_listen", "audit_key_path", "audit_max_bytes",
 }
 
 // suggest returns " (did you mean x?)" for a close known key.

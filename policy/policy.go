@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -20,6 +21,19 @@ import (
 
 // DefaultPath is where the daemon reads its policy.
 const DefaultPath = "/etc/secure-ai/policy/attestation.yaml"
+
+// DefaultAuditMaxBytes is the audit log's default size budget (64 MiB) and
+// MinAuditMaxBytes the smallest one accepted.
+const (
+	DefaultAuditMaxBytes = 64 << 20
+	MinAuditMaxBytes     = 64 << 10
+)
+
+// DefaultAuditKeyPath is audit_key_path when the policy does not set it:
+// beside the log, its name ending in .key instead of .jsonl.
+func DefaultAuditKeyPath(logPath string) string {
+	return strings.TrimSuffix(logPath, ".jsonl") + ".key"
+}
 
 // BuiltinPlugins names the built-in check plugins, enabled unless the policy
 // says plugins.<name>.enabled: false.
@@ -40,9 +54,12 @@ type Policy struct {
 	RefreshInterval    time.Duration            // refresh_interval
 	HMACKeyPath        string                   // hmac_key_path
 	Listen             string                   // listen
+	AllowRemoteListen  bool                     // allow_remote_listen (false): listen may name a non-loopback address
 	PluginDir          string                   // plugin_dir
 	APITokenPath       string                   // api_token_path; "" = refresh refused
 	AuditLogPath       string                   // audit_log_path
+	AuditKeyPath       string                   // audit_key_path; "" = records not MACed
+	AuditMaxBytes      int                      // audit_max_bytes: the log's size budget, rotated files included
 	Plugins            map[string]PluginPolicy  // plugins.<name>; always holds the built-ins
 	RunUnlistedPlugins bool                     // run_unlisted_plugins
 	ResidentPlugins    bool                     // resident_plugins (false): keep plugin processes between attestations
@@ -110,6 +127,8 @@ func Default() *Policy {
 		PluginDir:          "/usr/libexec/secure-ai/runtime-attestor/plugins",
 		APITokenPath:       "/run/secure-ai/attestor-api-token",
 		AuditLogPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.jsonl",
+		AuditKeyPath:       "/var/lib/secure-ai/logs/runtime-attestor-audit.key", // DefaultAuditKeyPath of the log
+		AuditMaxBytes:      DefaultAuditMaxBytes,
 		Plugins:            map[string]PluginPolicy{},
 		RunUnlistedPlugins: false,
 		SeverityWeights: map[sdk.Severity]int{

@@ -52,6 +52,15 @@ func (p *Policy) validate(e *errs) error {
 	absolute("hmac_key_path", p.HMACKeyPath, false)
 	absolute("api_token_path", p.APITokenPath, true)
 	absolute("audit_log_path", p.AuditLogPath, false)
+	absolute("audit_key_path", p.AuditKeyPath, true)
+	if p.AuditKeyPath != "" && p.AuditKeyPath == p.AuditLogPath {
+		e.add("audit_key_path", 0, "is the audit log itself; name another file (e.g. beside it, ending in .key)")
+	} else if p.AuditKeyPath != "" && filepath.Dir(p.AuditKeyPath) != filepath.Dir(p.AuditLogPath) {
+		e.add("audit_key_path", 0, "%q is not in the audit log's folder %s: the daemon's sandbox lets it write only there", p.AuditKeyPath, filepath.Dir(p.AuditLogPath))
+	}
+	if p.AuditMaxBytes < MinAuditMaxBytes {
+		e.add("audit_max_bytes", 0, "%d is below the minimum of %d bytes (64 KiB)", p.AuditMaxBytes, MinAuditMaxBytes)
+	}
 	absolute("plugin_dir", p.PluginDir, false)
 	absolute("boot_reference", p.BootReference, true)
 	p.validateEvidence(e, absolute)
@@ -106,6 +115,8 @@ func (p *Policy) validate(e *errs) error {
 	// Listen address.
 	if err := checkListen(p.Listen); err != "" {
 		e.add("listen", 0, "%s", err)
+	} else if !p.AllowRemoteListen && !LoopbackListen(p.Listen) {
+		e.add("listen", 0, "%q is not a loopback address: other machines could reach the API, and the bearer token would cross the network in clear; listen on 127.0.0.1 or [::1], or set allow_remote_listen: true if you mean it", p.Listen)
 	}
 
 	// Plugins.
@@ -196,6 +207,21 @@ func pathSuffix(p *Policy, name string) string {
 		return ".path"
 	}
 	return ""
+}
+
+// LoopbackListen reports whether a listen address (host:port, already
+// checked) binds only the loopback: localhost or a loopback IP. An empty
+// host means every interface.
+func LoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkListen(addr string) string {

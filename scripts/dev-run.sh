@@ -14,6 +14,9 @@ policy="$run/development.yaml"
 template="$root/policy/examples/development.yaml.in"
 mkdir -p "$run"
 chmod 0700 "$run"
+# The daemon trusts its plugin folder only when nobody else can write it
+# (docs/deployment.md, "Files the daemon trusts"); a umask of 002 would not do.
+chmod go-w "$root/bin" "$root/bin/plugins" 2>/dev/null || true
 umask 077
 if [[ ! -s "$run/hmac.key" ]]; then
   head -c 32 /dev/urandom >"$run/hmac.key"
@@ -45,6 +48,7 @@ runtime-attestor (development policy $policy) on http://127.0.0.1:8505
   curl -s -X POST -H "Authorization: Bearer \$(cat $run/api-token)" http://127.0.0.1:8505/api/v1/refresh
   $root/bin/attestctl status
   $root/bin/attestctl verify-bundle --key $run/hmac.key <(curl -s http://127.0.0.1:8505/api/v1/attest)
+  $root/bin/attestctl audit verify --seed $run/audit.key.seed $run/audit.jsonl
 Edit $policy and send SIGHUP (kill -HUP \$(pgrep -n runtime-attestor)) or restart to apply;
 make run keeps your edits (make run-reset renders it again). Stop with Ctrl-C.
 

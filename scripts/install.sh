@@ -9,6 +9,7 @@
 #   $PREFIX/libexec/secure-ai/runtime-attestor/plugins/attestor-check-* plugins
 #   $PREFIX/bin/attestctl
 #   $PREFIX/lib/systemd/system/secure-ai-runtime-attestor.service
+#   $PREFIX/lib/systemd/system/secure-ai-runtime-attestor.socket
 #   $PREFIX/lib/sysusers.d/secure-ai-runtime-attestor.conf
 #   $PREFIX/share/doc/runtime-attestor/{deployment.md,gate-on-attestor.conf}
 #   $SYSCONFDIR/secure-ai/policy/attestation.yaml   only when absent
@@ -76,6 +77,10 @@ sed -e "s|/usr/libexec/secure-ai/runtime-attestor/|$libexec/|g" -e "s|/usr/bin/a
   "$root/deploy/secure-ai-runtime-attestor.service" >"$destdir$unitdir/secure-ai-runtime-attestor.service.tmp"
 chmod 0644 "$destdir$unitdir/secure-ai-runtime-attestor.service.tmp"
 mv -f "$destdir$unitdir/secure-ai-runtime-attestor.service.tmp" "$destdir$unitdir/secure-ai-runtime-attestor.service"
+sed -e "s|/usr/share/doc/runtime-attestor/|$docdir/|g" \
+  "$root/deploy/secure-ai-runtime-attestor.socket" >"$destdir$unitdir/secure-ai-runtime-attestor.socket.tmp"
+chmod 0644 "$destdir$unitdir/secure-ai-runtime-attestor.socket.tmp"
+mv -f "$destdir$unitdir/secure-ai-runtime-attestor.socket.tmp" "$destdir$unitdir/secure-ai-runtime-attestor.socket"
 install -m 0644 "${owner[@]}" "$root/deploy/sysusers.d/secure-ai-runtime-attestor.conf" "$destdir$sysusersdir/secure-ai-runtime-attestor.conf"
 sed -e "s|/usr/bin/attestctl|$prefix/bin/attestctl|g" "$root/deploy/examples/gate-on-attestor.conf" >"$destdir$docdir/gate-on-attestor.conf"
 chmod 0644 "$destdir$docdir/gate-on-attestor.conf"

@@ -11,29 +11,44 @@ import (
 )
 
 func (a *app) audit(args []string) int {
-	fs := a.flagSet("audit", "verify FILE",
-		"verify FILE checks the hash chain of an audit log (JSON Lines): every record's\n"+
-			"hash, its seq and its link to the line before. It prints the number of records\n"+
-			"and the last seq, or the first broken record (line, seq, why) and exits 1.\n"+
-			"Exit 2 when the file cannot be read.")
+	fs := a.flagSet("audit", "verify [--seed FILE] LOG...",
+		"verify LOG... checks the hash chain of an audit log (JSON Lines): every record's\n"+
+			"hash, its seq and its link to the line before. Give a rotated log oldest first\n"+
+			"(LOG.3 LOG.2 LOG.1 LOG): each file must continue the one before. With --seed FILE\n"+
+			"(the seed the daemon wrote once to <audit_key_path>.seed) it also checks every\n"+
+			"record's MAC, so a rewrite that recomputed every hash is caught too. It prints the\n"+
+			"number of records and the last seq, or the first broken record (file, line, seq,\n"+
+			"why) and exits 1. Exit 2 when a file cannot be read.")
+	seedFile := fs.String("seed", "", "the audit seed `FILE` (verify): check every record's MAC")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return a.usageError(fs, "audit needs a subcommand: verify FILE")
+		return a.usageError(fs, "audit needs a subcommand: verify [--seed FILE] LOG...")
 	}
 	if pos[0] != "verify" {
 		return a.usageError(fs, "unknown audit subcommand %q (want verify)", pos[0])
 	}
-	if len(pos) != 2 {
-		return a.usageError(fs, "audit verify takes exactly one FILE")
+	files := pos[1:]
+	if len(files) == 0 {
+		return a.usageError(fs, "audit verify needs at least one LOG file")
 	}
-	path := pos[1]
-	if _, err := os.Stat(path); err != nil {
-		return a.fail(exitUsage, "audit verify: %v", err)
+	var seed *audit.Seed
+	if *seedFile != "" {
+		s, err := audit.ReadSeed(*seedFile)
+		if err != nil {
+			return a.fail(exitUsage, "audit verify: %v", err)
+		}
+		seed = &s
 	}
-	rep, err := audit.VerifyFile(path)
+	for _, path := range files {
+		if _, err := os.Stat(path); err != nil {
+			return a.fail(exitUsage, "audit verify: %v", err)
+		}
+	}
+	rep, err := audit.VerifyFiles(files, seed)
+	name := strings.Join(files, " ")
 	var be *audit.BreakError
 	switch {
 	case errors.As(err, &be):
@@ -41,8 +56,8 @@ func (a *app) audit(args []string) int {
 		if be.Seq != 0 {
 			seq = fmt.Sprintf("seq %d", be.Seq)
 		}
-		fmt.Fprintf(a.stderr, "attestctl: audit log %s is BROKEN at line %d (%s): %s\n", path, be.Line, seq, be.Reason)
-		if line, ok := lineOf(path, be.Line); ok {
+		fmt.Fprintf(a.stderr, "attestctl: audit log %s is BROKEN at line %d (%s): %s\n", be.File, be.Line, seq, be.Reason)
+		if line, ok := lineOf(be.File, be.Line); ok {
 			fmt.Fprintf(a.stderr, "  line %d: %s\n", be.Line, line)
 		}
 		if rep.Records > 0 {
@@ -51,15 +66,22 @@ func (a *app) audit(args []string) int {
 			fmt.Fprintf(a.stderr, "  no record before it verifies\n")
 		}
 		return exitFail
+	case err != nil && strings.Contains(err.Error(), "does not continue"):
+		fmt.Fprintf(a.stderr, "attestctl: %v\n", err)
+		return exitFail
 	case err != nil:
 		return a.fail(exitUsage, "audit verify: %v", err)
 	}
 	if rep.Records == 0 {
-		fmt.Fprintf(a.stdout, "audit log %s intact: 0 records\n", path)
+		fmt.Fprintf(a.stdout, "audit log %s intact: 0 records\n", name)
 		return exitOK
 	}
-	fmt.Fprintf(a.stdout, "audit log %s intact: %d records, seq %d to %d, last hash %s\n",
-		path, rep.Records, rep.FirstSeq, rep.LastSeq, rep.LastHash)
+	macs := ""
+	if seed != nil {
+		macs = fmt.Sprintf(", %d MACs checked with the seed", rep.MACs)
+	}
+	fmt.Fprintf(a.stdout, "audit log %s intact: %d records, seq %d to %d, last hash %s%s\n",
+		name, rep.Records, rep.FirstSeq, rep.LastSeq, rep.LastHash, macs)
 	return exitOK
 }
 

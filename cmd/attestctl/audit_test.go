@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/core/audit"
+	"github.com/secure-ai/runtime-attestor/core/bundle"
 )
 
 // writeLog writes a real audit log with n refresh records and returns its
@@ -107,4 +111,83 @@ func clone(lines [][]byte) [][]byte {
 		c = append(c, append([]byte(nil), l...))
 	}
 	return c
+}
+
+// forge rewrites line idx's data of a log and recomputes every hash and
+// prev after it, as anyone who can write the file can.
+func forge(t *testing.T, lines [][]byte, idx int) []byte {
+	t.Helper()
+	prev := strings.Repeat("0", 64)
+	var out []byte
+	for i, line := range lines {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if i == idx {
+			rec["data"] = map[string]any{"forged": true}
+		}
+		rec["prev"] = prev
+		delete(rec, "hash")
+		raw, _ := json.Marshal(rec)
+		c, err := bundle.Canonical(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(c)
+		rec["hash"] = hex.EncodeToString(sum[:])
+		raw, _ = json.Marshal(rec)
+		if c, err = bundle.Canonical(raw); err != nil {
+			t.Fatal(err)
+		}
+		ls := sha256.Sum256(c)
+		prev = hex.EncodeToString(ls[:])
+		out = append(append(out, c...), '\n')
+	}
+	return out
+}
+
+// TestAuditVerifySeedRejectsForgery: a log rewritten with every hash
+// recomputed is "intact" to the unkeyed check and BROKEN with --seed.
+func TestAuditVerifySeedRejectsForgery(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path, key := filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.key")
+	l, err := audit.OpenOptions(path, audit.Options{KeyPath: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := l.Append(audit.TypeAttestation, map[string]any{"sequence": i, "state": "attested"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seed := key + ".seed"
+	if r := attestctl(t, "", nil, "audit", "verify", "--seed", seed, path); r.code != 0 || !strings.Contains(r.stdout, "6 MACs checked with the seed") {
+		t.Fatalf("the genuine log with --seed: %s", r)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(dir, "forged.jsonl")
+	if err := os.WriteFile(forged, forge(t, bytes.SplitAfter(raw, []byte("\n")), 3), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := attestctl(t, "", nil, "audit", "verify", forged); r.code != 0 {
+		t.Fatalf("the forgery should pass the unkeyed chain (that is the demonstration): %s", r)
+	}
+	r := attestctl(t, "", nil, "audit", "verify", "--seed", seed, forged)
+	if r.code != 1 || !strings.Contains(r.stderr, "BROKEN at line 4 (seq 4): mac does not match") {
+		t.Fatalf("the forgery with --seed: %s", r)
+	}
+	if r := attestctl(t, "", nil, "audit", "verify", "--seed", filepath.Join(dir, "nope"), path); r.code != 2 {
+		t.Errorf("a missing seed file: %s, want exit 2", r)
+	}
 }

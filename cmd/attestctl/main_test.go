@@ -210,7 +210,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"gate", "--interval", "-1s"}, 2, "", "--interval must be positive"},
 		{[]string{"audit"}, 2, "", "audit needs a subcommand"},
 		{[]string{"audit", "check", "x"}, 2, "", `unknown audit subcommand "check"`},
-		{[]string{"audit", "verify"}, 2, "", "exactly one FILE"},
+		{[]string{"audit", "verify"}, 2, "", "at least one LOG file"},
 	} {
 		r := attestctl(t, "", nil, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stdout, tc.stdout) || !strings.Contains(r.stderr, tc.stderr) {

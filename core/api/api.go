@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 
 	"github.com/secure-ai/runtime-attestor/core/state"
 )
@@ -93,7 +92,17 @@ type Options struct {
 	Audit    Auditor      // refresh requests are audited here (may be nil in tests)
 	Token    []byte       // bearer token for POST /api/v1/refresh; nil/empty = refresh refused (403), never open
 	Logger   hclog.Logger // nil: no logging
-	MaxConns int          // default 256 (netutil.LimitListener from golang.org/x/net)
+	// MaxConns bounds the connections open at once per listener (default
+	// 1024) and MaxConnsPerPeer those of one peer (default 32): past either,
+	// the oldest connection that runs no handler is closed to make room
+	// (see fairListener).
+	MaxConns        int
+	MaxConnsPerPeer int
+	// NoiseInterval is the window over which refused refresh requests are
+	// coalesced into one refresh_refused record per peer (default 1m), and
+	// NoisePeers how many peers are told apart per window (default 64).
+	NoiseInterval time.Duration
+	NoisePeers    int
 	// RefreshTimeout is how long a refresh request may wait; default 90s.
 	RefreshTimeout time.Duration
 	// Identity serves GET /api/v1/ak, /api/v1/evidence and /api/v1/ear
@@ -103,8 +112,9 @@ type Options struct {
 
 // Defaults and limits.
 const (
-	DefaultMaxConns       = 256
-	DefaultRefreshTimeout = 90 * time.Second
+	DefaultMaxConns        = 1024
+	DefaultMaxConnsPerPeer = 32
+	DefaultRefreshTimeout  = 90 * time.Second
 	// MaxBodyBytes is the largest request body accepted (413 above).
 	MaxBodyBytes = 1 << 10
 	// MaxHeaderBytes bounds the request line and headers.
@@ -112,9 +122,12 @@ const (
 
 	refreshPath = "/api/v1/refresh"
 
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 10 * time.Second
-	idleTimeout       = 60 * time.Second
+	// Short, so that a held connection costs little: a local client sends
+	// its request at once, and a keep-alive one that waits longer simply
+	// reconnects.
+	readHeaderTimeout = 2 * time.Second
+	readTimeout       = 5 * time.Second
+	idleTimeout       = 10 * time.Second
 )
 
 // Server is the HTTP API.
@@ -124,6 +137,8 @@ type Server struct {
 	log            hclog.Logger
 	refreshTimeout time.Duration
 	maxConns       int
+	perPeer        int
+	refused        *refusals
 
 	// token holds the SHA-256 digest of the bearer token; nil when none is
 	// configured. The token itself is not kept.
@@ -155,6 +170,7 @@ func New(opts Options) *Server {
 		refreshTimeout: opts.RefreshTimeout,
 		maxConns:       opts.MaxConns,
 		id:             opts.Identity,
+		perPeer:        opts.MaxConnsPerPeer,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -165,6 +181,10 @@ func New(opts Options) *Server {
 	if s.maxConns <= 0 {
 		s.maxConns = DefaultMaxConns
 	}
+	if s.perPeer <= 0 {
+		s.perPeer = DefaultMaxConnsPerPeer
+	}
+	s.refused = newRefusals(opts.Audit, s.log, opts.NoiseInterval, opts.NoisePeers)
 	s.SetToken(opts.Token)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 
@@ -178,6 +198,8 @@ func New(opts Options) *Server {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		ConnContext:       withConn,
+		ConnState:         connStateHook,
 	}
 	return s
 }
@@ -189,7 +211,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = s.handleError
 
-	e.Use(s.logRequests)
+	e.Pre(s.logRequests, checkHost)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisableStackAll: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -200,6 +222,7 @@ func (s *Server) newEcho() *echo.Echo {
 	}))
 	e.Use(secureHeaders)
 	e.Use(limitBody)
+	e.Use(markBusy)
 
 	read := func(path string, h echo.HandlerFunc) {
 		e.GET(path, h)
@@ -245,10 +268,12 @@ func ValidateToken(tok []byte) error {
 	return nil
 }
 
-// Serve accepts connections on ln (at most Options.MaxConns at once) until
-// Shutdown. It returns nil after Shutdown.
+// Serve accepts connections on ln until Shutdown, admitting them fairly
+// (Options.MaxConns, Options.MaxConnsPerPeer). It may be called for
+// several listeners at once (a TCP port and a Unix socket). It returns nil
+// after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(netutil.LimitListener(ln, s.maxConns))
+	err := s.http.Serve(newFairListener(ln, s.maxConns, s.perPeer))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -257,9 +282,12 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections, cancels refresh requests that are
 // waiting and waits for the requests in flight to finish or ctx to end.
+// The refused requests still being coalesced are written first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancelBase()
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	s.refused.close()
+	return err
 }
 
 // Handler returns the API as an http.Handler (for benchmarks and tests that

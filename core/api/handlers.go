@@ -19,9 +19,20 @@ import (
 // the token or any part of it.
 type refreshAudit struct {
 	Peer       string      `json:"peer"`
+	UID        *int        `json:"peer_uid,omitempty"`
+	PID        *int        `json:"peer_pid,omitempty"`
 	Authorized bool        `json:"authorized"`
 	Reason     string      `json:"reason"`
 	State      state.State `json:"state"`
+}
+
+// peerOfRequest is the peer of r: from its tracked connection, else (a
+// caller of Handler() with its own server) its remote address.
+func peerOfRequest(r *http.Request) Peer {
+	if tc := connOf(r.Context()); tc != nil {
+		return tc.peer
+	}
+	return Peer{Addr: r.RemoteAddr, UID: -1, PID: -1}
 }
 
 func (s *Server) health(c echo.Context) error {
@@ -91,19 +102,20 @@ func (s *Server) status(c echo.Context) error {
 }
 
 // refresh is POST /api/v1/refresh: bearer token, then one shared
-// attestation. Every request is audited once, with its outcome.
+// attestation. An authorized request is audited once, with its outcome; a
+// refused one is counted into its peer's coalesced refresh_refused record.
 func (s *Server) refresh(c echo.Context) error {
 	r := c.Request()
-	peer := r.RemoteAddr
+	peer := peerOfRequest(r)
 	want := s.token.Load()
 	if want == nil {
 		s.refreshForbidden.Add(1)
-		s.auditRefresh(peer, false, "refresh disabled: no api token configured", s.att.Snapshot().State)
+		s.refused.add(peer, "refresh disabled: no api token configured")
 		return echo.NewHTTPError(http.StatusForbidden, "refresh is disabled: the attestor has no api token configured")
 	}
 	if reason := checkBearer(r.Header.Values(echo.HeaderAuthorization), want); reason != "" {
 		s.refreshUnauthorized.Add(1)
-		s.auditRefresh(peer, false, reason, s.att.Snapshot().State)
+		s.refused.add(peer, reason)
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="runtime-attestor"`)
 		return echo.NewHTTPError(http.StatusUnauthorized, "unauthorized: "+reason)
 	}
@@ -165,13 +177,17 @@ func checkRefreshBody(r *http.Request) error {
 	return nil
 }
 
-func (s *Server) auditRefresh(peer string, authorized bool, reason string, st state.State) {
+func (s *Server) auditRefresh(peer Peer, authorized bool, reason string, st state.State) {
 	if s.audit == nil {
 		return
 	}
-	rec := refreshAudit{Peer: peer, Authorized: authorized, Reason: reason, State: st}
+	rec := refreshAudit{Peer: peer.String(), Authorized: authorized, Reason: reason, State: st}
+	if peer.unix {
+		uid, pid := peer.UID, peer.PID
+		rec.UID, rec.PID = &uid, &pid
+	}
 	if err := s.audit.Append("refresh", rec); err != nil {
-		s.log.Warn("could not audit a refresh request", "peer", peer, "authorized", authorized, "error", err)
+		s.log.Warn("could not audit a refresh request", "peer", rec.Peer, "authorized", authorized, "error", err)
 	}
 }
 

@@ -54,6 +54,20 @@ func (r *recorder) Append(typ string, data any) error {
 	return nil
 }
 
+// waitRecords waits up to 30 s for at least n records (coalesced ones
+// arrive when their window closes) and returns them.
+func (r *recorder) waitRecords(t *testing.T, n int) ([]auditRec, []byte) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs, raw := r.records()
+		if len(recs) >= n || time.Now().After(deadline) {
+			return recs, raw
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (r *recorder) records() ([]auditRec, []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

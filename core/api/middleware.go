@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -38,6 +39,53 @@ func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Response().Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
+		return next(c)
+	}
+}
+
+// checkHost answers 421 to a request that arrived on a loopback listener
+// but names another host: a page in a browser on this machine whose name
+// was rebound to 127.0.0.1 (DNS rebinding) must not read the API. Loopback
+// names and addresses (with any port) pass, and so does a request without
+// a Host (HTTP/1.0; browsers always send one).
+func checkHost(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if tc := connOf(r.Context()); tc != nil && tc.peer.Loopback && !tc.peer.unix && !loopbackHost(r.Host) {
+			return echo.NewHTTPError(http.StatusMisdirectedRequest,
+				"misdirected request: this attestor answers only to a loopback name or address (localhost, 127.0.0.1, [::1])")
+		}
+		return next(c)
+	}
+}
+
+// loopbackHost reports whether a Host header names the loopback.
+func loopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// markBusy marks the request's connection as running a handler, so that
+// the fair listener never closes it to make room. It runs after the body
+// was read (limitBody), so a client that trickles a body is not protected.
+func markBusy(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if tc := connOf(c.Request().Context()); tc != nil {
+			tc.l.setBusy(tc, 1)
+			defer tc.l.setBusy(tc, -1)
+		}
 		return next(c)
 	}
 }
@@ -95,7 +143,9 @@ func checkBearer(values []string, want *[sha256.Size]byte) string {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "malformed authorization header: not a bearer token"
 	}
-	tok = strings.TrimLeft(tok, " ")
+	// net/http trims the value's ends, but a caller of Handler() (a
+	// proxy, a test, another server) may hand it over as sent.
+	tok = strings.Trim(tok, " \t")
 	if tok == "" {
 		return "malformed authorization header: empty bearer token"
 	}

@@ -26,6 +26,12 @@ type Log struct {
 	now    func() time.Time
 
 	maxPending int
+	sync       syncer
+	// segment is the size at which the live file is rotated (a quarter
+	// of Options.MaxBytes; 0: never).
+	segment  int64
+	key      *keyState // nil: records are not MACed
+	rotating bool      // the next reopen follows a rotation
 
 	mu      sync.Mutex
 	f       *os.File // nil after a write error or a vanished file: reopen on the next Append
@@ -36,6 +42,33 @@ type Log struct {
 	pending []pending
 	dropped int
 	closed  bool
+	// dirDirty: the folder holds a file entry not yet synced.
+	dirDirty bool
+}
+
+// syncer is the log's durability seam: file makes a file's data durable
+// (fsync), dir the entries of a folder (a new or renamed file). Tests replace
+// it to prove that both happen before Append returns.
+type syncer interface {
+	file(f *os.File) error
+	dir(path string) error
+}
+
+// osSync is the real thing.
+type osSync struct{}
+
+func (osSync) file(f *os.File) error { return f.Sync() }
+
+func (osSync) dir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 type pending struct {
@@ -58,6 +91,34 @@ type pending struct {
 // Records Open must write and cannot (disk full) stay queued and are
 // written by the next Append.
 func Open(path string, logger hclog.Logger) (*Log, error) {
+	return open(path, Options{Logger: logger}, osSync{})
+}
+
+// Options configure OpenOptions.
+type Options struct {
+	Logger hclog.Logger
+	// KeyPath is the audit key file (see key.go); "" leaves records
+	// without a MAC. When it does not exist, a seed is made, its first key
+	// stored there (mode 0600) and the seed written once to KeyPath+".seed"
+	// (mode 0400) for the operator to take away.
+	KeyPath string
+	// MaxBytes is the size budget of the log and its rotated files: the
+	// live file is rotated at a quarter of it to <path>.1 (…1 to .2, .2
+	// to .3, the old .3 removed), so at most MaxBytes plus one record are
+	// kept. 0: no budget.
+	MaxBytes int64
+}
+
+// Rotations is how many rotated files (<path>.1 … .3) a budgeted log keeps.
+const Rotations = 3
+
+// OpenOptions opens the log at path as Open does, with opts.
+func OpenOptions(path string, opts Options) (*Log, error) {
+	return open(path, opts, osSync{})
+}
+
+func open(path string, opts Options, sy syncer) (*Log, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -65,11 +126,19 @@ func Open(path string, logger hclog.Logger) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
-	l := &Log{path: abs, logger: logger, now: time.Now, head: ZeroHash, maxPending: maxPending}
+	l := &Log{path: abs, logger: logger, now: time.Now, head: ZeroHash, maxPending: maxPending, sync: sy, segment: opts.MaxBytes / (Rotations + 1)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.reopen(); err != nil {
 		return nil, err
+	}
+	if opts.KeyPath != "" {
+		if err := l.openKey(opts.KeyPath); err != nil {
+			if l.f != nil {
+				l.f.Close()
+			}
+			return nil, err
+		}
 	}
 	if err := l.flush(); err != nil {
 		logger.Warn("audit log: records queued, will retry on the next append", "path", abs, "error", err)
@@ -86,6 +155,16 @@ func (l *Log) Head() (seq uint64, hash string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.seq, l.head
+}
+
+// Flush writes the records still queued (after a failed write), if it can.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || len(l.pending) == 0 {
+		return nil
+	}
+	return l.flush()
 }
 
 // Append writes one record of type typ with data (marshalled to a JSON
@@ -140,18 +219,41 @@ func (l *Log) Close() error {
 		}
 		l.f = nil
 	}
+	l.key.close()
+	l.key = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close audit log %s: %w", l.path, err)
 	}
 	return nil
 }
 
-// queue adds a record, dropping the oldest caller record when the queue is
-// full (the log's own records are never dropped: they keep the chain).
+// queue adds a record. When the queue is full, noise goes first: the
+// newcomer if it is noise and noise already fills an eighth of the queue,
+// else the oldest noise record; only a queue without noise loses its oldest
+// caller record (the log's own records are never dropped: they keep the
+// chain). So attestation, state, fault and policy records never make way
+// for refused requests.
 func (l *Log) queue(p pending) {
+	noise := 0
+	oldestNoise := -1
+	for i, q := range l.pending {
+		if q.typ == TypeRefreshRefused {
+			noise++
+			if oldestNoise < 0 {
+				oldestNoise = i
+			}
+		}
+	}
+	if p.typ == TypeRefreshRefused && noise >= l.maxPending/8 {
+		l.dropped++
+		return
+	}
 	if len(l.pending) >= l.maxPending {
-		i := l.internalPrefix()
-		if i < len(l.pending) {
+		switch i := l.internalPrefix(); {
+		case oldestNoise >= 0:
+			l.pending = append(l.pending[:oldestNoise], l.pending[oldestNoise+1:]...)
+			l.dropped++
+		case i < len(l.pending):
 			l.pending = append(l.pending[:i], l.pending[i+1:]...)
 			l.dropped++
 		}
@@ -192,11 +294,21 @@ func (l *Log) flush() error {
 	for len(l.pending) > 0 {
 		err := l.write(l.pending[0])
 		var enc *encodeError
+		var dur *durabilityError
 		switch {
 		case errors.As(err, &enc):
 			// Cannot happen with data that passed Append; never let one
 			// record block the queue.
 			l.logger.Error("audit log: dropping a record that cannot be encoded", "type", l.pending[0].typ, "error", err)
+		case errors.As(err, &dur):
+			// The record is in the file: never write it twice.
+			l.pending = l.pending[1:]
+			return err
+		case errors.Is(err, errRotate):
+			if err := l.rotate(); err != nil {
+				return err
+			}
+			continue // the new file's "reopened" record is now first
 		case err != nil:
 			return err
 		}
@@ -204,6 +316,12 @@ func (l *Log) flush() error {
 	}
 	return nil
 }
+
+// durabilityError: the record was written but a sync after it failed.
+type durabilityError struct{ err error }
+
+func (e *durabilityError) Error() string { return e.err.Error() }
+func (e *durabilityError) Unwrap() error { return e.err }
 
 type encodeError struct{ err error }
 
@@ -234,12 +352,15 @@ func (l *Log) ensure() error {
 // short write it cuts the file back and closes it, so the next flush
 // reopens and rescans. Caller holds mu.
 func (l *Log) write(p pending) error {
-	line, err := encode(l.seq+1, p.at, p.typ, p.data, l.head)
+	line, err := encode(l.seq+1, p.at, p.typ, p.data, l.head, l.key)
 	if err == nil && len(line) >= MaxLine {
 		err = fmt.Errorf("record of %d bytes is over the limit of %d", len(line), MaxLine)
 	}
 	if err != nil {
 		return &encodeError{err}
+	}
+	if l.segment > 0 && l.size > 0 && l.size+int64(len(line))+1 > l.segment && p.typ != TypeReopened {
+		return errRotate
 	}
 	buf := append(line, '\n')
 	n, err := writeOnce(l.f, buf)
@@ -259,9 +380,26 @@ func (l *Log) write(p pending) error {
 	l.size += int64(n)
 	l.seq++
 	l.head = lineHash(line)
-	if err := l.f.Sync(); err != nil {
+	if l.key != nil {
+		// The record is written: its key is of no more use. Stored
+		// after the record, so the file is never ahead of the log.
+		l.key.key = evolve(l.key.key)
+		l.key.seq++
+		if err := l.key.store(l.sync); err != nil {
+			l.logger.Error("audit log: could not store the evolved key; the stored one is behind and will be evolved at the next start", "error", err)
+		}
+	}
+	if err := l.sync.file(l.f); err != nil {
 		// The record is in the file; only its durability is in doubt.
-		return fmt.Errorf("fsync %s: %w", l.path, err)
+		return &durabilityError{fmt.Errorf("fsync %s: %w", l.path, err)}
+	}
+	if l.dirDirty {
+		// A file created since the last record: its name is durable only
+		// once its folder is synced.
+		if err := l.sync.dir(filepath.Dir(l.path)); err != nil {
+			return &durabilityError{fmt.Errorf("fsync folder of %s: %w", l.path, err)}
+		}
+		l.dirDirty = false
 	}
 	return nil
 }
@@ -316,7 +454,9 @@ func (l *Log) reopen() error {
 		return fmt.Errorf("open audit log %s: %w", l.path, err)
 	}
 	if created {
-		syncDir(dir)
+		// The folder is synced right after the first record's fsync
+		// (write): only that makes the record reachable after a crash.
+		l.dirDirty = true
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -364,7 +504,7 @@ func (l *Log) reopen() error {
 			f.Close()
 			return fmt.Errorf("recover torn tail of audit log %s: truncate: %w", l.path, err)
 		}
-		if err := f.Sync(); err != nil {
+		if err := l.sync.file(f); err != nil {
 			f.Close()
 			return fmt.Errorf("recover torn tail of audit log %s: fsync: %w", l.path, err)
 		}
@@ -383,8 +523,13 @@ func (l *Log) reopen() error {
 		// A new or emptied file while the daemon runs: link it to the
 		// last record written before.
 		l.seq, l.head = prevSeq, prevHead
+		reason := "audit log file removed, replaced or truncated while the daemon ran"
+		if l.rotating {
+			reason = fmt.Sprintf("rotated at a quarter of audit_max_bytes: the records before are in %s.1", filepath.Base(l.path))
+			l.rotating = false
+		}
 		front = append([]pending{{typ: TypeReopened, at: l.now(), data: mustData(map[string]any{
-			"reason":        "audit log file removed, replaced or truncated while the daemon ran",
+			"reason":        reason,
 			"previous_seq":  prevSeq,
 			"previous_hash": prevHead,
 		})}}, front...)
@@ -447,7 +592,7 @@ func (l *Log) saveTorn(f *os.File, from, to int64) (string, error) {
 	}
 	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
 	if err == nil {
-		err = out.Sync()
+		err = l.sync.file(out)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -456,13 +601,78 @@ func (l *Log) saveTorn(f *os.File, from, to int64) (string, error) {
 		_ = os.Remove(name)
 		return "", fmt.Errorf("save cut bytes to %s: %w", name, err)
 	}
-	syncDir(filepath.Dir(l.path))
+	if err := l.sync.dir(filepath.Dir(l.path)); err != nil {
+		l.logger.Warn("audit log: cannot sync the folder of the saved torn line", "path", name, "error", err)
+	}
 	return name, nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+// errRotate: the record does not fit in the live file's share of the
+// budget.
+var errRotate = errors.New("audit log segment full")
+
+// rotate shifts <path>.2 to .3 (replacing the oldest), .1 to .2 and the
+// live file to .1, syncs the folder and opens a new live file, which
+// starts with a "reopened" record linking to the last line of .1. Caller
+// holds mu.
+func (l *Log) rotate() error {
+	_ = l.f.Close()
+	l.f = nil
+	name := func(i int) string {
+		if i == 0 {
+			return l.path
+		}
+		return fmt.Sprintf("%s.%d", l.path, i)
 	}
+	for i := Rotations; i >= 1; i-- {
+		if err := os.Rename(name(i-1), name(i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate audit log %s: %w", l.path, err)
+		}
+	}
+	if err := l.sync.dir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("rotate audit log %s: fsync folder: %w", l.path, err)
+	}
+	l.rotating = true
+	return l.reopen()
+}
+
+// openKey loads the audit key (or makes one with its seed) and binds it to
+// the next record. Caller holds mu.
+func (l *Log) openKey(path string) error {
+	ks, ok, err := loadKey(path)
+	if err != nil {
+		return err
+	}
+	next := l.seq + 1
+	seedPath := path + ".seed"
+	if !ok {
+		if ks, err = createKey(path, seedPath, next, l.sync); err != nil {
+			return fmt.Errorf("audit key %s: %w", path, err)
+		}
+		l.logger.Warn("audit log: made a new audit seed; take it off this machine and delete it here (attestctl audit verify --seed)", "seed", seedPath, "first_seq", next)
+		l.pending = append([]pending{{typ: TypeKeyCreated, at: l.now(), data: mustData(map[string]any{
+			"first_seq": next, "seed_file": seedPath,
+		})}}, l.pending...)
+		l.key = ks
+		return nil
+	}
+	if _, err := os.Lstat(seedPath); err == nil {
+		l.logger.Warn("audit log: the audit seed is still on this machine: whoever reads it can rewrite the whole log; copy it away and delete it", "seed", seedPath)
+	}
+	switch {
+	case ks.seq > next:
+		l.logger.Error("AUDIT LOG IS SHORTER THAN ITS KEY: records are missing; the chain goes on at the key's record", "path", l.path, "last_seq", l.seq, "key_seq", ks.seq)
+		l.seq = ks.seq - 1
+	case ks.seq < next:
+		if err := ks.advanceTo(next); err != nil {
+			ks.close()
+			return err
+		}
+		if err := ks.store(l.sync); err != nil {
+			ks.close()
+			return fmt.Errorf("audit key %s: %w", path, err)
+		}
+	}
+	l.key = ks
+	return nil
 }

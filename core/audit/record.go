@@ -27,6 +27,10 @@ const (
 	TypeRefresh      = "refresh"
 	TypePluginFault  = "plugin_fault"
 	TypePolicyReload = "policy_reload"
+	// TypeRefreshRefused: refused refresh requests, coalesced per peer
+	// and interval. Noise: the first records dropped when the queue is
+	// full, and their loss is never the attestation's problem.
+	TypeRefreshRefused = "refresh_refused"
 
 	// Written by the log itself (Append refuses them):
 
@@ -39,6 +43,9 @@ const (
 	// while the daemon ran; this record starts the new file and links to the
 	// last line the daemon wrote before.
 	TypeReopened = "reopened"
+	// TypeKeyCreated: the log made a new audit seed and key; the record
+	// is the first one keyed with it, and names the seed file.
+	TypeKeyCreated = "key_created"
 	// TypeDropped: records were lost because writing failed for longer than
 	// the in-memory queue could hold.
 	TypeDropped = "dropped"
@@ -57,7 +64,7 @@ var (
 
 func internalType(t string) bool {
 	switch t {
-	case TypeRecovered, TypeChainBroken, TypeReopened, TypeDropped:
+	case TypeRecovered, TypeChainBroken, TypeReopened, TypeDropped, TypeKeyCreated:
 		return true
 	}
 	return false
@@ -70,7 +77,10 @@ type Record struct {
 	Type string          `json:"type"`
 	Data json.RawMessage `json:"data"`
 	Prev string          `json:"prev"`
-	Hash string          `json:"hash"`
+	// Mac is the keyed MAC of the record (see key.go), "" in a log
+	// without an audit key.
+	Mac  string `json:"mac,omitempty"`
+	Hash string `json:"hash"`
 }
 
 type body struct {
@@ -79,6 +89,17 @@ type body struct {
 	Type string          `json:"type"`
 	Data json.RawMessage `json:"data"`
 	Prev string          `json:"prev"`
+	Mac  string          `json:"mac,omitempty"`
+}
+
+// canonicalBody is the JCS form of b without its mac: what the MAC covers.
+func canonicalBody(b body) ([]byte, error) {
+	b.Mac = ""
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	return bundle.Canonical(raw)
 }
 
 // lineHash is the hex SHA-256 of a line's bytes, without its newline: the
@@ -105,13 +126,25 @@ func recordHash(b body) (string, error) {
 
 // encode builds the line (without newline) of a record: the JCS form of
 // {data, hash, prev, seq, time, type}.
-func encode(seq uint64, t time.Time, typ string, data json.RawMessage, prev string) ([]byte, error) {
+//
+// With ks (the key of record seq), the record also carries its mac.
+func encode(seq uint64, t time.Time, typ string, data json.RawMessage, prev string, ks *keyState) ([]byte, error) {
 	b := body{Seq: seq, Time: t.UTC().Format(time.RFC3339Nano), Type: typ, Data: data, Prev: prev}
+	if ks != nil {
+		if ks.seq != seq {
+			return nil, fmt.Errorf("audit key is for record %d, not %d", ks.seq, seq)
+		}
+		m, err := ks.mac(b)
+		if err != nil {
+			return nil, fmt.Errorf("mac record: %w", err)
+		}
+		b.Mac = m
+	}
 	h, err := recordHash(b)
 	if err != nil {
 		return nil, fmt.Errorf("hash record: %w", err)
 	}
-	raw, err := json.Marshal(Record{Seq: b.Seq, Time: b.Time, Type: b.Type, Data: b.Data, Prev: b.Prev, Hash: h})
+	raw, err := json.Marshal(Record{Seq: b.Seq, Time: b.Time, Type: b.Type, Data: b.Data, Prev: b.Prev, Mac: b.Mac, Hash: h})
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +192,12 @@ func parseLine(line []byte) (*Record, string) {
 			return nil, fmt.Sprintf("no %q member", k)
 		}
 	}
-	if len(members) != 6 {
-		return nil, fmt.Sprintf("%d members, want exactly seq, time, type, data, prev and hash", len(members))
+	want := 6
+	if _, ok := members["mac"]; ok {
+		want = 7
+	}
+	if len(members) != want {
+		return nil, fmt.Sprintf("%d members, want exactly seq, time, type, data, prev, hash and (keyed) mac", len(members))
 	}
 	var r Record
 	if err := json.Unmarshal(line, &r); err != nil {
@@ -184,13 +221,16 @@ func parseLine(line []byte) (*Record, string) {
 	if !hexRE.MatchString(r.Hash) {
 		return nil, "hash is not 64 lowercase hex digits"
 	}
+	if _, ok := members["mac"]; ok && !hexRE.MatchString(r.Mac) {
+		return nil, "mac is not 64 lowercase hex digits"
+	}
 	// The line must be exactly the canonical form: any byte changed that
 	// a JSON parser would not notice (spacing, escapes, member order) is
 	// still an edit.
 	if !bytes.Equal(c, line) {
 		return &r, "line is not in canonical (JCS) form: it was edited"
 	}
-	h, err := recordHash(body{Seq: r.Seq, Time: r.Time, Type: r.Type, Data: r.Data, Prev: r.Prev})
+	h, err := recordHash(body{Seq: r.Seq, Time: r.Time, Type: r.Type, Data: r.Data, Prev: r.Prev, Mac: r.Mac})
 	if err != nil {
 		return &r, fmt.Sprintf("cannot hash record: %v", err)
 	}

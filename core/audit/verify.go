@@ -23,6 +23,12 @@ type VerifyReport struct {
 	// newline): the prev that the next record must carry. Keep it
 	// elsewhere to detect later truncation of the log.
 	LastHash string
+	// FirstPrev is the prev of the first record: ZeroHash, or the hash of
+	// the last line of the file this one continues.
+	FirstPrev string
+	// MACs is the number of records whose MAC was checked with the seed
+	// (VerifyWithSeed, VerifyFiles with a seed).
+	MACs int
 }
 
 // BreakError says where and why a log's chain is broken.
@@ -33,6 +39,8 @@ type BreakError struct {
 	Seq uint64
 	// Reason says what is wrong.
 	Reason string
+	// File is the file it is in, when VerifyFiles or VerifyFile read it.
+	File string
 }
 
 func (e *BreakError) Error() string {
@@ -61,6 +69,10 @@ type chain struct {
 	acked bool
 	// lastInvalidJSON: the last line is not JSON at all.
 	lastInvalidJSON bool
+	firstPrev       string
+	// mac, when set, checks every record's MAC with the seed.
+	mac  *macChecker
+	macs int
 }
 
 func newChain() chain { return chain{head: ZeroHash} }
@@ -119,8 +131,17 @@ func (c *chain) add(line []byte, tooLong bool, hash string) {
 			return
 		}
 	}
+	if c.mac != nil {
+		if reason := c.mac.check(r); reason != "" {
+			c.brk(r.Seq, reason)
+			return
+		}
+		if r.Mac != "" {
+			c.macs++
+		}
+	}
 	if c.records == 0 && c.first == nil {
-		c.firstSeq = r.Seq
+		c.firstSeq, c.firstPrev = r.Seq, r.Prev
 	}
 	if c.first == nil {
 		c.records++
@@ -176,7 +197,24 @@ func scanLines(r io.Reader, fn func(line []byte, tooLong bool, hash string, end 
 // report of the records before the first break and a *BreakError for that
 // break, or another error if reading failed.
 func Verify(r io.Reader) (VerifyReport, error) {
+	return verify(r, nil)
+}
+
+// VerifyWithSeed is Verify that also checks the MAC of every record from
+// the seed's first_seq on with the keys derived from the seed: a record
+// rewritten by anyone without the daemon's key for its seq, even with
+// every SHA-256 recomputed, or a MAC stripped, is a break.
+func VerifyWithSeed(r io.Reader, seed Seed) (VerifyReport, error) {
+	m, err := newMACChecker(seed)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	return verify(r, m)
+}
+
+func verify(r io.Reader, m *macChecker) (VerifyReport, error) {
 	c := newChain()
+	c.mac = m
 	var rep VerifyReport
 	tail, err := scanLines(r, func(line []byte, tooLong bool, hash string, _ int64) {
 		if c.first != nil {
@@ -185,7 +223,7 @@ func Verify(r io.Reader) (VerifyReport, error) {
 		}
 		c.add(line, tooLong, hash)
 		if c.first == nil {
-			rep = VerifyReport{Records: c.records, FirstSeq: c.firstSeq, LastSeq: c.seq, LastHash: c.head}
+			rep = VerifyReport{Records: c.records, FirstSeq: c.firstSeq, LastSeq: c.seq, LastHash: c.head, FirstPrev: c.firstPrev, MACs: c.macs}
 		}
 	})
 	if err != nil {
@@ -200,6 +238,57 @@ func Verify(r io.Reader) (VerifyReport, error) {
 	return rep, nil
 }
 
+// VerifyFiles verifies a log kept in several files, oldest first (<path>.3,
+// .2, .1, then <path>): each file on its own (Verify, or VerifyWithSeed
+// when seed is not nil) and each after the first continuing the one before
+// (its first record a "reopened" one whose seq and prev follow the last
+// line before). The report covers all the files.
+func VerifyFiles(paths []string, seed *Seed) (VerifyReport, error) {
+	var m *macChecker
+	if seed != nil {
+		var err error
+		if m, err = newMACChecker(*seed); err != nil {
+			return VerifyReport{}, err
+		}
+	}
+	var total VerifyReport
+	for i, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return total, fmt.Errorf("verify audit log: %w", err)
+		}
+		rep, err := verify(f, m)
+		f.Close()
+		if err != nil {
+			var be *BreakError
+			if errors.As(err, &be) {
+				be.File = path
+				if total.Records == 0 {
+					total.FirstSeq = rep.FirstSeq
+				}
+				if rep.Records > 0 {
+					total.LastSeq, total.LastHash = rep.LastSeq, rep.LastHash
+				}
+				total.Records += rep.Records
+			}
+			return total, fmt.Errorf("verify audit log %s: %w", path, err)
+		}
+		if i > 0 && rep.Records > 0 && (rep.FirstSeq != total.LastSeq+1 || rep.FirstPrev != total.LastHash) {
+			return total, fmt.Errorf("verify audit log %s: its first record (seq %d) does not continue %s (last seq %d): a file is missing, or they are out of order",
+				path, rep.FirstSeq, paths[i-1], total.LastSeq)
+		}
+		if i == 0 || total.Records == 0 {
+			total.FirstSeq, total.FirstPrev = rep.FirstSeq, rep.FirstPrev
+		}
+		total.Records += rep.Records
+		total.MACs += rep.MACs
+		if rep.Records > 0 {
+			total.LastSeq, total.LastHash = rep.LastSeq, rep.LastHash
+		}
+	}
+	return total, nil
+}
+
 // VerifyFile verifies the log at path (see Verify).
 func VerifyFile(path string) (VerifyReport, error) {
 	f, err := os.Open(path)
@@ -211,6 +300,7 @@ func VerifyFile(path string) (VerifyReport, error) {
 	if err != nil {
 		var be *BreakError
 		if errors.As(err, &be) {
+			be.File = path
 			return rep, fmt.Errorf("verify audit log %s: %w", path, be)
 		}
 		return rep, fmt.Errorf("verify audit log %s: %w", path, err)

@@ -36,6 +36,14 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 // Bundle is one attestation. Every member is always present in its JSON; a
 // value that no plugin measured is null, never a digest of nothing. Numbers
 // that the core fills are integers.
+// AuditHead is the audit log's head: the seq of a record and the SHA-256
+// of its line (the prev the next record carries; 64 zeros and seq 0 for an
+// empty log).
+type AuditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
 type Bundle struct {
 	// BundleVersion is Version.
 	BundleVersion int `json:"bundle_version"`
@@ -73,6 +81,10 @@ type Bundle struct {
 	// Checks maps each plugin that was run (or should have run) to what it
 	// did. Always an object.
 	Checks map[string]Check `json:"checks"`
+	// AuditHead anchors the audit log in the signed bundle: its last
+	// record before this attestation's own records. Null without an audit
+	// log (runtime-attestor --once).
+	AuditHead *AuditHead `json:"audit_head"`
 
 	// BundleSignature is the asymmetric signature of the bundle (see
 	// SignWith); null when no signing key is configured or usable.

@@ -176,7 +176,7 @@ func TestEveryFieldAlwaysPresent(t *testing.T) {
 		"state": "", "score": float64(0), "attestation_policy_sha256": nil,
 		"deployment_digest": nil, "service_digests": nil, "policy_digest": nil, "registry_manifest_hash": nil,
 		"kernel_cmdline": nil, "kernel_lockdown": nil, "tpm_available": nil, "tpm_quote_verified": nil,
-		"failures": []any{}, "bundle_hmac": "", "bundle_signature": nil,
+		"failures": []any{}, "bundle_hmac": "", "bundle_signature": nil, "audit_head": nil,
 		"boot_measurements": map[string]any{"secure_boot": nil, "setup_mode": nil, "pcrs": nil, "event_log": nil},
 		"checks":            map[string]any{"x": map[string]any{"name": "x", "version": nil, "sha256": nil, "duration_ms": float64(0), "measurements": nil, "findings": []any{}}},
 	}

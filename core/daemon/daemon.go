@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -112,6 +111,9 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 		return nil, "", err
 	}
 	if err := pol.CheckFiles(); err != nil {
+		return nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	if err := trustFiles(path, pol); err != nil {
 		return nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
 	return pol, pol.SourceSHA256, nil
@@ -244,36 +246,39 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: api_token_path: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	ln, err := net.Listen("tcp", pol.Listen)
+	lns, inherited, err := listeners(pol, d.logger)
 	if err != nil {
-		fmt.Fprintf(d.stderr, "runtime-attestor: listen: %v\n", err)
+		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
 		return ExitNoRun
 	}
 	d.notify = sdnotify.New(d.logger.Named("sdnotify"))
 	if d.applied, err = d.restrict(pol, d.notify.Socket()); err != nil {
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
 	h, err := d.startHost(pol)
 	if err != nil {
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	log, err := audit.Open(pol.AuditLogPath, d.logger.Named("audit"))
+	log, err := audit.OpenOptions(pol.AuditLogPath, audit.Options{
+		Logger: d.logger.Named("audit"), KeyPath: pol.AuditKeyPath, MaxBytes: int64(pol.AuditMaxBytes),
+	})
 	if err != nil {
 		h.Close()
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: audit log: %v\n", err)
 		return ExitNoRun
 	}
 	defer log.Close()
 	id, verdicts := d.identityFor(pol)
-	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version, Verdicts: verdicts})
+	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version, Verdicts: verdicts,
+		FileTrust: func(p *policy.Policy) error { return trustFiles(d.path, p) }})
 	if err != nil {
 		h.Close()
-		ln.Close()
+		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
 		return ExitNoRun
 	}
@@ -289,9 +294,11 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
 		Identity:       id,
 	})
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	d.logger.Info("serving", "listen", ln.Addr().String(), "policy", d.path, "plugin_dir", pol.PluginDir)
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	d.logger.Info("serving", "listen", addrs(lns), "socket_activation", inherited, "policy", d.path, "plugin_dir", pol.PluginDir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -382,8 +389,16 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 		refuse(fmt.Errorf("policy %s: listen: changed from %s to %s; restart the daemon to move the API", d.path, running.Listen, pol.Listen))
 		return
 	}
+	if pol.AllowRemoteListen != running.AllowRemoteListen {
+		refuse(fmt.Errorf("policy %s: allow_remote_listen: changed; restart the daemon to change where the API may listen", d.path))
+		return
+	}
 	if pol.AuditLogPath != running.AuditLogPath {
 		refuse(fmt.Errorf("policy %s: audit_log_path: changed from %s to %s; restart the daemon to move the audit log", d.path, running.AuditLogPath, pol.AuditLogPath))
+		return
+	}
+	if pol.AuditKeyPath != running.AuditKeyPath || pol.AuditMaxBytes != running.AuditMaxBytes {
+		refuse(fmt.Errorf("policy %s: audit_key_path or audit_max_bytes: changed; restart the daemon to change how the audit log is kept", d.path))
 		return
 	}
 	token, err := readToken(pol.APITokenPath)

@@ -18,7 +18,12 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(execAsSystemd) != "" {
+		execWithListenPID() // never returns
+	}
+	os.Exit(testbin.Main(m))
+}
 
 type attestResponse struct {
 	State  string          `json:"state"`

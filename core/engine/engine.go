@@ -64,6 +64,10 @@ type Options struct {
 	// (a *verdict.Measurer); a problem it reports becomes the finding
 	// core.verdict_measurement in the next bundle.
 	Verdicts Verdicts
+	// FileTrust, if not nil, checks the owners and modes of the files the
+	// policy in force names (and their folders) before every attestation;
+	// its error is the finding core.file_trust (high).
+	FileTrust func(*policy.Policy) error
 }
 
 // Verdicts measures verdicts (core/verdict).
@@ -77,11 +81,12 @@ const verdictTimeout = 60 * time.Second
 
 // Engine runs attestations. Its methods are safe for concurrent use.
 type Engine struct {
-	logger  hclog.Logger
-	version string
-	now     func() time.Time
-	audit   *trackedAuditor
-	verdict Verdicts
+	logger    hclog.Logger
+	version   string
+	now       func() time.Time
+	audit     *trackedAuditor
+	verdict   Verdicts
+	fileTrust func(*policy.Policy) error
 
 	snap atomic.Pointer[api.Snapshot]
 
@@ -136,6 +141,7 @@ func New(opts Options) (*Engine, error) {
 		prevState:    state.Pending,
 		faults:       map[string]uint64{},
 		verdict:      opts.Verdicts,
+		fileTrust:    opts.FileTrust,
 	}
 	if opts.Audit != nil {
 		e.audit = &trackedAuditor{a: opts.Audit}
@@ -349,6 +355,11 @@ func (e *Engine) run() (api.Snapshot, error) {
 	if reloadErr != nil {
 		core("core.policy_reload", sdk.SeverityMedium, "policy", "a policy reload was refused and the previous policy is still in force: %v", reloadErr)
 	}
+	if e.fileTrust != nil {
+		if err := e.fileTrust(p); err != nil {
+			core("core.file_trust", sdk.SeverityHigh, "files", "a file the daemon trusts can be replaced by someone else now: %v", err)
+		}
+	}
 	key, keyErr := readKey(p.HMACKeyPath)
 	if keyErr != nil {
 		core("core.hmac_key", sdk.SeverityHigh, p.HMACKeyPath, "bundle is unsigned: %v", keyErr)
@@ -363,8 +374,18 @@ func (e *Engine) run() (api.Snapshot, error) {
 		}
 	}
 	if e.audit != nil {
-		if err := e.audit.takeErr(); err != nil {
-			core("core.audit_write", sdk.SeverityMedium, "audit", "an audit record could not be written: %v", err)
+		// Low: a record that is not this attestation's (a refused
+		// request, a start) could not be written; it stays queued behind
+		// nothing that matters. Medium only when this attestation's own
+		// records fail (below).
+		err := e.audit.takeErr()
+		seq, hash, flushErr := e.auditHead()
+		if err != nil && flushErr != nil {
+			// Written since, nothing lost: no finding.
+			core("core.audit_write", sdk.SeverityLow, "audit", "an audit record could not be written (it stays queued): %v", err)
+		}
+		if hash != "" {
+			b.AuditHead = &bundle.AuditHead{Seq: seq, Hash: hash}
 		}
 	}
 
@@ -403,6 +424,15 @@ func (e *Engine) run() (api.Snapshot, error) {
 		if aerr := e.writeAudit(results, raw, b, prev, st, score); aerr != nil {
 			e.logger.Error("audit log write failed; the bundle says so", "error", aerr)
 			e.audit.takeErr()
+			// One finding says it: this one replaces a low one about an
+			// earlier record, still queued behind the same failure.
+			kept := all[:0]
+			for _, a := range all {
+				if a.plugin != "core" || a.Code != "core.audit_write" {
+					kept = append(kept, a)
+				}
+			}
+			all = kept
 			core("core.audit_write", sdk.SeverityMedium, "audit", "the audit record of this attestation could not be written: %v", aerr)
 			if raw, st, score, err = finish(); err != nil {
 				return api.Snapshot{}, err
@@ -410,7 +440,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 		}
 	}
 
-	auditSeq, auditHash := e.auditHead()
+	auditSeq, auditHash, _ := e.auditHead()
 	snap := e.publish(raw, b, results, st, score, auditSeq, auditHash)
 	if e.verdict != nil {
 		vctx, vcancel := context.WithTimeout(context.Background(), verdictTimeout)
@@ -456,15 +486,24 @@ func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.B
 }
 
 // auditHead returns the audit log's last seq and line hash, when the log
-// tells them (*audit.Log does).
-func (e *Engine) auditHead() (uint64, string) {
+// tells them (*audit.Log does), after writing what is queued, so that the
+// head signed into the bundle covers every record before the attestation.
+// flushErr is why queued records are still not written (also when the log
+// cannot say).
+func (e *Engine) auditHead() (seq uint64, hash string, flushErr error) {
 	if e.audit == nil {
-		return 0, ""
+		return 0, "", nil
+	}
+	flushErr = errors.New("the audit log cannot write its queue on demand")
+	if f, ok := e.audit.a.(interface{ Flush() error }); ok {
+		if flushErr = f.Flush(); flushErr != nil {
+			e.logger.Warn("audit log: queued records still not written", "error", flushErr)
+		}
 	}
 	if h, ok := e.audit.a.(interface{ Head() (uint64, string) }); ok {
-		return h.Head()
+		seq, hash = h.Head()
 	}
-	return 0, ""
+	return seq, hash, flushErr
 }
 
 func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) api.Snapshot {

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,33 +309,88 @@ func TestAuditWriteFailureIsAFinding(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
 	f.attest()
-	logs := filepath.Dir(f.pol.AuditLogPath)
-	// Replace the log's folder by a file: every write and reopen fails.
+	restore := breakLogFolder(t, f.pol.AuditLogPath)
+	s, b := f.attest()
+	if sev, ok := codes(b)["core.audit_write"]; !ok || sev != sdk.SeverityMedium || s.State == state.Attested {
+		t.Fatalf("state %s failures %v, want core.audit_write (medium: the attestation's record failed)", s.State, b.Failures)
+	}
+	if err := bundle.Verify(s.Bundle, f.key); err != nil {
+		t.Fatalf("the re-signed bundle does not verify: %v", err)
+	}
+	// Space returns: logging resumes and the state recovers.
+	restore()
+	if s, _ := f.attest(); s.State != state.Attested {
+		t.Fatalf("after the log's folder came back: state %s", s.State)
+	}
+	if _, err := os.Stat(f.pol.AuditLogPath); err != nil {
+		t.Fatalf("audit log not recreated: %v", err)
+	}
+}
+
+// breakLogFolder replaces the audit log's folder by a file, so that every
+// write and reopen fails, and returns what puts the folder back.
+func breakLogFolder(t *testing.T, logPath string) (restore func()) {
+	t.Helper()
+	logs := filepath.Dir(logPath)
 	if err := os.RemoveAll(logs); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(logs, []byte("not a folder"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return func() {
+		if err := os.Remove(logs); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(logs, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNoiseWriteFailureDoesNotDegrade: a refused-request record that could
+// not be written (the disk was full a moment) is written before the next
+// attestation's records, so nothing was lost and the state stays attested
+// without core.audit_write; the bundle carries the audit log's head before
+// its own records.
+func TestNoiseWriteFailureDoesNotDegrade(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
+	f.attest()
+	restore := breakLogFolder(t, f.pol.AuditLogPath)
+	if err := f.engine.Auditor().Append(audit.TypeRefreshRefused, map[string]any{"count": 100000}); err == nil {
+		t.Fatal("the write into a file where the folder should be succeeded")
+	}
+	restore()
 	s, b := f.attest()
-	if _, ok := codes(b)["core.audit_write"]; !ok || s.State == state.Attested {
-		t.Fatalf("state %s failures %v, want core.audit_write", s.State, b.Failures)
+	if _, ok := codes(b)["core.audit_write"]; ok || s.State != state.Attested {
+		t.Fatalf("state %s failures %v, want attested without core.audit_write", s.State, b.Failures)
 	}
 	if err := bundle.Verify(s.Bundle, f.key); err != nil {
-		t.Fatalf("the re-signed bundle does not verify: %v", err)
-	}
-	// Space returns: logging resumes and the state recovers.
-	if err := os.Remove(logs); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(logs, 0o700); err != nil {
+	raw, err := os.ReadFile(f.pol.AuditLogPath)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := f.attest(); s.State != state.Attested {
-		t.Fatalf("after the log's folder came back: state %s", s.State)
+	var types []string
+	var headSeq uint64
+	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var r audit.Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, r.Type)
+		if r.Type == audit.TypeAttestation && len(types) > 1 {
+			break
+		}
+		headSeq = r.Seq
 	}
-	if _, err := os.Stat(f.pol.AuditLogPath); err != nil {
-		t.Fatalf("audit log not recreated: %v", err)
+	if !strings.Contains(strings.Join(types, " "), "refresh_refused attestation") {
+		t.Errorf("records %v: the queued refusal is not written before the attestation", types)
+	}
+	if b.AuditHead == nil || b.AuditHead.Seq != headSeq || len(b.AuditHead.Hash) != 64 {
+		t.Errorf("audit_head %+v, want seq %d (the record before the attestation's)", b.AuditHead, headSeq)
 	}
 }
 

@@ -3,9 +3,11 @@ package pluginhost
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -17,6 +19,12 @@ const (
 	// failed start.
 	tailLines   = 8
 	tailLineLen = 512
+	// relayBurst lines may be relayed at once, and relayRate more per
+	// second after that: a plugin cannot flood the daemon's log (and the
+	// journal behind it). The lines past the limit are counted and said
+	// in one "lines suppressed" line when relaying resumes.
+	relayBurst = 200
+	relayRate  = 20
 )
 
 // relay receives a plugin's raw stderr (go-plugin writes each line, then
@@ -25,15 +33,36 @@ const (
 // It never trusts the JSON's shape.
 type relay struct {
 	log hclog.Logger
+	now func() time.Time
 
 	mu      sync.Mutex
 	line    []byte
 	dropped bool
 	inPanic bool
 	last    []string
+
+	tokens     float64 // lines that may be relayed now
+	refilled   time.Time
+	suppressed int // lines not relayed since the last one that was
 }
 
-func newRelay(log hclog.Logger) *relay { return &relay{log: log} }
+func newRelay(log hclog.Logger) *relay {
+	return &relay{log: log, now: time.Now, tokens: relayBurst}
+}
+
+// allow takes one line's token, refilling at relayRate per second.
+func (r *relay) allow() bool {
+	now := r.now()
+	if !r.refilled.IsZero() {
+		r.tokens = min(relayBurst, r.tokens+now.Sub(r.refilled).Seconds()*relayRate)
+	}
+	r.refilled = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
+}
 
 func (r *relay) Write(b []byte) (int, error) {
 	r.mu.Lock()
@@ -91,6 +120,14 @@ func (r *relay) emit() {
 	}
 	if e.level == hclog.Off {
 		return
+	}
+	if !r.allow() {
+		r.suppressed++
+		return
+	}
+	if r.suppressed > 0 {
+		r.log.Warn(fmt.Sprintf("%d lines suppressed", r.suppressed), "reason", "the plugin writes to stderr faster than the relay limit", "limit_lines_per_second", relayRate)
+		r.suppressed = 0
 	}
 	r.log.Log(e.level, e.msg, e.args...)
 }

@@ -209,3 +209,29 @@ func TestClassifyStart(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayRateLimit: a plugin flooding stderr gets relayBurst lines
+// through, then relayRate per second, and one "N lines suppressed" line
+// says how many were not relayed.
+func TestRelayRateLimit(t *testing.T) {
+	t.Parallel()
+	var out logBuffer
+	r := newRelay(hclog.New(&hclog.LoggerOptions{Name: "p", Output: &out, Level: hclog.Debug}))
+	now := time.Unix(1000, 0)
+	r.now = func() time.Time { return now }
+	for i := 0; i < 10000; i++ {
+		fmt.Fprintf(r, "flood line %d\n", i)
+	}
+	if n := strings.Count(out.String(), "flood line"); n != relayBurst {
+		t.Fatalf("%d lines relayed at once, want %d", n, relayBurst)
+	}
+	now = now.Add(time.Second) // relayRate more may pass
+	fmt.Fprintf(r, "after a second\n")
+	want := fmt.Sprintf("%d lines suppressed", 10000-relayBurst)
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "after a second") {
+		t.Fatalf("log does not say %q and relay the next line:\n%.2000s", want, out.String()[max(0, len(out.String())-2000):])
+	}
+	if got := r.tail(); len(got) == 0 || got[len(got)-1] != "after a second" {
+		t.Errorf("tail %q: the diagnosis buffer keeps every line", got)
+	}
+}

@@ -50,6 +50,9 @@ type Env struct {
 	Token      string
 	// ExtraEnv is added to the daemon's environment (NOTIFY_SOCKET, …).
 	ExtraEnv []string
+	// Wrap, if not nil, may change the daemon's command before it starts
+	// (start it through another program, pass it file descriptors).
+	Wrap func(cmd *exec.Cmd)
 }
 
 // Options shape an Env.
@@ -196,6 +199,9 @@ func (e *Env) StartNoWait(args ...string) *Proc {
 	cmd := exec.Command(e.Daemon, append([]string{"--config", e.PolicyPath}, args...)...)
 	if len(e.ExtraEnv) > 0 {
 		cmd.Env = append(os.Environ(), e.ExtraEnv...)
+	}
+	if e.Wrap != nil {
+		e.Wrap(cmd)
 	}
 	p := &Proc{env: e, Cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = io.Discard

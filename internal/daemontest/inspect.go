@@ -186,3 +186,19 @@ func (p *Proc) Alive() bool {
 		return true
 	}
 }
+
+// RefusedCount sums the counts of the coalesced refresh_refused records:
+// how many refused refresh requests they stand for, and in how many
+// records.
+func RefusedCount(recs []AuditRecord) (requests, records int) {
+	for _, r := range recs {
+		if r.Type != "refresh_refused" {
+			continue
+		}
+		records++
+		if n, ok := r.Data["count"].(float64); ok {
+			requests += int(n)
+		}
+	}
+	return requests, records
+}
