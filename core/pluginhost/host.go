@@ -149,6 +149,9 @@ type Host struct {
 	usePIDNS    bool            // start plugins in a new PID namespace when permitted
 	afterVerify func(p *plugin) // called between verify and spawn
 	landlockABI func() int      // the kernel's Landlock ABI (sandbox.ABI)
+	racyMargin  time.Duration   // see trust.go racyMargin
+
+	hashes atomic.Int64 // plugin files hashed, for the tests
 
 	nsDisabled     atomic.Bool // CLONE_NEWPID was refused (EPERM)
 	warnSocketPath sync.Once
@@ -213,6 +216,7 @@ func New(opts Options) *Host {
 		backoffMax:  BackoffMax,
 		usePIDNS:    true,
 		landlockABI: sandbox.ABI,
+		racyMargin:  racyMargin,
 		plugins:     map[string]*plugin{},
 		ignored:     map[string]string{},
 		warned:      map[string]bool{},
