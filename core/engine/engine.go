@@ -346,6 +346,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 		}
 	}
 
+	var digest string // of the canonical bundle finish returns
 	finish := func() (json.RawMessage, state.State, int, error) {
 		st, score := state.Evaluate(findingsOf(all), state.Weights(p.SeverityWeights), state.Thresholds(p.Thresholds))
 		if (keyErr != nil || signErr != nil) && st == state.Attested {
@@ -355,22 +356,22 @@ func (e *Engine) run() (api.Snapshot, error) {
 		b.State, b.Score = st, score
 		b.Failures = failures(all)
 		b.Timestamp = bundle.FormatTime(e.now())
-		b.BundleHMAC, b.BundleSignature = "", nil
-		if signer != nil { // before the HMAC, which covers bundle_signature
-			if err := b.SignWith(signer); err != nil {
-				return nil, st, score, err
-			}
+		// Canonicalised once: the signature (before the HMAC, which covers
+		// bundle_signature), the HMAC, the digest and the bytes served.
+		var bs bundle.Signer
+		if signer != nil {
+			bs = signer
 		}
+		var k []byte
 		if keyErr == nil {
-			if err := b.Sign(key); err != nil {
-				return nil, st, score, err
-			}
+			k = key
 		}
-		raw, err := json.Marshal(b)
+		sealed, err := b.Seal(bs, k)
 		if err != nil {
 			return nil, st, score, fmt.Errorf("encode bundle: %w", err)
 		}
-		return raw, st, score, nil
+		digest = sealed.Digest
+		return sealed.Raw, st, score, nil
 	}
 	raw, st, score, err := finish()
 	if err != nil {
@@ -378,7 +379,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 	}
 
 	if e.audit != nil {
-		if aerr := e.writeAudit(results, raw, b, prev, st, score); aerr != nil {
+		if aerr := e.writeAudit(results, digest, b, prev, st, score); aerr != nil {
 			e.logger.Error("audit log write failed; the bundle says so", "error", aerr)
 			e.audit.takeErr()
 			core("core.audit_write", sdk.SeverityMedium, "audit", "the audit record of this attestation could not be written: %v", aerr)
@@ -394,7 +395,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 	return snap, nil
 }
 
-func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.Bundle, prev, st state.State, score int) error {
+func (e *Engine) writeAudit(results []pluginhost.Result, digest string, b *bundle.Bundle, prev, st state.State, score int) error {
 	for _, r := range results {
 		if r.Fault == "" {
 			continue
@@ -413,7 +414,7 @@ func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.B
 		"sequence":      b.Sequence,
 		"state":         st,
 		"score":         score,
-		"bundle_digest": bundle.Digest(raw),
+		"bundle_digest": digest,
 		"signed":        b.BundleHMAC != "",
 		"nonce":         b.Nonce,
 		"failures":      b.Failures,
