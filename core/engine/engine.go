@@ -59,6 +59,27 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// First, when set, is the first attestation's measurement, already
+	// taken from Host with First.Nonce (pluginhost.Host.StartMeasure,
+	// which starts each plugin once for its configuration check and its
+	// first measurement). The first attestation uses it instead of asking
+	// Host again, unless a reload replaced Host before.
+	First *First
+}
+
+// First is a measurement taken before the engine's first attestation.
+type First struct {
+	Nonce   []byte
+	Results []pluginhost.Result
+}
+
+// NewNonce returns a fresh random attestation nonce.
+func NewNonce() ([]byte, error) {
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("read nonce: %w", err)
+	}
+	return nonce, nil
 }
 
 // Engine runs attestations. Its methods are safe for concurrent use.
@@ -75,6 +96,7 @@ type Engine struct {
 	policy       *policy.Policy
 	policySHA256 string
 	host         Host
+	first        *First // consumed by the first attestation; nil after a reload
 	flight       *flight
 	closed       bool
 	reloadErr    error // last refused reload, until a good one
@@ -118,6 +140,7 @@ func New(opts Options) (*Engine, error) {
 		policy:       opts.Policy,
 		policySHA256: opts.PolicySHA256,
 		host:         opts.Host,
+		first:        opts.First,
 		prevState:    state.Pending,
 		faults:       map[string]uint64{},
 	}
@@ -247,7 +270,7 @@ func (e *Engine) Reload(p *policy.Policy, policySHA256 string, h Host) {
 	e.attestMu.Lock()
 	e.mu.Lock()
 	old := e.host
-	e.policy, e.policySHA256, e.host = p, policySHA256, h
+	e.policy, e.policySHA256, e.host, e.first = p, policySHA256, h, nil
 	e.reloadErr = nil
 	e.mu.Unlock()
 	e.attestMu.Unlock()
@@ -299,20 +322,26 @@ func (e *Engine) run() (api.Snapshot, error) {
 	defer e.attestMu.Unlock()
 
 	e.mu.Lock()
-	p, polSHA, host, reloadErr, prev := e.policy, e.policySHA256, e.host, e.reloadErr, e.prevState
+	p, polSHA, host, reloadErr, prev, first := e.policy, e.policySHA256, e.host, e.reloadErr, e.prevState, e.first
+	e.first = nil
 	e.seq++
 	seq := e.seq
 	e.mu.Unlock()
 
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return api.Snapshot{}, fmt.Errorf("read nonce: %w", err)
+	nonce, results := []byte(nil), []pluginhost.Result(nil)
+	if first != nil {
+		nonce, results = first.Nonce, first.Results
+	} else {
+		var err error
+		if nonce, err = NewNonce(); err != nil {
+			return api.Snapshot{}, err
+		}
+		// The host reports every plugin cut short by this deadline
+		// (core.attestation_timeout, one finding per plugin).
+		ctx, cancel := context.WithTimeout(context.Background(), p.AttestationTimeout)
+		results = host.Measure(ctx, nonce)
+		cancel()
 	}
-	// The host reports every plugin cut short by this deadline
-	// (core.attestation_timeout, one finding per plugin).
-	ctx, cancel := context.WithTimeout(context.Background(), p.AttestationTimeout)
-	results := host.Measure(ctx, nonce)
-	cancel()
 
 	b := &bundle.Bundle{
 		BundleVersion:   bundle.Version,
