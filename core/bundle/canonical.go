@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
@@ -50,20 +49,15 @@ func signingInput(members map[string]json.RawMessage) ([]byte, error) {
 	return canonicalWithout(members, "bundle_hmac")
 }
 
-// canonicalWithout returns the canonical JSON of the object members
-// without the top-level members named drop.
+// canonicalWithout returns the canonical JSON of the object members (as
+// topLevel returns them: canonical values) without the top-level members
+// named drop.
 func canonicalWithout(members map[string]json.RawMessage, drop ...string) ([]byte, error) {
-	rest := make(map[string]json.RawMessage, len(members))
-	for k, v := range members {
-		if !slices.Contains(drop, k) {
-			rest[k] = v
-		}
-	}
-	stripped, err := json.Marshal(rest)
+	out, err := assemble(members, drop...)
 	if err != nil {
 		return nil, fmt.Errorf("signing input: %w", err)
 	}
-	return Canonical(stripped)
+	return out, nil
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -123,11 +123,19 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 // configuration makes the policy bad: the host is closed and the error
 // names the key.
 func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
+	h, _, err := d.startHostMeasuring(pol, false)
+	return h, err
+}
+
+// startHostMeasuring is startHost that, when measure is set, also takes
+// the first measurement in the same start of each plugin, for the
+// engine's first attestation.
+func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginhost.Host, *engine.First, error) {
 	gctx, gcancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	grants, err := pluginGrants(gctx, pol)
 	gcancel()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(policy.BuiltinPlugins))
 	seen := map[string]bool{}
@@ -154,12 +162,12 @@ func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
 	}
 	for _, name := range policy.BuiltinPlugins {
 		if err := add(name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for name := range pol.Plugins {
 		if err := add(name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	h := pluginhost.New(pluginhost.Options{
@@ -175,11 +183,24 @@ func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		h.Close()
-		return nil, err
+	if !measure {
+		if err := h.Start(ctx); err != nil {
+			h.Close()
+			return nil, nil, err
+		}
+		return h, nil, nil
 	}
-	return h, nil
+	nonce, err := engine.NewNonce()
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	results, err := h.StartMeasure(ctx, nonce)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	return h, &engine.First{Nonce: nonce, Results: results}, nil
 }
 
 func (d *daemon) once(pol *policy.Policy, polSHA string) int {
@@ -187,12 +208,12 @@ func (d *daemon) once(pol *policy.Policy, polSHA string) int {
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	h, err := d.startHost(pol)
+	h, first, err := d.startHostMeasuring(pol, true)
 	if err != nil {
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Logger: d.logger, Version: Version})
+	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Logger: d.logger, Version: Version, First: first})
 	if err != nil {
 		h.Close()
 		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
@@ -257,7 +278,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
 		return ExitNoRun
 	}
-	h, err := d.startHost(pol)
+	h, first, err := d.startHostMeasuring(pol, true)
 	if err != nil {
 		closeAll(lns)
 		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
@@ -275,7 +296,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 	defer log.Close()
 	id, verdicts := d.identityFor(pol)
 	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version, Verdicts: verdicts,
-		FileTrust: func(p *policy.Policy) error { return trustFiles(d.path, p) }})
+		FileTrust: func(p *policy.Policy) error { return trustFiles(d.path, p) }, First: first})
 	if err != nil {
 		h.Close()
 		closeAll(lns)

@@ -68,6 +68,27 @@ type Options struct {
 	// policy in force names (and their folders) before every attestation;
 	// its error is the finding core.file_trust (high).
 	FileTrust func(*policy.Policy) error
+	// First, when set, is the first attestation's measurement, already
+	// taken from Host with First.Nonce (pluginhost.Host.StartMeasure,
+	// which starts each plugin once for its configuration check and its
+	// first measurement). The first attestation uses it instead of asking
+	// Host again, unless a reload replaced Host before.
+	First *First
+}
+
+// First is a measurement taken before the engine's first attestation.
+type First struct {
+	Nonce   []byte
+	Results []pluginhost.Result
+}
+
+// NewNonce returns a fresh random attestation nonce.
+func NewNonce() ([]byte, error) {
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("read nonce: %w", err)
+	}
+	return nonce, nil
 }
 
 // Verdicts measures verdicts (core/verdict).
@@ -95,6 +116,7 @@ type Engine struct {
 	policy       *policy.Policy
 	policySHA256 string
 	host         Host
+	first        *First // consumed by the first attestation; nil after a reload
 	flight       *flight
 	closed       bool
 	reloadErr    error // last refused reload, until a good one
@@ -138,6 +160,7 @@ func New(opts Options) (*Engine, error) {
 		policy:       opts.Policy,
 		policySHA256: opts.PolicySHA256,
 		host:         opts.Host,
+		first:        opts.First,
 		prevState:    state.Pending,
 		faults:       map[string]uint64{},
 		verdict:      opts.Verdicts,
@@ -269,7 +292,7 @@ func (e *Engine) Reload(p *policy.Policy, policySHA256 string, h Host) {
 	e.attestMu.Lock()
 	e.mu.Lock()
 	old := e.host
-	e.policy, e.policySHA256, e.host = p, policySHA256, h
+	e.policy, e.policySHA256, e.host, e.first = p, policySHA256, h, nil
 	e.reloadErr = nil
 	e.mu.Unlock()
 	e.attestMu.Unlock()
@@ -321,20 +344,26 @@ func (e *Engine) run() (api.Snapshot, error) {
 	defer e.attestMu.Unlock()
 
 	e.mu.Lock()
-	p, polSHA, host, reloadErr, prev := e.policy, e.policySHA256, e.host, e.reloadErr, e.prevState
+	p, polSHA, host, reloadErr, prev, first := e.policy, e.policySHA256, e.host, e.reloadErr, e.prevState, e.first
+	e.first = nil
 	e.seq++
 	seq := e.seq
 	e.mu.Unlock()
 
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return api.Snapshot{}, fmt.Errorf("read nonce: %w", err)
+	nonce, results := []byte(nil), []pluginhost.Result(nil)
+	if first != nil {
+		nonce, results = first.Nonce, first.Results
+	} else {
+		var err error
+		if nonce, err = NewNonce(); err != nil {
+			return api.Snapshot{}, err
+		}
+		// The host reports every plugin cut short by this deadline
+		// (core.attestation_timeout, one finding per plugin).
+		ctx, cancel := context.WithTimeout(context.Background(), p.AttestationTimeout)
+		results = host.Measure(ctx, nonce)
+		cancel()
 	}
-	// The host reports every plugin cut short by this deadline
-	// (core.attestation_timeout, one finding per plugin).
-	ctx, cancel := context.WithTimeout(context.Background(), p.AttestationTimeout)
-	results := host.Measure(ctx, nonce)
-	cancel()
 
 	b := &bundle.Bundle{
 		BundleVersion:   bundle.Version,
@@ -389,6 +418,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 		}
 	}
 
+	var digest string // of the canonical bundle finish returns
 	finish := func() (json.RawMessage, state.State, int, error) {
 		st, score := state.Evaluate(findingsOf(all), state.Weights(p.SeverityWeights), state.Thresholds(p.Thresholds))
 		if (keyErr != nil || signErr != nil) && st == state.Attested {
@@ -398,22 +428,22 @@ func (e *Engine) run() (api.Snapshot, error) {
 		b.State, b.Score = st, score
 		b.Failures = failures(all)
 		b.Timestamp = bundle.FormatTime(e.now())
-		b.BundleHMAC, b.BundleSignature = "", nil
-		if signer != nil { // before the HMAC, which covers bundle_signature
-			if err := b.SignWith(signer); err != nil {
-				return nil, st, score, err
-			}
+		// Canonicalised once: the signature (before the HMAC, which covers
+		// bundle_signature), the HMAC, the digest and the bytes served.
+		var bs bundle.Signer
+		if signer != nil {
+			bs = signer
 		}
+		var k []byte
 		if keyErr == nil {
-			if err := b.Sign(key); err != nil {
-				return nil, st, score, err
-			}
+			k = key
 		}
-		raw, err := json.Marshal(b)
+		sealed, err := b.Seal(bs, k)
 		if err != nil {
 			return nil, st, score, fmt.Errorf("encode bundle: %w", err)
 		}
-		return raw, st, score, nil
+		digest = sealed.Digest
+		return sealed.Raw, st, score, nil
 	}
 	raw, st, score, err := finish()
 	if err != nil {
@@ -421,7 +451,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 	}
 
 	if e.audit != nil {
-		if aerr := e.writeAudit(results, raw, b, prev, st, score); aerr != nil {
+		if aerr := e.writeAudit(results, digest, b, prev, st, score); aerr != nil {
 			e.logger.Error("audit log write failed; the bundle says so", "error", aerr)
 			e.audit.takeErr()
 			// One finding says it: this one replaces a low one about an
@@ -451,7 +481,7 @@ func (e *Engine) run() (api.Snapshot, error) {
 	return snap, nil
 }
 
-func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.Bundle, prev, st state.State, score int) error {
+func (e *Engine) writeAudit(results []pluginhost.Result, digest string, b *bundle.Bundle, prev, st state.State, score int) error {
 	for _, r := range results {
 		if r.Fault == "" {
 			continue
@@ -470,7 +500,7 @@ func (e *Engine) writeAudit(results []pluginhost.Result, raw []byte, b *bundle.B
 		"sequence":      b.Sequence,
 		"state":         st,
 		"score":         score,
-		"bundle_digest": bundle.Digest(raw),
+		"bundle_digest": digest,
 		"signed":        b.BundleHMAC != "",
 		"nonce":         b.Nonce,
 		"failures":      b.Failures,

@@ -17,7 +17,8 @@
 //     no one else; its identity (device, inode, size, mode, owner, mtime,
 //     ctime) compared with the one last verified.
 //  2. verify (trust.go verify): open it, check the open file again, hash it
-//     through that descriptor and compare the SHA-256 with the pin.
+//     through that descriptor (or reuse the digest remembered for exactly
+//     that identity, trust.go hash) and compare the SHA-256 with the pin.
 //  3. spawn under the sandbox (proc.go startProcess): the host's own
 //     executable in launcher mode (package launch) receives the verified
 //     descriptor and the plugin's rules, confines itself (Landlock,

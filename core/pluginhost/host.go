@@ -94,7 +94,8 @@ type Options struct {
 	// MaxParallel plugin processes exist at any moment: that is what keeps
 	// the service inside the unit's TasksMax and MemoryMax. Start still
 	// starts and configures every plugin once, to refuse a bad
-	// configuration at start.
+	// configuration at start; StartMeasure does so in the same start as
+	// the first measurement.
 	Resident bool
 	// GOMAXPROCS is passed to every plugin process (the Go runtime reads it
 	// at start); 0 means the daemon's own GOMAXPROCS, at most 2. It bounds
@@ -126,6 +127,9 @@ type Result struct {
 	Confinement string
 }
 
+// errStarted is Start called twice or after Close.
+var errStarted = errors.New("plugin host: Start called twice or after Close")
+
 // ConfigError is a built-in plugin that refused its configuration during
 // Start.
 type ConfigError struct{ Plugin, Msg string }
@@ -149,6 +153,9 @@ type Host struct {
 	usePIDNS    bool            // start plugins in a new PID namespace when permitted
 	afterVerify func(p *plugin) // called between verify and spawn
 	landlockABI func() int      // the kernel's Landlock ABI (sandbox.ABI)
+	racyMargin  time.Duration   // see trust.go racyMargin
+
+	hashes atomic.Int64 // plugin files hashed, for the tests
 
 	nsDisabled     atomic.Bool // CLONE_NEWPID was refused (EPERM)
 	warnSocketPath sync.Once
@@ -213,6 +220,7 @@ func New(opts Options) *Host {
 		backoffMax:  BackoffMax,
 		usePIDNS:    true,
 		landlockABI: sandbox.ABI,
+		racyMargin:  racyMargin,
 		plugins:     map[string]*plugin{},
 		ignored:     map[string]string{},
 		warned:      map[string]bool{},
@@ -226,22 +234,52 @@ func New(opts Options) *Host {
 // error. Other faults are not errors: they show up as findings in the next
 // Measure.
 func (h *Host) Start(ctx context.Context) error {
+	_, err := h.begin(ctx, nil, false)
+	return err
+}
+
+// StartMeasure is Start and the first Measure with nonce in one start of
+// each plugin: every plugin is started, described, configured and measured
+// in the same turn, so an on-demand host starts each plugin once, not
+// twice, before its first verdict. It returns the error Start would (a
+// built-in's refused configuration as a *ConfigError; the caller then
+// treats the policy as bad, discards the results and calls Close) and the
+// results Measure would.
+func (h *Host) StartMeasure(ctx context.Context, nonce []byte) ([]Result, error) {
+	return h.begin(ctx, nonce, true)
+}
+
+// begin is Start (measure false) or StartMeasure.
+func (h *Host) begin(ctx context.Context, nonce []byte, measure bool) ([]Result, error) {
 	h.mu.Lock()
 	if h.state != stateNew {
 		h.mu.Unlock()
-		return errors.New("plugin host: Start called twice or after Close")
+		return nil, errStarted
 	}
 	h.state = stateStarted
 	specErr := h.loadSpecs()
 	h.prepare()
 	h.discoverLocked()
 	ps := h.runnable()
+	ignored := h.ignoredResults()
 	h.mu.Unlock()
 
-	results := h.runAll(ctx, ps, func(ctx context.Context, p *plugin) Result { return h.turn(ctx, p, nil, false) })
-	if specErr != nil {
-		return specErr
+	results := h.runAll(ctx, ps, func(ctx context.Context, p *plugin) Result { return h.turn(ctx, p, nonce, measure) })
+	err := specErr
+	if err == nil {
+		err = h.configError(results)
 	}
+	if !measure {
+		return nil, err
+	}
+	results = append(results, ignored...)
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Name < results[j].Name })
+	return results, err
+}
+
+// configError is the first (by name) built-in plugin that refused its
+// configuration in results, as a *ConfigError, or nil.
+func (h *Host) configError(results []Result) error {
 	for _, r := range results { // sorted by name
 		if r.Fault != FaultConfig {
 			continue
@@ -267,10 +305,13 @@ func (h *Host) Measure(ctx context.Context, nonce []byte) []Result {
 	switch h.state {
 	case stateNew:
 		h.mu.Unlock()
-		// Measure before Start: start now; a refused configuration then
-		// shows as core.plugin_config findings.
-		_ = h.Start(ctx)
-		h.mu.Lock()
+		// Measure before Start: start and measure in one turn; a refused
+		// configuration then shows as core.plugin_config findings.
+		rs, err := h.StartMeasure(ctx, nonce)
+		if !errors.Is(err, errStarted) {
+			return rs
+		}
+		h.mu.Lock() // another goroutine's Start or Close came first
 	case stateStarted:
 		h.discoverLocked()
 	}

@@ -12,7 +12,23 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
+
+// racyMargin is how old a file's ctime must be, when its hash is taken,
+// for the host to remember the hash: a write in the same timestamp tick as
+// the hash (the kernel's file clock is coarse, a jiffy or more) could leave
+// every field of the identity unchanged while the bytes change.
+const racyMargin = time.Second
+
+// verified is the last digest the host computed of a plugin's file, and
+// the identity the file had, through the open descriptor, before and after
+// the hash. See hash for what it may be trusted for.
+type verified struct {
+	id  fileID
+	sha string
+	sum []byte
+}
 
 // fileID identifies the content of a plugin file without reading it: any
 // write, chmod, chown or rename over it changes one of these.
@@ -122,8 +138,9 @@ func (h *Host) identify(p *plugin) (fileID, *fault) {
 }
 
 // verify checks p's file, opens it, checks the open file again (the
-// descriptor is what will run), hashes it through the descriptor and
-// compares the hash with the pin.
+// descriptor is what will run), hashes it through the descriptor, unless
+// its identity read from that descriptor is the one its remembered digest
+// holds for (see hash), and compares the digest with the pin.
 func (h *Host) verify(p *plugin) (*binFile, *fault) {
 	id, f := h.identify(p)
 	if f != nil {
@@ -152,16 +169,48 @@ func (h *Host) verify(p *plugin) (*binFile, *fault) {
 		return nil, &fault{kind: FaultUntrusted, msg: fmt.Sprintf("%s was replaced while it was being verified; not started", id.real)}
 	}
 	bf.id = idOf(id.real, &st)
-	sum := sha256.New()
-	if _, err := io.Copy(sum, file); err != nil {
+	if v := p.verified; v != nil && v.id == bf.id {
+		bf.sum, bf.sha = v.sum, v.sha // the digest of this very file, unchanged
+	} else if f := h.hash(p, bf); f != nil {
 		bf.close()
-		return nil, &fault{kind: FaultMissing, msg: fmt.Sprintf("cannot read %s: %v", id.real, err)}
+		return nil, f
 	}
-	bf.sum = sum.Sum(nil)
-	bf.sha = hex.EncodeToString(bf.sum)
 	if pin := p.spec.SHA256; pin != "" && subtle.ConstantTimeCompare([]byte(bf.sha), []byte(pin)) != 1 {
 		bf.close()
 		return nil, &fault{kind: FaultUntrusted, msg: fmt.Sprintf("%s has sha256 %s, not the pinned %s; not started", p.path, bf.sha, pin)}
 	}
 	return bf, nil
+}
+
+// hash computes bf's SHA-256 through its descriptor and remembers it for p
+// when the file's identity (device, inode, size, mode, owner, mtime, ctime,
+// read with fstat on the same descriptor) did not change while it was read
+// and its ctime is older than the racy margin.
+//
+// The remembered digest stands for the file only while all of that stays
+// equal: any write, truncate, chmod, chown, rename over or replacement
+// changes the ctime (and usually more), and no unprivileged process can set
+// a ctime; the plugin file's owner can set mtime but not ctime. Root can
+// (by setting the system clock back, or by writing the block device under
+// the file system); the cache assumes a root that does so is out of scope,
+// as root can also replace the daemon, its policy and its pins. A daemon
+// restart forgets every digest.
+func (h *Host) hash(p *plugin, bf *binFile) *fault {
+	h.hashes.Add(1)
+	start := time.Now()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, bf.f); err != nil {
+		return &fault{kind: FaultMissing, msg: fmt.Sprintf("cannot read %s: %v", bf.id.real, err)}
+	}
+	bf.sum = sum.Sum(nil)
+	bf.sha = hex.EncodeToString(bf.sum)
+	p.verified = nil
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(bf.f.Fd()), &st); err != nil || idOf(bf.id.real, &st) != bf.id {
+		return nil // changed while it was read: hashed again next time
+	}
+	if ctime := time.Unix(st.Ctim.Unix()); ctime.Add(h.racyMargin).Before(start) {
+		p.verified = &verified{id: bf.id, sha: bf.sha, sum: bf.sum}
+	}
+	return nil
 }

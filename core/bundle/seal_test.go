@@ -1,0 +1,156 @@
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestSealMatchesSteps: Seal gives, byte for byte, the signatures, the
+// canonical bytes and the digest that SignWith, Sign, Canonical and Digest
+// give one after the other, and the result verifies both ways.
+func TestSealMatchesSteps(t *testing.T) {
+	t.Parallel()
+	s := newSigner(t) // Ed25519: deterministic signatures
+	tests := []struct {
+		name   string
+		signer Signer
+		key    []byte
+	}{
+		{"hmac and signature", s, testKey},
+		{"hmac only", nil, testKey},
+		{"signature only", s, nil},
+		{"unsigned", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := sample()
+			if tt.signer != nil {
+				if err := want.SignWith(tt.signer); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(tt.key) > 0 {
+				if err := want.Sign(tt.key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw, err := json.Marshal(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			canon, err := Canonical(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sample()
+			got.BundleHMAC = "stale" // Seal replaces what was there
+			sealed, err := got.Seal(tt.signer, tt.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(sealed.Raw, canon) {
+				t.Errorf("Seal raw:\n%s\nwant the canonical form of the signed bundle:\n%s", sealed.Raw, canon)
+			}
+			if sealed.Digest != Digest(raw) {
+				t.Errorf("Seal digest %s, want %s", sealed.Digest, Digest(raw))
+			}
+			if got.BundleHMAC != want.BundleHMAC || (got.BundleSignature == nil) != (want.BundleSignature == nil) ||
+				(got.BundleSignature != nil && *got.BundleSignature != *want.BundleSignature) {
+				t.Errorf("Seal set hmac %q signature %+v, want %q %+v", got.BundleHMAC, got.BundleSignature, want.BundleHMAC, want.BundleSignature)
+			}
+			if len(tt.key) > 0 {
+				if err := Verify(sealed.Raw, tt.key); err != nil {
+					t.Errorf("Verify: %v", err)
+				}
+			}
+			if tt.signer != nil {
+				if err := VerifySignature(sealed.Raw, s.Public()); err != nil {
+					t.Errorf("VerifySignature: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzAssemble: putting an object together from its canonical members is
+// its canonical form, whatever the member names (escapes, non-ASCII,
+// astral characters sort by UTF-16 code units).
+func FuzzAssemble(f *testing.F) {
+	rfc, err := os.ReadFile("testdata/rfc8785_input.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rfc)
+	f.Add([]byte(`{"b":1,"a":[1,2],"\u20ac":"x","\ud83d\ude00":null,"\ufb33":{}}`))
+	f.Add([]byte(`{"<&>":"\u2028","":0,"\u0000":true}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		want, err := Canonical(raw)
+		if err != nil || len(want) == 0 || want[0] != '{' {
+			return
+		}
+		members, err := topLevel(raw)
+		if err != nil {
+			t.Fatalf("topLevel of a canonical object: %v", err)
+		}
+		got, err := assemble(members)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("assembled\n%s\nwant\n%s", got, want)
+		}
+	})
+}
+
+// bigBundle is a bundle with n service digests, in the bundle's fields and
+// in the binaries check's measurements, as with many service binaries.
+func bigBundle(n int) *Bundle {
+	b := sample()
+	b.ServiceDigests = map[string]string{}
+	for i := range n {
+		b.ServiceDigests[fmt.Sprintf("service-%04d", i)] = strings.Repeat("ab", 32)
+	}
+	m, _ := json.Marshal(map[string]any{"service_digests": b.ServiceDigests})
+	c := b.Checks["binaries"]
+	c.Measurements = m
+	b.Checks["binaries"] = c
+	return b
+}
+
+// BenchmarkSeal compares signing, digesting and encoding a bundle with
+// 2,048 service digests the way the engine did step by step (SignWith,
+// Sign, json.Marshal, Digest) with Seal.
+func BenchmarkSeal(b *testing.B) {
+	s := newSigner(b)
+	b.Run("steps", func(b *testing.B) {
+		for b.Loop() {
+			bb := bigBundle(2048)
+			if err := bb.SignWith(s); err != nil {
+				b.Fatal(err)
+			}
+			if err := bb.Sign(testKey); err != nil {
+				b.Fatal(err)
+			}
+			raw, err := json.Marshal(bb)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if Digest(raw) == "" {
+				b.Fatal("no digest")
+			}
+		}
+	})
+	b.Run("seal", func(b *testing.B) {
+		for b.Loop() {
+			bb := bigBundle(2048)
+			if _, err := bb.Seal(s, testKey); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
