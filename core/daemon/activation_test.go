@@ -225,23 +225,45 @@ func TestInheritedRemoteSocketRefused(t *testing.T) {
 func TestRemoteListen(t *testing.T) {
 	t.Parallel()
 	env := daemontest.New(t, daemontest.Options{})
-	_, port, _ := net.SplitHostPort(env.Addr)
 	for i, allow := range []bool{false, true} {
-		env.EditPolicy(func(doc map[string]any) {
-			doc["listen"] = "0.0.0.0:" + port
-			doc["allow_remote_listen"] = allow
-		})
-		p := env.StartNoWait()
-		if !allow {
-			if code := p.Wait(60 * time.Second); code != 3 || !strings.Contains(p.Stderr(), "listen") || !strings.Contains(p.Stderr(), "allow_remote_listen: true") {
-				t.Fatalf("Test %d: exit %d, want 3 naming listen and allow_remote_listen; log:\n%s", i, code, p.Stderr())
+		// A port free on every interface just now; another test may take
+		// it before the daemon binds, so a bind race is retried on a new
+		// port rather than taken for the daemon's failure.
+		for try := 0; ; try++ {
+			port := freeWildcardPort(t)
+			env.Addr = net.JoinHostPort("127.0.0.1", port) // where the test reaches it
+			env.EditPolicy(func(doc map[string]any) {
+				doc["listen"] = "0.0.0.0:" + port
+				doc["allow_remote_listen"] = allow
+			})
+			p := env.StartNoWait()
+			if !allow {
+				if code := p.Wait(60 * time.Second); code != 3 || !strings.Contains(p.Stderr(), "listen") || !strings.Contains(p.Stderr(), "allow_remote_listen: true") {
+					t.Fatalf("Test %d: exit %d, want 3 naming listen and allow_remote_listen; log:\n%s", i, code, p.Stderr())
+				}
+				break
 			}
-			continue
+			if code, exited := p.ExitedWithin(2 * time.Second); exited && code == 3 && strings.Contains(p.Stderr(), "address already in use") && try < 5 {
+				continue
+			}
+			p.WaitState(60*time.Second, "attested", "degraded", "failed")
+			if !strings.Contains(p.Stderr(), "non-loopback address") {
+				t.Errorf("Test %d: no warning about the remote listener; log:\n%s", i, p.Stderr())
+			}
+			p.Stop()
+			break
 		}
-		p.WaitState(60*time.Second, "attested", "degraded", "failed")
-		if !strings.Contains(p.Stderr(), "non-loopback address") {
-			t.Errorf("Test %d: no warning about the remote listener; log:\n%s", i, p.Stderr())
-		}
-		p.Stop()
 	}
+}
+
+// freeWildcardPort returns a TCP port that was free on every interface.
+func freeWildcardPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }

@@ -25,6 +25,7 @@ func trustFiles(policyPath string, pol *policy.Policy) error {
 		{"the policy", policyPath, false},
 		{"hmac_key_path", pol.HMACKeyPath, true},
 		{"api_token_path", pol.APITokenPath, true},
+		{"signing_key_path", pol.SigningKeyPath, true},
 		{"plugin_dir", pol.PluginDir, false},
 	}
 	var errs []error

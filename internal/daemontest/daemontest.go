@@ -241,11 +241,27 @@ func (p *Proc) Signal(sig os.Signal) {
 // Wait waits up to d for the daemon to exit and returns its exit code.
 func (p *Proc) Wait(d time.Duration) int {
 	p.env.t.Helper()
+	code, exited := p.ExitedWithin(d)
+	if !exited {
+		p.env.t.Fatalf("daemon did not exit within %s; log:\n%s", d, p.Stderr())
+	}
+	return code
+}
+
+// ExitedWithin waits up to d for the daemon to exit: its exit code and
+// true if it did, false if it is still running.
+func (p *Proc) ExitedWithin(d time.Duration) (int, bool) {
+	p.env.t.Helper()
 	select {
 	case <-p.done:
 	case <-time.After(d):
-		p.env.t.Fatalf("daemon did not exit within %s; log:\n%s", d, p.Stderr())
+		return 0, false
 	}
+	return p.exitCode(), true
+}
+
+func (p *Proc) exitCode() int {
+	p.env.t.Helper()
 	if p.err == nil {
 		return 0
 	}
