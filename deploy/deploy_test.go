@@ -267,7 +267,7 @@ func TestUnitSettings(t *testing.T) {
 		{"Service", "CPUQuota", []string{"10%"}},
 		{"Service", "TasksMax", []string{"32"}},
 		{"Service", "LimitCORE", []string{"0"}},
-		{"Service", "StateDirectory", []string{"secure-ai/logs secure-ai/runtime-attestor"}},
+		{"Service", "StateDirectory", []string{"secure-ai/logs secure-ai/runtime-attestor secure-ai/identity"}},
 		{"Service", "RuntimeDirectory", []string{"secure-ai"}},
 	} {
 		if got := u.Get(tc.section, tc.key); !slices.Equal(got, tc.want) {

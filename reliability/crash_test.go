@@ -66,7 +66,7 @@ func crashLoop(t *testing.T, kills int) {
 	env := daemontest.New(t, daemontest.Options{})
 	env.InstallTestPlugin("slow", "slow")
 	env.InstallTestPlugin("orphan", "orphan")
-	pidFile := filepath.Join(env.Dir, "orphan.pid")
+	pidFile := filepath.Join(mkOrphanDir(t, env), "orphan.pid")
 	policy := func(resident bool) {
 		quietPolicy(t, env, func(doc map[string]any) {
 			doc["refresh_interval"] = "1s"

@@ -214,8 +214,8 @@ func runScenario(t *testing.T, sc scenario) {
 		}
 	}
 	env.InstallTestPlugin("good", "good")
-	orphanPID := filepath.Join(env.Dir, "orphan.pid")
-	hangPID := filepath.Join(env.Dir, "orphanhang.pid")
+	orphanPID := filepath.Join(mkOrphanDir(t, env), "orphan.pid")
+	hangPID := filepath.Join(mkOrphanDir(t, env), "orphanhang.pid")
 	if sc.orphan {
 		env.InstallTestPlugin("orphan", "orphan")
 		env.InstallTestPlugin("orphan", "orphanhang")

@@ -699,8 +699,25 @@ func prebuild(t *testing.T, testPlugins ...string) {
 }
 
 // grantOrphan lets the orphan test plugin listed as name do what it does:
-// re-execute itself (the plugin folder) and write its pid file (under the
-// test's folder). Plugins get nothing the policy does not grant.
+// re-execute itself (the plugin folder) and write its pid file (in
+// orphanDir). Plugins get nothing the policy does not grant, and the
+// daemon refuses a grant that reaches its run folder (its keys, its logs).
 func grantOrphan(doc map[string]any, env *daemontest.Env, name string) {
-	daemontest.SetPolicyKey(doc, map[string]any{"exec": []any{env.PluginDir}, "read_write": []any{env.Dir}}, "plugins", name, "sandbox")
+	daemontest.SetPolicyKey(doc, map[string]any{"exec": []any{env.PluginDir}, "read_write": []any{orphanDir(env)}}, "plugins", name, "sandbox")
+}
+
+// orphanDir is the folder, under the test's, where orphan plugins write
+// their pid files: apart from the daemon's run folder.
+func orphanDir(env *daemontest.Env) string {
+	return filepath.Join(env.Dir, "pids")
+}
+
+// mkOrphanDir makes orphanDir and returns it.
+func mkOrphanDir(t *testing.T, env *daemontest.Env) string {
+	t.Helper()
+	d := orphanDir(env)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

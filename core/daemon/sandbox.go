@@ -60,7 +60,43 @@ func pluginGrants(ctx context.Context, pol *policy.Policy) (map[string]sandbox.R
 			out[name] = pp.Sandbox.Merge()
 		}
 	}
+	for name, g := range out {
+		if err := exposes(pol, g); err != nil {
+			return nil, fmt.Errorf("plugins.%s: %w", name, err)
+		}
+	}
 	return out, nil
+}
+
+// exposes returns why grant g would let its plugin read one of the
+// daemon's secrets (the HMAC key, the API token, the signing key, the
+// audit MAC key and its seed) or write the audit or verdict log, nil when
+// it does not. A built-in's grant counts too: the tpm plugin's state_file
+// folder (by default the unit's StateDirectory) must not hold the signing
+// key.
+func exposes(pol *policy.Policy, g sandbox.Rules) error {
+	var seed string
+	if pol.AuditKeyPath != "" {
+		seed = pol.AuditKeyPath + ".seed"
+	}
+	for _, c := range []struct {
+		key, path string
+		a         sandbox.Access
+	}{
+		{"hmac_key_path", pol.HMACKeyPath, sandbox.Read},
+		{"api_token_path", pol.APITokenPath, sandbox.Read},
+		{"signing_key_path", pol.SigningKeyPath, sandbox.Read},
+		{"audit_key_path", pol.AuditKeyPath, sandbox.Read},
+		{"audit_key_path's seed", seed, sandbox.Read},
+		{"audit_log_path", pol.AuditLogPath, sandbox.Write},
+		{"verdict_log_path", pol.VerdictLogPath, sandbox.Write},
+	} {
+		if c.path != "" && g.Covers(filepath.Clean(c.path), c.a) {
+			return fmt.Errorf("its sandbox grants %s access to %s (%s), a file only the daemon may touch: "+
+				"move the file to a folder no plugin is granted, or narrow the grant", c.a, c.path, c.key)
+		}
+	}
+	return nil
 }
 
 // builtinFloors are the finding codes the built-in plugins declare

@@ -10,10 +10,11 @@ import (
 )
 
 // trustFiles checks, like sshd's StrictModes, the files the daemon takes
-// instructions and secrets from — the policy, the HMAC key, the API token
-// and the plugin folder — and every folder above them (core/filetrust). A
-// key that does not exist is the engine's business (core.hmac_key); a
-// missing token is refused by CheckFiles. It runs at start (refused: the
+// instructions and secrets from — the policy, the HMAC key, the API token,
+// the signing key, the audit MAC key and the plugin folder — and every
+// folder above them (core/filetrust). A key that does not exist is the
+// engine's business (core.hmac_key, core.signing_key; the audit log makes
+// its MAC key); a missing token is refused by CheckFiles. It runs at start (refused: the
 // daemon does not start), at every reload (refused: the old policy stays)
 // and before every attestation (core.file_trust, high).
 func trustFiles(policyPath string, pol *policy.Policy) error {
@@ -26,6 +27,7 @@ func trustFiles(policyPath string, pol *policy.Policy) error {
 		{"hmac_key_path", pol.HMACKeyPath, true},
 		{"api_token_path", pol.APITokenPath, true},
 		{"signing_key_path", pol.SigningKeyPath, true},
+		{"audit_key_path", pol.AuditKeyPath, true},
 		{"plugin_dir", pol.PluginDir, false},
 	}
 	var errs []error

@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+)
+
+// TestGrantsNeverExposeDaemonFiles: no plugin's grant, a built-in's
+// declared one included, may reach a file only the daemon touches. The
+// first case is the deployment docs' own layout: the signing key in the
+// unit's StateDirectory, which is also the folder of the tpm plugin's
+// default state_file, granted read-write to that plugin.
+func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
+	t.Parallel()
+	third := func(r sandbox.Rules) func(*policy.Policy) {
+		return func(p *policy.Policy) { p.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Sandbox: r} }
+	}
+	cases := []struct {
+		name string
+		edit func(*policy.Policy)
+		want string // "" = accepted
+	}{
+		{"defaults", func(*policy.Policy) {}, ""},
+		{"signing key beside the tpm plugin's state file", func(p *policy.Policy) {
+			p.SigningKeyPath = "/var/lib/secure-ai/runtime-attestor/signing.key"
+		}, "plugins.tpm: its sandbox grants read access to /var/lib/secure-ai/runtime-attestor/signing.key (signing_key_path)"},
+		{"signing key in a folder of its own", func(p *policy.Policy) {
+			p.SigningKeyPath = "/var/lib/secure-ai/identity/signing.key"
+		}, ""},
+		{"third-party plugin granted the audit folder", third(sandbox.Rules{ReadOnly: []string{"/var/lib/secure-ai/logs"}}),
+			"plugins.vendor: its sandbox grants read access to /var/lib/secure-ai/logs/runtime-attestor-audit.key (audit_key_path)"},
+		{"third-party plugin granted the seed", third(sandbox.Rules{ReadOnly: []string{"/var/lib/secure-ai/logs/runtime-attestor-audit.key.seed"}}),
+			"audit_key_path's seed"},
+		{"third-party plugin granted /run/secure-ai read-only", third(sandbox.Rules{ReadOnly: []string{"/run/secure-ai"}}),
+			"(hmac_key_path)"},
+		{"third-party plugin granted the verdict log's folder", third(sandbox.Rules{ReadWrite: []string{"/run/secure-ai"}}),
+			"plugins.vendor: its sandbox grants"},
+		{"third-party plugin granted the whole file system", third(sandbox.Rules{ReadOnly: []string{"/"}}), "plugins.vendor"},
+		{"third-party plugin granted an unrelated folder", third(sandbox.Rules{ReadOnly: []string{"/var/lib/secure-ai/logsx"}}), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := policy.Default()
+			c.edit(p)
+			_, err := pluginGrants(context.Background(), p)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && err == nil:
+				t.Fatalf("accepted, want an error with %q", c.want)
+			case c.want != "" && !strings.Contains(err.Error(), c.want):
+				t.Fatalf("error %q, want %q in it", err, c.want)
+			}
+		})
+	}
+}
