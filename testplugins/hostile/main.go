@@ -1,8 +1,9 @@
 // Command hostile is a plugin that attacks the daemon from inside: with the
 // plan in its configuration (package attack) it tries to read the HMAC key,
-// the API token and the policy, append to the audit log, create files in
-// the host's run folder, connect to another plugin's socket, reach the
-// network and run programs, and it claims bundle fields only built-ins may
+// the API token, the signing key, the audit MAC key and its seed and the
+// policy, append to the audit and verdict logs, create files in the host's
+// run folder, connect to another plugin's socket, extend the verdict PCR
+// of a TPM, reach the network and run programs, and it claims bundle fields only built-ins may
 // fill. It implements no sdk.Sandboxer: it never confines itself, so
 // whatever it is refused, the host refused.
 package main

@@ -1,19 +1,25 @@
 // Package attack is what the hostile test plugins try once started: read
 // the daemon's secrets, write its audit log and run folder, reach another
-// plugin's socket, the network and other programs. Each attempt's outcome
+// plugin's socket, the TPM, the network and other programs. Each attempt's outcome
 // ("ok" or the error) goes back in the measurements, so the tests can show
 // that every one of them was refused by the host's confinement.
 package attack
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -30,6 +36,10 @@ type Plan struct {
 	TCP     []string    `json:"tcp"`     // connect to host:port
 	UDP     []string    `json:"udp"`     // send a datagram to host:port
 	Exec    []string    `json:"exec"`    // run a program
+	// ExtendPCR reaches a TPM, a swtpm socket or a device (a path under
+	// /dev), and extends the verdict PCR (13), as a plugin would that
+	// wants to break the daemon's verdict log.
+	ExtendPCR []string `json:"extend_pcr"`
 	// SignalParent sends SIGCONT (harmless, but a kill(2) all the same) to
 	// the plugin's parent, the daemon when the plugin has no PID namespace.
 	SignalParent bool `json:"signal_parent"`
@@ -85,6 +95,9 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	for _, x := range p.Exec {
 		try("exec "+x, exec.CommandContext(ctx, x).Run())
 	}
+	for _, t := range p.ExtendPCR {
+		try("extend_pcr "+t, extendPCR(ctx, t))
+	}
 	if p.SignalParent {
 		if pp := os.Getppid(); pp > 1 {
 			try("signal the parent", syscall.Kill(pp, syscall.SIGCONT))
@@ -130,6 +143,42 @@ func connect(ctx context.Context, path string) error {
 	// TLS 1.3 reports a missing client certificate on the first read.
 	if _, err := tc.Read(make([]byte, 1)); err != nil {
 		return errors.New("connected, TLS session refused: " + err.Error())
+	}
+	return nil
+}
+
+// VerdictPCR is the PCR ExtendPCR extends: the daemon's default
+// verdict_pcr.
+const VerdictPCR = 13
+
+// extendPCR opens the TPM at path (a device under /dev, else a swtpm
+// Unix socket) and extends VerdictPCR's SHA-256 bank with empty password
+// authorization, which a PCR without an auth value accepts.
+func extendPCR(ctx context.Context, path string) error {
+	var rw io.ReadWriteCloser
+	if strings.HasPrefix(path, "/dev/") {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		rw = f
+	} else {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return err
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		rw = c
+	}
+	defer rw.Close()
+	d := sha256.Sum256([]byte("hostile plugin"))
+	_, err := tpm2.PCRExtend{
+		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(VerdictPCR), Auth: tpm2.PasswordAuth(nil)},
+		Digests:   tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA256, Digest: d[:]}}},
+	}.Execute(transport.FromReadWriter(rw))
+	if err != nil {
+		return errors.New("reached the TPM, extend refused: " + err.Error())
 	}
 	return nil
 }
