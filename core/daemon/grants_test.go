@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,6 +44,24 @@ func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 		{"third-party plugin granted the whole file system", third(sandbox.Rules{ReadOnly: []string{"/"}}), "plugins.vendor"},
 		{"third-party plugin granted an unrelated folder", third(sandbox.Rules{ReadOnly: []string{"/var/lib/secure-ai/logsx"}}), ""},
 	}
+	// A grant through a symbolic link reaches what the link points to.
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	link := filepath.Join(dir, "innocent")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(keys, link); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, struct {
+		name string
+		edit func(*policy.Policy)
+		want string
+	}{"third-party plugin granted a link to the signing key's folder", func(p *policy.Policy) {
+		p.SigningKeyPath = filepath.Join(keys, "signing.key")
+		third(sandbox.Rules{ReadOnly: []string{link}})(p)
+	}, "(signing_key_path)"})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

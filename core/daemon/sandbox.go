@@ -75,6 +75,14 @@ func pluginGrants(ctx context.Context, pol *policy.Policy) (map[string]sandbox.R
 // folder (by default the unit's StateDirectory) must not hold the signing
 // key.
 func exposes(pol *policy.Policy, g sandbox.Rules) error {
+	// Landlock follows a granted symbolic link to its target: compare the
+	// targets too.
+	real := g.Merge()
+	for _, l := range []*[]string{&real.ReadOnly, &real.ReadWrite, &real.Exec, &real.Devices} {
+		for i, p := range *l {
+			(*l)[i] = resolved(p)
+		}
+	}
 	var seed string
 	if pol.AuditKeyPath != "" {
 		seed = pol.AuditKeyPath + ".seed"
@@ -91,7 +99,7 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 		{"audit_log_path", pol.AuditLogPath, sandbox.Write},
 		{"verdict_log_path", pol.VerdictLogPath, sandbox.Write},
 	} {
-		if c.path != "" && g.Covers(filepath.Clean(c.path), c.a) {
+		if c.path != "" && (g.Covers(filepath.Clean(c.path), c.a) || real.Covers(resolved(c.path), c.a)) {
 			return fmt.Errorf("its sandbox grants %s access to %s (%s), a file only the daemon may touch: "+
 				"move the file to a folder no plugin is granted, or narrow the grant", c.a, c.path, c.key)
 		}
@@ -111,6 +119,19 @@ func builtinFloors() map[string]sdk.Severity {
 		}
 	}
 	return out
+}
+
+// resolved is path with its symbolic links resolved, as far as they
+// exist: a file not made yet resolves through its folder.
+func resolved(path string) string {
+	path = filepath.Clean(path)
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	if dir := filepath.Dir(path); dir != path {
+		return filepath.Join(resolved(dir), filepath.Base(path))
+	}
+	return path
 }
 
 // pluginRules is every grant, for the daemon's own sandbox: the launcher
