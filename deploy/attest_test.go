@@ -70,7 +70,11 @@ func TestFullAttestationUnderSandbox(t *testing.T) {
 	pluginDir := filepath.Join(root, "plugins")
 	run := filepath.Join(root, "run")
 	logs := filepath.Join(root, "logs")
-	for _, d := range []string{pluginDir, run, logs} {
+	// The service binary and the policy files in folders of their own: the
+	// binaries and policies plugins are granted their folders, and the
+	// daemon refuses a grant over its keys.
+	binDir, etc := filepath.Join(root, "bin"), filepath.Join(root, "etc")
+	for _, d := range []string{pluginDir, run, logs, binDir, etc} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -78,12 +82,12 @@ func TestFullAttestationUnderSandbox(t *testing.T) {
 	for _, p := range builtins {
 		testbin.Plugin(t, pluginDir, p)
 	}
-	svc := testbin.Install(t, testbin.Build(t, "./cmd/attestctl", "attestctl"), root, "attestctl")
+	svc := testbin.Install(t, testbin.Build(t, "./cmd/attestctl", "attestctl"), binDir, "attestctl")
 	key, token := filepath.Join(run, "attestation-hmac-key"), filepath.Join(run, "attestor-api-token")
 	writeSecret(t, key, strings.Repeat("ab", 32))
 	writeSecret(t, token, strings.Repeat("cd", 32))
-	pf1, pf2 := filepath.Join(root, "policy.yaml"), filepath.Join(root, "agent.yaml")
-	manifest := filepath.Join(root, "registry-manifest.json")
+	pf1, pf2 := filepath.Join(etc, "policy.yaml"), filepath.Join(etc, "agent.yaml")
+	manifest := filepath.Join(etc, "registry-manifest.json")
 	for p, data := range map[string]string{pf1: "rules: []\n", pf2: "agents: []\n", manifest: "{\"models\":[]}\n"} {
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			t.Fatal(err)

@@ -104,7 +104,7 @@ func TestBaselineAttestThenTamper(t *testing.T) {
 // machine lacks is named, and nothing is written.
 func TestBaselineRefusesABadMachine(t *testing.T) {
 	env := daemontest.New(t, daemontest.Options{})
-	gone := filepath.Join(env.Dir, "no-such-service")
+	gone := filepath.Join(env.Dir, "svc", "no-such-service") // not beside the run folder: the binaries plugin is granted its folder
 	env.EditPolicy(func(doc map[string]any) {
 		daemontest.SetPolicyKey(doc, map[string]any{"ghost": gone}, "service_binaries")
 	})

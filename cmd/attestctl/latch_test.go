@@ -19,7 +19,10 @@ import (
 // SIGHUP does not clear it, a restart does.
 func TestLatchedFailureExplained(t *testing.T) {
 	env := daemontest.New(t, daemontest.Options{})
-	agent := filepath.Join(env.Dir, "agent")
+	agent := filepath.Join(env.Dir, "svc", "agent") // a folder of its own: the binaries plugin is granted it
+	if err := os.Mkdir(filepath.Dir(agent), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(agent, []byte("agent\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
