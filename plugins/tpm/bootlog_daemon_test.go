@@ -2,6 +2,7 @@ package tpm
 
 import (
 	"encoding/json"
+	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,8 +33,8 @@ type attestation struct {
 // plugin on efivars copied from a real machine.
 func measuredBootDaemon(t *testing.T, booted, served []byte, efivars, ref string) attestation {
 	t.Helper()
-	sw := startSwtpm(t)
-	sw.do(t, func(tpm transport.TPM) { boot(t, tpm, booted) })
+	sw := swtpmtest.Start(t)
+	sw.Do(t, func(tpm transport.TPM) { boot(t, tpm, booted) })
 	logPath := writeFile(t, "binary_bios_measurements", served)
 	e := daemontest.New(t, daemontest.Options{Plugins: []string{"tpm", "secureboot"}})
 	e.EditPolicy(func(doc map[string]any) {
@@ -44,7 +45,7 @@ func measuredBootDaemon(t *testing.T, booted, served []byte, efivars, ref string
 		daemontest.SetPolicyKey(doc, map[string]any{}, "service_binaries")
 		daemontest.SetPolicyKey(doc, []any{}, "policy_files")
 		daemontest.SetPolicyKey(doc, map[string]any{
-			"swtpm_socket": sw.sock, "event_log": logPath, "userspace_log": "",
+			"swtpm_socket": sw.Socket, "event_log": logPath, "userspace_log": "",
 			"state_file": filepath.Join(e.Dir, "tpm-state", "clock.json"),
 		}, "plugins", "tpm", "config")
 		dir := filepath.Join(e.Root, "plugins", "secureboot", "testdata", efivars)

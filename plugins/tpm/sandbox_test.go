@@ -3,6 +3,7 @@ package tpm
 import (
 	"context"
 	"encoding/json"
+	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -56,10 +57,10 @@ func TestSandboxDeclared(t *testing.T) {
 // process can. With the default device, missing on a
 // machine without a TPM, it reports the TPM unavailable.
 func TestSandboxedSubprocess(t *testing.T) {
-	sw := startSwtpm(t)
+	sw := swtpmtest.Start(t)
 	zero := make([]byte, 32)
 	expected := map[string]string{}
-	sw.do(t, func(tpm transport.TPM) {
+	sw.Do(t, func(tpm transport.TPM) {
 		for p := range 8 {
 			ev := digestOf("sandboxed boot event for PCR " + strconv.Itoa(p))
 			extend(t, tpm, p, ev)
@@ -73,7 +74,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 
 	stateDir := t.TempDir()
 	statePath := filepath.Join(stateDir, "tpm-clock.json")
-	swtpmCfg := cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
+	swtpmCfg := cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.Socket, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
 	p := plugintest.Start(t, "tpm")
 	p.MustConfigure(t, swtpmCfg)
 	wm := p.MustMeasure(t)
@@ -120,7 +121,7 @@ func TestSandboxedSubprocess(t *testing.T) {
 	plugintest.NeedLandlock(t)
 	// A state folder outside the sandbox: it cannot be written.
 	outside := filepath.Join(t.TempDir(), "tpm-clock.json")
-	p.MustConfigure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": outside, "event_log": ""}))
+	p.MustConfigure(t, cfg(map[string]any{"require_tpm": true, "swtpm_socket": sw.Socket, "expected_pcrs": expected, "state_file": outside, "event_log": ""}))
 	wm = p.MustMeasure(t)
 	if f := toResult(wm).Find(CodeClockStateWriteFailed); len(wm.Findings) != 1 || len(f) != 1 || !strings.Contains(f[0].Message, "permission denied") {
 		t.Fatalf("state folder outside the sandbox: findings %+v, want %s: permission denied", wm.Findings, CodeClockStateWriteFailed)

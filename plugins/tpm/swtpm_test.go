@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
@@ -45,80 +45,6 @@ func TestSimulatorNotLinked(t *testing.T) {
 	if !found {
 		t.Fatalf("go list -deps did not list the plugin package:\n%s", out)
 	}
-}
-
-// swtpm is a running software TPM serving its data channel on a Unix
-// socket.
-type swtpm struct {
-	sock string
-}
-
-// startSwtpm starts Debian's swtpm with fresh state in a temporary folder,
-// as `make tpm-demo` does, and stops it when the test ends. The test is
-// skipped when swtpm is not installed.
-func startSwtpm(t *testing.T) *swtpm {
-	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm is not installed (apt-get install swtpm)")
-	}
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s := &swtpm{sock: filepath.Join(dir, "swtpm.sock")}
-	logf, err := os.Create(filepath.Join(dir, "swtpm.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "socket", "--tpm2",
-		"--server", "type=unixio,path="+s.sock,
-		"--ctrl", "type=unixio,path="+filepath.Join(dir, "swtpm.ctrl"),
-		"--tpmstate", "dir="+state,
-		"--flags", "not-need-init,startup-clear")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start swtpm: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logf.Close()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		conn, err := tpmio.DialSocket(ctx, s.sock)
-		if err == nil {
-			_ = conn.Close()
-			return s
-		}
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup, which waits for it
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("swtpm exited: %v\n%s", err, log)
-		case <-ctx.Done():
-			t.Fatalf("swtpm did not open %s: %v", s.sock, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// do runs f against the swtpm over its own connection, closing it after.
-func (s *swtpm) do(t *testing.T, f func(tpm transport.TPM)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := tpmio.DialSocket(ctx, s.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	f(tpmio.Bind(ctx, conn, tpmio.Policy{Retries: 3, Delay: 10 * time.Millisecond}))
 }
 
 func toResult(m *wire.Measurement) *sdktest.Result {
@@ -158,13 +84,13 @@ func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
 }
 
 func TestSwtpmEndToEnd(t *testing.T) {
-	sw := startSwtpm(t)
+	sw := swtpmtest.Start(t)
 
 	// Play firmware: measure a few boot events into PCRs 0-7, and compute
 	// the values they must hold from the events alone.
 	zero := make([]byte, 32)
 	expected := map[string]string{}
-	sw.do(t, func(tpm transport.TPM) {
+	sw.Do(t, func(tpm transport.TPM) {
 		for p := range 8 {
 			ev := digestOf("boot event for PCR " + strconv.Itoa(p))
 			extend(t, tpm, p, ev)
@@ -198,7 +124,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	}
 
 	statePath := filepath.Join(t.TempDir(), "tpm-clock.json")
-	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.sock, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
+	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.Socket, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
 	// Twice: the second measurement reconnects and reuses the AK, which
 	// swtpm keeps between connections.
 	for i := range 2 {
@@ -218,7 +144,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 
 	// Between measurements the plugin holds no connection, so others can
 	// use swtpm: something extends PCR 4 and the next quote shows it.
-	sw.do(t, func(tpm transport.TPM) { extend(t, tpm, 4, digestOf("unexpected boot loader")) })
+	sw.Do(t, func(tpm transport.TPM) { extend(t, tpm, 4, digestOf("unexpected boot loader")) })
 	wm, m := measure()
 	r := toResult(wm)
 	only(t, r, map[string]sdk.Severity{CodePCRMismatch: sdk.SeverityHigh})
@@ -232,7 +158,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	onDemand := func() *wire.Measurement {
 		t.Helper()
 		wc, d := pluginClient(t)
-		raw, _ := json.Marshal(map[string]any{"swtpm_socket": sw.sock, "state_file": statePath, "event_log": ""})
+		raw, _ := json.Marshal(map[string]any{"swtpm_socket": sw.Socket, "state_file": statePath, "event_log": ""})
 		ctx, cancel := call()
 		defer cancel()
 		if err := wc.Configure(ctx, raw); err != nil {
@@ -247,7 +173,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	if wm := onDemand(); len(wm.Findings) != 0 {
 		t.Fatalf("new plugin process: findings %+v", wm.Findings)
 	}
-	sw.do(t, func(tpm transport.TPM) {
+	sw.Do(t, func(tpm transport.TPM) {
 		if _, err := (tpm2.Clear{AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHLockout, Auth: tpm2.PasswordAuth(nil)}}).Execute(tpm); err != nil {
 			t.Fatalf("TPM2_Clear: %v", err)
 		}
