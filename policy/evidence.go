@@ -72,11 +72,11 @@ func (ps *parser) evidencePCRs(key string, n *yaml.Node) {
 }
 
 // validateEvidence checks the evidence keys.
-func (p *Policy) validateEvidence(e *errs, absolute func(key, path string, emptyOK bool)) {
-	absolute(keySigningKeyPath, p.SigningKeyPath, true)
-	absolute(keyEvidenceTPMDevice, p.EvidenceTPMDevice, true)
-	absolute(keyEvidenceTPMSocket, p.EvidenceTPMSocket, true)
-	absolute(keyVerdictLogPath, p.VerdictLogPath, true)
+func (p *Policy) validateEvidence(e *errs) {
+	e.absolute(keySigningKeyPath, p.SigningKeyPath, true)
+	e.absolute(keyEvidenceTPMDevice, p.EvidenceTPMDevice, true)
+	e.absolute(keyEvidenceTPMSocket, p.EvidenceTPMSocket, true)
+	e.absolute(keyVerdictLogPath, p.VerdictLogPath, true)
 	if p.VerdictPCR < 0 || p.VerdictPCR > 15 {
 		e.add(keyVerdictPCR, 0, "%d is not a PCR index 0..15: PCRs 16 to 23 can be reset (16 debug, 17-22 by a dynamic launch, 23 by any process), which would erase the verdict history; the default is %d", p.VerdictPCR, DefaultVerdictPCR)
 	}

@@ -36,23 +36,41 @@ var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
 // each an *Error naming its dotted key, joined with errors.Join.
 func (p *Policy) Validate() error { return p.validate(&errs{lines: p.lines}) }
 
+// validate runs the checks group by group, always in the same order, so that
+// the joined problems come out the same way for the same policy.
 func (p *Policy) validate(e *errs) error {
-	// Paths.
-	absolute := func(key, path string, emptyOK bool) {
-		switch {
-		case path == "" && emptyOK:
-		case path == "":
-			e.add(key, 0, "empty path")
-		case !filepath.IsAbs(path):
-			e.add(key, 0, "%q is not an absolute path", path)
-		case filepath.Clean(path) != path && filepath.Clean(path)+"/" != path:
-			e.add(key, 0, "%q is not a clean path (write %q)", path, filepath.Clean(path))
-		}
+	p.validatePaths(e)
+	p.validatePolicyFiles(e)
+	p.validateServiceBinaries(e)
+	p.validatePCRs(e)
+	p.validateDurations(e)
+	p.validateListen(e)
+	p.validatePlugins(e)
+	p.validateSeverities(e)
+	p.validateLimits(e)
+	return e.err()
+}
+
+// absolute records a problem unless path is a clean absolute path (or empty
+// where emptyOK).
+func (e *errs) absolute(key, path string, emptyOK bool) {
+	switch {
+	case path == "" && emptyOK:
+	case path == "":
+		e.add(key, 0, "empty path")
+	case !filepath.IsAbs(path):
+		e.add(key, 0, "%q is not an absolute path", path)
+	case filepath.Clean(path) != path && filepath.Clean(path)+"/" != path:
+		e.add(key, 0, "%q is not a clean path (write %q)", path, filepath.Clean(path))
 	}
-	absolute("hmac_key_path", p.HMACKeyPath, false)
-	absolute("api_token_path", p.APITokenPath, true)
-	absolute("audit_log_path", p.AuditLogPath, false)
-	absolute("audit_key_path", p.AuditKeyPath, true)
+}
+
+// validatePaths checks the files and folders the daemon reads and writes.
+func (p *Policy) validatePaths(e *errs) {
+	e.absolute("hmac_key_path", p.HMACKeyPath, false)
+	e.absolute("api_token_path", p.APITokenPath, true)
+	e.absolute("audit_log_path", p.AuditLogPath, false)
+	e.absolute("audit_key_path", p.AuditKeyPath, true)
 	if p.AuditKeyPath != "" && p.AuditKeyPath == p.AuditLogPath {
 		e.add("audit_key_path", 0, "is the audit log itself; name another file (e.g. beside it, ending in .key)")
 	} else if p.AuditKeyPath != "" && filepath.Dir(p.AuditKeyPath) != filepath.Dir(p.AuditLogPath) {
@@ -61,32 +79,41 @@ func (p *Policy) validate(e *errs) error {
 	if p.AuditMaxBytes < MinAuditMaxBytes {
 		e.add("audit_max_bytes", 0, "%d is below the minimum of %d bytes (64 KiB)", p.AuditMaxBytes, MinAuditMaxBytes)
 	}
-	absolute("plugin_dir", p.PluginDir, false)
-	absolute("boot_reference", p.BootReference, true)
-	p.validateEvidence(e, absolute)
+	e.absolute("plugin_dir", p.PluginDir, false)
+	e.absolute("boot_reference", p.BootReference, true)
+	p.validateEvidence(e)
+}
 
+// validatePolicyFiles checks the measured policy files: absolute, each once.
+func (p *Policy) validatePolicyFiles(e *errs) {
 	seenFile := map[string]int{}
 	for i, f := range p.PolicyFiles {
 		key := fmt.Sprintf("policy_files[%d]", i)
-		absolute(key, f, false)
+		e.absolute(key, f, false)
 		if j, dup := seenFile[filepath.Clean(f)]; dup && f != "" {
 			e.add(key, 0, "%q is listed twice (also policy_files[%d])", f, j)
 		}
 		seenFile[filepath.Clean(f)] = i
 	}
+}
 
+// validateServiceBinaries checks each service's name, path and pinned digest.
+func (p *Policy) validateServiceBinaries(e *errs) {
 	for _, name := range sortedKeys(p.ServiceBinaries) {
 		b := p.ServiceBinaries[name]
 		key := "service_binaries." + name
 		if !serviceRE.MatchString(name) {
 			e.add(key, 0, "service name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
 		}
-		absolute(key+pathSuffix(p, name), b.Path, false)
+		e.absolute(key+pathSuffix(p, name), b.Path, false)
 		if b.SHA256 != "" && !hex64RE.MatchString(b.SHA256) {
 			e.add(key+".sha256", 0, "%q is not a SHA-256 (64 hex digits)", b.SHA256)
 		}
 	}
+}
 
+// validatePCRs checks the expected PCR values: index in range, SHA-256 value.
+func (p *Policy) validatePCRs(e *errs) {
 	for _, idx := range sortedInts(p.ExpectedPCRs) {
 		v := p.ExpectedPCRs[idx]
 		key := "expected_pcrs." + strconv.Itoa(idx)
@@ -97,8 +124,10 @@ func (p *Policy) validate(e *errs) error {
 			e.add(key, 0, "%q is not a SHA-256 bank value (64 hex digits)", v)
 		}
 	}
+}
 
-	// Durations.
+// validateDurations checks the refresh interval and the two timeouts.
+func (p *Policy) validateDurations(e *errs) {
 	if p.RefreshInterval < MinRefreshInterval {
 		e.add("refresh_interval", 0, "%s is too short: the minimum is %s", p.RefreshInterval, MinRefreshInterval)
 	}
@@ -111,15 +140,20 @@ func (p *Policy) validate(e *errs) error {
 	if p.PluginTimeout > 0 && p.AttestationTimeout > 0 && p.PluginTimeout > p.AttestationTimeout {
 		e.add("plugin_timeout", 0, "%s is longer than attestation_timeout (%s)", p.PluginTimeout, p.AttestationTimeout)
 	}
+}
 
-	// Listen address.
+// validateListen checks the API's listen address: host:port, and loopback
+// unless allow_remote_listen says otherwise.
+func (p *Policy) validateListen(e *errs) {
 	if err := checkListen(p.Listen); err != "" {
 		e.add("listen", 0, "%s", err)
 	} else if !p.AllowRemoteListen && !LoopbackListen(p.Listen) {
 		e.add("listen", 0, "%q is not a loopback address: other machines could reach the API, and the bearer token would cross the network in clear; listen on 127.0.0.1 or [::1], or set allow_remote_listen: true if you mean it", p.Listen)
 	}
+}
 
-	// Plugins.
+// validatePlugins checks each plugin's name, pinned digest, timeout and config.
+func (p *Policy) validatePlugins(e *errs) {
 	for _, name := range sortedKeys(p.Plugins) {
 		pp := p.Plugins[name]
 		key := "plugins." + name
@@ -146,8 +180,10 @@ func (p *Policy) validate(e *errs) error {
 			}
 		}
 	}
+}
 
-	// Severities.
+// validateSeverities checks the weights, the thresholds and the overrides.
+func (p *Policy) validateSeverities(e *errs) {
 	for _, s := range sdk.Severities() {
 		key := "severity_weights." + s.String()
 		w, ok := p.SeverityWeights[s]
@@ -174,6 +210,12 @@ func (p *Policy) validate(e *errs) error {
 	case t.Degraded > t.Failed:
 		e.add("thresholds.degraded", 0, "%d is above thresholds.failed (%d): want 0 < degraded <= failed", t.Degraded, t.Failed)
 	}
+	p.validateOverrides(e)
+}
+
+// validateOverrides checks each severity override's code and severity, and
+// that none lowers a protected finding.
+func (p *Policy) validateOverrides(e *errs) {
 	for _, code := range sortedKeys(p.SeverityOverrides) {
 		key := "severity_overrides." + code
 		if !codeRE.MatchString(code) {
@@ -186,7 +228,10 @@ func (p *Policy) validate(e *errs) error {
 	if err := p.CheckOverrides(ProtectedCodes); err != nil {
 		e.list = append(e.list, err)
 	}
+}
 
+// validateLimits checks the parallelism bound and the log level.
+func (p *Policy) validateLimits(e *errs) {
 	if p.MaxParallelPlugins < 1 || p.MaxParallelPlugins > MaxParallelPlugins {
 		e.add("max_parallel_plugins", 0, "%d is out of range 1..%d", p.MaxParallelPlugins, MaxParallelPlugins)
 	}
@@ -197,7 +242,6 @@ func (p *Policy) validate(e *errs) error {
 	if !validLevel {
 		e.add("log_level", 0, "%q is not one of trace, debug, info, warn, error", p.LogLevel)
 	}
-	return e.err()
 }
 
 // pathSuffix names the path of a service binary: ".path" when it was given
