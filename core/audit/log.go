@@ -416,7 +416,7 @@ func writeOnce(f *os.File, buf []byte) (int, error) {
 	if err := rc.Write(func(fd uintptr) bool {
 		for {
 			n, werr = unix.Write(int(fd), buf)
-			if werr != unix.EINTR {
+			if !errors.Is(werr, unix.EINTR) {
 				return true
 			}
 		}
@@ -432,11 +432,44 @@ func writeOnce(f *os.File, buf []byte) (int, error) {
 // reopen opens the file at the path and resumes its chain, queueing the
 // records that recovery calls for in front of what is pending. Caller
 // holds mu.
-func (l *Log) reopen() error {
+func (l *Log) reopen() (err error) {
+	f, err := l.openFile()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	st, err := l.checkFile(f)
+	if err != nil {
+		return err
+	}
+	c, cut, err := l.scanFile(f, st.Size())
+	if err != nil {
+		return err
+	}
+	var front []pending
+	if size := st.Size(); cut < size {
+		rec, err := l.cutTorn(f, cut, size)
+		if err != nil {
+			return err
+		}
+		front = append(front, rec)
+	}
+	front = l.resumeChain(c, front)
+	l.f, l.size, l.started = f, cut, true
+	l.queueFront(front)
+	return nil
+}
+
+// openFile opens the log file, creating it (and its folder) when missing.
+func (l *Log) openFile() (*os.File, error) {
 	dir := filepath.Dir(l.path)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("open audit log %s: %w", l.path, err)
+			return nil, fmt.Errorf("open audit log %s: %w", l.path, err)
 		}
 	}
 	created := false
@@ -448,75 +481,84 @@ func (l *Log) reopen() error {
 		created = err == nil
 	}
 	if errors.Is(err, syscall.ELOOP) {
-		return fmt.Errorf("open audit log %s: it is a symbolic link; refusing to follow it", l.path)
+		return nil, fmt.Errorf("open audit log %s: it is a symbolic link; refusing to follow it", l.path)
 	}
 	if err != nil {
-		return fmt.Errorf("open audit log %s: %w", l.path, err)
+		return nil, fmt.Errorf("open audit log %s: %w", l.path, err)
 	}
 	if created {
 		// The folder is synced right after the first record's fsync
 		// (write): only that makes the record reachable after a crash.
 		l.dirDirty = true
 	}
+	return f, nil
+}
+
+// checkFile refuses anything but a regular file and warns when group or
+// others may access it.
+func (l *Log) checkFile(f *os.File) (os.FileInfo, error) {
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return fmt.Errorf("open audit log %s: %w", l.path, err)
+		return nil, fmt.Errorf("open audit log %s: %w", l.path, err)
 	}
 	if !st.Mode().IsRegular() {
-		f.Close()
-		return fmt.Errorf("open audit log %s: not a regular file", l.path)
+		return nil, fmt.Errorf("open audit log %s: not a regular file", l.path)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		l.logger.Warn("audit log is accessible to group or others", "path", l.path, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
 	}
+	return st, nil
+}
 
-	// Scan the whole file.
+// scanFile reads the whole file and returns its chain and the offset where
+// the good records end: a torn tail (bytes after the last newline, or a
+// last line that is not JSON at all) lies past it.
+func (l *Log) scanFile(f *os.File, size int64) (chain, int64, error) {
 	c := newChain()
 	var before chain // the chain before the last line
 	var goodEnd, lastStart int64
-	tail, err := scanLines(io.NewSectionReader(f, 0, st.Size()), func(line []byte, tooLong bool, hash string, end int64) {
+	tail, err := scanLines(io.NewSectionReader(f, 0, size), func(line []byte, tooLong bool, hash string, end int64) {
 		before = c
 		lastStart = goodEnd
 		c.add(line, tooLong, hash)
 		goodEnd = end
 	})
 	if err != nil {
-		f.Close()
-		return fmt.Errorf("read audit log %s: %w", l.path, err)
+		return chain{}, 0, fmt.Errorf("read audit log %s: %w", l.path, err)
 	}
-
-	var front []pending
-	// A torn tail: bytes after the last newline, or a last line that is
-	// not JSON at all.
-	cut := goodEnd
 	if tail == 0 && c.lines > 0 && c.lastInvalidJSON {
-		cut = lastStart
-		c = before
+		return before, lastStart, nil
 	}
-	if size := st.Size(); cut < size {
-		saved, serr := l.saveTorn(f, cut, size)
-		if serr != nil {
-			f.Close()
-			return fmt.Errorf("recover torn tail of audit log %s: %w", l.path, serr)
-		}
-		if err := f.Truncate(cut); err != nil {
-			f.Close()
-			return fmt.Errorf("recover torn tail of audit log %s: truncate: %w", l.path, err)
-		}
-		if err := l.sync.file(f); err != nil {
-			f.Close()
-			return fmt.Errorf("recover torn tail of audit log %s: fsync: %w", l.path, err)
-		}
-		l.logger.Warn("audit log: cut a torn last line", "path", l.path, "offset", cut, "bytes", size-cut, "saved_to", saved)
-		front = append(front, pending{typ: TypeRecovered, at: l.now(), data: mustData(map[string]any{
-			"reason":     "torn last line (interrupted write)",
-			"cut_offset": cut,
-			"cut_bytes":  size - cut,
-			"saved_to":   saved,
-		})})
-	}
+	return c, goodEnd, nil
+}
 
+// cutTorn saves the torn tail [cut, size) beside the log, cuts it off the
+// log, and returns the recovered record that tells of it.
+func (l *Log) cutTorn(f *os.File, cut, size int64) (pending, error) {
+	saved, err := l.saveTorn(f, cut, size)
+	if err != nil {
+		return pending{}, fmt.Errorf("recover torn tail of audit log %s: %w", l.path, err)
+	}
+	if err := f.Truncate(cut); err != nil {
+		return pending{}, fmt.Errorf("recover torn tail of audit log %s: truncate: %w", l.path, err)
+	}
+	if err := l.sync.file(f); err != nil {
+		return pending{}, fmt.Errorf("recover torn tail of audit log %s: fsync: %w", l.path, err)
+	}
+	l.logger.Warn("audit log: cut a torn last line", "path", l.path, "offset", cut, "bytes", size-cut, "saved_to", saved)
+	return pending{typ: TypeRecovered, at: l.now(), data: mustData(map[string]any{
+		"reason":     "torn last line (interrupted write)",
+		"cut_offset": cut,
+		"cut_bytes":  size - cut,
+		"saved_to":   saved,
+	})}, nil
+}
+
+// resumeChain continues the chain from the file's last record (or, for a
+// new or emptied file while the daemon runs, from the last record written
+// before) and adds to front the reopened and chain_broken records the
+// file's state calls for.
+func (l *Log) resumeChain(c chain, front []pending) []pending {
 	prevSeq, prevHead, had := l.seq, l.head, l.started
 	switch {
 	case c.lines == 0 && had:
@@ -557,9 +599,13 @@ func (l *Log) reopen() error {
 			"lines":              c.lines,
 		})})
 	}
-	l.f, l.size, l.started = f, cut, true
-	// A reopened or chain_broken record still queued from an earlier
-	// attempt describes the same state: keep only the fresh one.
+	return front
+}
+
+// queueFront puts front ahead of the pending records. A reopened or
+// chain_broken record still queued from an earlier attempt describes the
+// same state: only the fresh one is kept.
+func (l *Log) queueFront(front []pending) {
 	fresh := map[string]bool{}
 	for _, p := range front {
 		fresh[p.typ] = p.typ == TypeReopened || p.typ == TypeChainBroken
@@ -571,7 +617,6 @@ func (l *Log) reopen() error {
 		}
 	}
 	l.pending = append(front, kept...)
-	return nil
 }
 
 // saveTorn copies bytes [from, to) of f to a new file beside the log.
