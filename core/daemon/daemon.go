@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/sdnotify"
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/core/verdict"
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
@@ -260,72 +262,129 @@ func readToken(path string) ([]byte, error) {
 	return tok, nil
 }
 
+// serve runs the daemon until SIGTERM or SIGINT (or the API server fails):
+// start the parts, serve the API, attest periodically, then stop in order.
 func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 	d.current = pol
-	token, err := readToken(pol.APITokenPath)
+	p, err := d.startParts(pol, polSHA)
 	if err != nil {
-		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: api_token_path: %v\n", d.path, err)
-		return ExitNoRun
-	}
-	lns, inherited, err := listeners(pol, d.logger)
-	if err != nil {
+		p.abort()
 		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
 		return ExitNoRun
 	}
-	d.notify = sdnotify.New(d.logger.Named("sdnotify"))
-	if d.applied, err = d.restrict(pol, d.notify.Socket()); err != nil {
-		closeAll(lns)
-		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
-		return ExitNoRun
-	}
-	h, first, err := d.startHostMeasuring(pol, true)
-	if err != nil {
-		closeAll(lns)
-		fmt.Fprintf(d.stderr, "runtime-attestor: policy %s: %v\n", d.path, err)
-		return ExitNoRun
-	}
-	log, err := audit.OpenOptions(pol.AuditLogPath, audit.Options{
-		Logger: d.logger.Named("audit"), KeyPath: pol.AuditKeyPath, MaxBytes: int64(pol.AuditMaxBytes),
-	})
-	if err != nil {
-		h.Close()
-		closeAll(lns)
-		fmt.Fprintf(d.stderr, "runtime-attestor: audit log: %v\n", err)
-		return ExitNoRun
-	}
-	defer log.Close()
-	id, verdicts := d.identityFor(pol)
-	e, err := engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: h, Audit: log, Logger: d.logger, Version: Version, Verdicts: verdicts,
-		FileTrust: func(p *policy.Policy) error { return trustFiles(d.path, p) }, First: first})
-	if err != nil {
-		h.Close()
-		closeAll(lns)
-		fmt.Fprintf(d.stderr, "runtime-attestor: %v\n", err)
-		return ExitNoRun
-	}
-	auditor := e.Auditor()
+	defer p.log.Close()
+	auditor := p.engine.Auditor()
 	if err := auditor.Append("start", map[string]any{"version": Version, "policy": d.path, "policy_sha256": polSHA, "pid": os.Getpid()}); err != nil {
 		d.logger.Error("audit record not written", "type", "start", "error", err)
 	}
 	srv := api.New(api.Options{
-		Attestor:       e,
+		Attestor:       p.engine,
 		Audit:          auditor,
-		Token:          token,
+		Token:          p.token,
 		Logger:         d.logger.Named("api"),
 		RefreshTimeout: pol.AttestationTimeout + 30*time.Second,
-		Identity:       id,
+		Identity:       p.identity,
 	})
-	serveErr := make(chan error, len(lns))
-	for _, ln := range lns {
+	serveErr := make(chan error, len(p.lns))
+	for _, ln := range p.lns {
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
-	d.logger.Info("serving", "listen", addrs(lns), "socket_activation", inherited, "policy", d.path, "plugin_dir", pol.PluginDir)
+	d.logger.Info("serving", "listen", addrs(p.lns), "socket_activation", p.inherited, "policy", d.path, "plugin_dir", pol.PluginDir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	runDone := make(chan struct{})
+	runDone := d.attestPeriodically(ctx, p.engine)
+	go d.notify.Watchdog(ctx, p.engine.Healthy)
+	code := d.waitForStop(p.engine, srv, serveErr)
+
+	// Stop in order: the attestation loop, the API, the plugins, and the
+	// stop record last, so that it tells the final state.
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := srv.Shutdown(sctx); err != nil {
+		d.logger.Warn("API shutdown", "error", err)
+	}
+	scancel()
+	<-runDone
+	p.engine.Close()
+	if err := auditor.Append("stop", map[string]any{"pid": os.Getpid(), "state": p.engine.Snapshot().State}); err != nil {
+		d.logger.Error("audit record not written", "type", "stop", "error", err)
+	}
+	return code
+}
+
+// parts are what serve starts before it serves, in the order it starts
+// them. abort closes whatever of them has started when a later one fails.
+type parts struct {
+	token     []byte
+	lns       []net.Listener
+	inherited bool
+	host      *pluginhost.Host
+	log       *audit.Log
+	identity  api.Identity
+	engine    *engine.Engine
+}
+
+// abort closes the parts that started, the last first; the engine, when
+// there is one, owns the host.
+func (p *parts) abort() {
+	if p.engine != nil {
+		p.engine.Close()
+	} else if p.host != nil {
+		p.host.Close()
+	}
+	if p.log != nil {
+		p.log.Close()
+	}
+	closeAll(p.lns)
+}
+
+// startParts reads the API token, opens the listeners, confines the daemon,
+// starts the plugins with their first measurement, opens the audit log and
+// builds the engine. On error the parts started so far are in the result,
+// for abort.
+func (d *daemon) startParts(pol *policy.Policy, polSHA string) (*parts, error) {
+	p := &parts{}
+	var err error
+	if p.token, err = readToken(pol.APITokenPath); err != nil {
+		return p, fmt.Errorf("policy %s: api_token_path: %w", d.path, err)
+	}
+	if p.lns, p.inherited, err = listeners(pol, d.logger); err != nil {
+		return p, err
+	}
+	d.notify = sdnotify.New(d.logger.Named("sdnotify"))
+	if d.applied, err = d.restrict(pol, d.notify.Socket()); err != nil {
+		return p, fmt.Errorf("policy %s: %w", d.path, err)
+	}
+	var first *engine.First
+	if p.host, first, err = d.startHostMeasuring(pol, true); err != nil {
+		return p, fmt.Errorf("policy %s: %w", d.path, err)
+	}
+	p.log, err = audit.OpenOptions(pol.AuditLogPath, audit.Options{
+		Logger: d.logger.Named("audit"), KeyPath: pol.AuditKeyPath, MaxBytes: int64(pol.AuditMaxBytes),
+	})
+	if err != nil {
+		p.log = nil
+		return p, fmt.Errorf("audit log: %w", err)
+	}
+	var verdicts *verdict.Measurer
+	p.identity, verdicts = d.identityFor(pol)
+	p.engine, err = engine.New(engine.Options{Policy: pol, PolicySHA256: polSHA, Host: p.host, Audit: p.log, Logger: d.logger, Version: Version, Verdicts: verdicts,
+		FileTrust: func(p *policy.Policy) error { return trustFiles(d.path, p) }, First: first})
+	if err != nil {
+		p.engine = nil
+		return p, err
+	}
+	return p, nil
+}
+
+// attestPeriodically runs the engine's attestation loop until ctx ends and
+// tells the service manager each verdict: READY=1 with the first, STATUS=
+// after. The channel closes when the loop has returned.
+func (d *daemon) attestPeriodically(ctx context.Context, e *engine.Engine) <-chan struct{} {
+	done := make(chan struct{})
 	go func() {
-		defer close(runDone)
+		defer close(done)
 		ready := false
 		e.Run(ctx, func(s api.Snapshot) {
 			d.logger.Debug("verdict", "state", s.State, "score", s.Score)
@@ -341,13 +400,16 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 			}
 		})
 	}()
-	go d.notify.Watchdog(ctx, e.Healthy)
+	return done
+}
 
+// waitForStop reloads the policy on each SIGHUP and returns the exit code
+// on SIGTERM or SIGINT (0) or when the API server stops (ExitNoRun if it
+// failed).
+func (d *daemon) waitForStop(e *engine.Engine, srv *api.Server, serveErr <-chan error) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	code := 0
-loop:
 	for {
 		select {
 		case sig := <-sigs:
@@ -359,27 +421,15 @@ loop:
 			if err := d.notify.Stopping(); err != nil {
 				d.logger.Warn("sd_notify", "error", err)
 			}
-			break loop
+			return 0
 		case err := <-serveErr:
 			if err != nil && !errors.Is(err, context.Canceled) {
 				d.logger.Error("API server stopped", "error", err)
-				code = ExitNoRun
+				return ExitNoRun
 			}
-			break loop
+			return 0
 		}
 	}
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if err := srv.Shutdown(sctx); err != nil {
-		d.logger.Warn("API shutdown", "error", err)
-	}
-	scancel()
-	<-runDone
-	e.Close()
-	if err := auditor.Append("stop", map[string]any{"pid": os.Getpid(), "state": e.Snapshot().State}); err != nil {
-		d.logger.Error("audit record not written", "type", "stop", "error", err)
-	}
-	return code
 }
 
 // reload loads the policy again. A bad one is refused: the old policy and
