@@ -10,7 +10,6 @@ package engine
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +26,6 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // MinHMACKeyBytes is the shortest HMAC key the engine signs with.
@@ -338,147 +336,25 @@ func (e *Engine) record(typ string, data any) {
 	}
 }
 
-// run performs one attestation.
+// run performs one attestation, stage by stage (attestation.go): take the
+// engine's state, measure, merge, add the daemon's own findings, seal,
+// write the audit trail, publish.
 func (e *Engine) run() (api.Snapshot, error) {
 	e.attestMu.Lock()
 	defer e.attestMu.Unlock()
-
-	e.mu.Lock()
-	p, polSHA, host, reloadErr, prev, first := e.policy, e.policySHA256, e.host, e.reloadErr, e.prevState, e.first
-	e.first = nil
-	e.seq++
-	seq := e.seq
-	e.mu.Unlock()
-
-	nonce, results := []byte(nil), []pluginhost.Result(nil)
-	if first != nil {
-		nonce, results = first.Nonce, first.Results
-	} else {
-		var err error
-		if nonce, err = NewNonce(); err != nil {
-			return api.Snapshot{}, err
-		}
-		// The host reports every plugin cut short by this deadline
-		// (core.attestation_timeout, one finding per plugin).
-		ctx, cancel := context.WithTimeout(context.Background(), p.AttestationTimeout)
-		results = host.Measure(ctx, nonce)
-		cancel()
-	}
-
-	b := &bundle.Bundle{
-		BundleVersion:   bundle.Version,
-		AttestorVersion: e.version,
-		Sequence:        seq,
-		Nonce:           hex.EncodeToString(nonce),
-	}
-	if polSHA != "" {
-		b.AttestationPolicySHA256 = bundle.Ptr(polSHA)
-	}
-	all := merge(b, results, p.SeverityOverrides)
-	all = append(all, secureBootFromLog(b, p.RequireSecureBoot, p.SeverityOverrides)...)
-	core := func(code string, sev sdk.Severity, subject, format string, args ...any) {
-		all = append(all, attributed{plugin: "core", Finding: override(sdk.Finding{
-			Code: code, Severity: sev, Subject: subject, Message: fmt.Sprintf(format, args...),
-		}, p.SeverityOverrides)})
-	}
-	if reloadErr != nil {
-		core("core.policy_reload", sdk.SeverityMedium, "policy", "a policy reload was refused and the previous policy is still in force: %v", reloadErr)
-	}
-	if e.fileTrust != nil {
-		if err := e.fileTrust(p); err != nil {
-			core("core.file_trust", sdk.SeverityHigh, "files", "a file the daemon trusts can be replaced by someone else now: %v", err)
-		}
-	}
-	key, keyErr := readKey(p.HMACKeyPath)
-	if keyErr != nil {
-		core("core.hmac_key", sdk.SeverityHigh, p.HMACKeyPath, "bundle is unsigned: %v", keyErr)
-	}
-	signer, signErr := loadSigner(p.SigningKeyPath)
-	if signErr != nil {
-		core("core.signing_key", sdk.SeverityHigh, p.SigningKeyPath, "bundle has no bundle_signature: %v", signErr)
-	}
-	if e.verdict != nil {
-		if err := e.verdict.Problem(); err != nil {
-			core("core.verdict_measurement", sdk.SeverityMedium, "tpm", "a verdict could not be measured into the TPM: %v", err)
-		}
-	}
-	if e.audit != nil {
-		// Low: a record that is not this attestation's (a refused
-		// request, a start) could not be written; it stays queued behind
-		// nothing that matters. Medium only when this attestation's own
-		// records fail (below).
-		err := e.audit.takeErr()
-		seq, hash, flushErr := e.auditHead()
-		if err != nil && flushErr != nil {
-			// Written since, nothing lost: no finding.
-			core("core.audit_write", sdk.SeverityLow, "audit", "an audit record could not be written (it stays queued): %v", err)
-		}
-		if hash != "" {
-			b.AuditHead = &bundle.AuditHead{Seq: seq, Hash: hash}
-		}
-	}
-
-	var digest string // of the canonical bundle finish returns
-	finish := func() (json.RawMessage, state.State, int, error) {
-		st, score := state.Evaluate(findingsOf(all), state.Weights(p.SeverityWeights), state.Thresholds(p.Thresholds))
-		if (keyErr != nil || signErr != nil) && st == state.Attested {
-			st = state.Degraded // an unsigned bundle is never attested
-		}
-		st = state.Next(prev, st)
-		b.State, b.Score = st, score
-		b.Failures = failures(all)
-		b.Timestamp = bundle.FormatTime(e.now())
-		// Canonicalised once: the signature (before the HMAC, which covers
-		// bundle_signature), the HMAC, the digest and the bytes served.
-		var bs bundle.Signer
-		if signer != nil {
-			bs = signer
-		}
-		var k []byte
-		if keyErr == nil {
-			k = key
-		}
-		sealed, err := b.Seal(bs, k)
-		if err != nil {
-			return nil, st, score, fmt.Errorf("encode bundle: %w", err)
-		}
-		digest = sealed.Digest
-		return sealed.Raw, st, score, nil
-	}
-	raw, st, score, err := finish()
-	if err != nil {
+	t := e.beginTurn()
+	if err := e.measure(t); err != nil {
 		return api.Snapshot{}, err
 	}
-
-	if e.audit != nil {
-		if aerr := e.writeAudit(results, digest, b, prev, st, score); aerr != nil {
-			e.logger.Error("audit log write failed; the bundle says so", "error", aerr)
-			e.audit.takeErr()
-			// One finding says it: this one replaces a low one about an
-			// earlier record, still queued behind the same failure.
-			kept := all[:0]
-			for _, a := range all {
-				if a.plugin != "core" || a.Code != "core.audit_write" {
-					kept = append(kept, a)
-				}
-			}
-			all = kept
-			core("core.audit_write", sdk.SeverityMedium, "audit", "the audit record of this attestation could not be written: %v", aerr)
-			if raw, st, score, err = finish(); err != nil {
-				return api.Snapshot{}, err
-			}
-		}
+	e.mergeResults(t)
+	e.coreFindings(t)
+	if err := e.seal(t); err != nil {
+		return api.Snapshot{}, err
 	}
-
-	auditSeq, auditHash, _ := e.auditHead()
-	snap := e.publish(raw, b, results, st, score, auditSeq, auditHash)
-	if e.verdict != nil {
-		vctx, vcancel := context.WithTimeout(context.Background(), verdictTimeout)
-		_ = e.verdict.Measure(vctx, raw) // a failure is in the next bundle
-		vcancel()
+	if err := e.auditTurn(t); err != nil {
+		return api.Snapshot{}, err
 	}
-	e.logger.Info("attestation done", "sequence", seq, "state", st, "score", score, "failures", len(b.Failures))
-	return snap, nil
+	return e.publishTurn(t), nil
 }
 
 func (e *Engine) writeAudit(results []pluginhost.Result, digest string, b *bundle.Bundle, prev, st state.State, score int) error {
