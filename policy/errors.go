@@ -35,11 +35,11 @@ func Problems(err error) []*Error {
 		if e == nil {
 			return
 		}
-		if pe, ok := e.(*Error); ok {
+		if pe, ok := e.(*Error); ok { //nolint:errorlint // each level of the tree is looked at in turn
 			out = append(out, pe)
 			return
 		}
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // walks the joined and wrapped errors one level at a time
 		case interface{ Unwrap() []error }:
 			for _, c := range u.Unwrap() {
 				walk(c)

@@ -70,7 +70,7 @@ func readSecret(path string) (data []byte, missing bool, err error) {
 		return nil, false, fmt.Errorf("%s is not a regular file", path)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+		return nil, false, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
 	}
 	defer f.Close()
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
@@ -79,7 +79,7 @@ func readSecret(path string) (data []byte, missing bool, err error) {
 	const limit = 64 << 10
 	data, err = io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, false, fmt.Errorf("cannot read %s: %v", path, err)
+		return nil, false, fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	if len(data) > limit {
 		return nil, false, fmt.Errorf("%s is larger than %d bytes: not a key", path, limit)

@@ -119,14 +119,6 @@ type checkDoc struct {
 	Findings     []findingDoc    `json:"findings"`
 }
 
-func (c checkDoc) codes() []string {
-	var out []string
-	for _, f := range c.Findings {
-		out = append(out, f.Code)
-	}
-	return out
-}
-
 // hasCore reports whether a core.* finding is in the check.
 func (c checkDoc) hasCore() bool {
 	for _, f := range c.Findings {

@@ -99,8 +99,7 @@ func tamperChanged(v any) any {
 func tamperVariants(doc any) []tamperVariant {
 	var out []tamperVariant
 	// edit applies fn to a copy of doc at path and records the result.
-	var edit func(what string, path []any, fn func(parent any, key any))
-	edit = func(what string, path []any, fn func(parent any, key any)) {
+	edit := func(what string, path []any, fn func(parent any, key any)) {
 		c := tamperDeepCopy(doc)
 		cur := c
 		for _, k := range path[:len(path)-1] {
@@ -452,12 +451,12 @@ func tamperIsAlnum(c byte) bool {
 }
 
 func tamperOtherAlnum(c byte) byte {
-	switch {
-	case c == '9':
+	switch c {
+	case '9':
 		return '0'
-	case c == 'z':
+	case 'z':
 		return 'a'
-	case c == 'Z':
+	case 'Z':
 		return 'A'
 	}
 	return c + 1

@@ -194,11 +194,11 @@ func (a *app) measure(daemon string, base *policy.Policy, doc map[string]any, ti
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() >= 0 && exit.ExitCode() <= 2) {
-		return nil, fmt.Errorf("%s --once (policy %s with pins removed): %v\n%s", daemon, base.Source, err, tailLines(stderr.String(), 20))
+		return nil, fmt.Errorf("%s --once (policy %s with pins removed): %w\n%s", daemon, base.Source, err, tailLines(stderr.String(), 20))
 	}
 	b := new(bundle.Bundle)
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), b); err != nil {
-		return nil, fmt.Errorf("%s --once printed no bundle: %v\n%s", daemon, err, tailLines(stderr.String(), 20))
+		return nil, fmt.Errorf("%s --once printed no bundle: %w\n%s", daemon, err, tailLines(stderr.String(), 20))
 	}
 	return b, nil
 }

@@ -220,7 +220,7 @@ func (a *app) baseURL() (string, error) {
 
 // readInput reads path, or stdin for "-", at most limit bytes.
 func (a *app) readInput(path string, limit int64) ([]byte, error) {
-	var r io.Reader = a.stdin
+	r := a.stdin
 	name := "standard input"
 	if path != "-" {
 		f, err := os.Open(path)

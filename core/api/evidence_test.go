@@ -108,7 +108,7 @@ func TestEvidenceEndpoint(t *testing.T) {
 	if r.code != http.StatusOK || r.header.Get("Content-Type") != ear.MediaType {
 		t.Fatalf("GET /api/v1/ear: %d %q %s", r.code, r.header.Get("Content-Type"), r.body)
 	}
-	jws, err := jose.ParseSigned(string(r.body), []jose.SignatureAlgorithm{jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(string(r.body), []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

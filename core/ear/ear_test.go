@@ -62,7 +62,7 @@ func TestVerifiedByGoJose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256})
+		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256})
 		if err != nil {
 			t.Fatalf("%s: go-jose cannot parse the EAR: %v", kind, err)
 		}

@@ -247,7 +247,9 @@ func (m *Measurer) extend(tp transport.TPM, f *os.File, rec Record, d []byte) er
 	if end+int64(len(line)) > MaxLog {
 		return fmt.Errorf("verdict log %s would exceed %d bytes: no more verdicts are measured this boot", m.opts.LogPath, MaxLog)
 	}
-	if _, err := f.Write(line); err == nil {
+	// A record not written or not durable is cut off again: the PCR is
+	// extended only for a verdict the log keeps.
+	if _, err = f.Write(line); err == nil {
 		err = f.Sync()
 	}
 	if err != nil {

@@ -103,7 +103,7 @@ func Prebuild(root string, pkgs []string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, stderr.String())
+		return fmt.Errorf("go build: %w\n%s", err, stderr.String())
 	}
 	after, err := SourceHash(root, "0")
 	if err != nil {

@@ -95,7 +95,7 @@ func buildWith(t testing.TB, pkg, name, cgo string) string {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
-			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, stderr.String())
+			b.err = fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.String())
 		}
 	})
 	if b.err != nil {

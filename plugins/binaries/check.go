@@ -12,6 +12,7 @@ package binaries
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -159,7 +160,8 @@ func (c *Check) Measure(ctx context.Context, _ sdk.Request) (*sdk.Result, error)
 }
 
 func asFileError(err error) *FileError {
-	if fe, ok := err.(*FileError); ok {
+	var fe *FileError
+	if errors.As(err, &fe) {
 		return fe
 	}
 	return &FileError{Kind: KindUnreadable, Msg: "hash", Err: err}

@@ -291,7 +291,7 @@ func hashPipelined(ctx context.Context, r io.Reader, h hash.Hash, maxBytes int64
 			h.Write((*c.buf)[:c.n])
 		}
 		free <- c.buf
-		if c.err == io.EOF {
+		if errors.Is(c.err, io.EOF) {
 			return total, nil
 		}
 		if c.err != nil {

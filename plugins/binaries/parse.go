@@ -182,16 +182,6 @@ func Within(root, p string) bool {
 	return strings.HasPrefix(p, root+"/")
 }
 
-// withinAny reports whether p is inside one of roots.
-func withinAny(roots []string, p string) bool {
-	for _, r := range roots {
-		if Within(r, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // clip shortens s to at most n bytes on a rune boundary, marking the cut.
 func clip(s string, n int) string {
 	if len(s) <= n {

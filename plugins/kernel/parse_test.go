@@ -481,7 +481,7 @@ func FuzzParamPattern(f *testing.F) {
 		if pp.String() != s {
 			t.Fatalf("%q prints as %q", s, pp.String())
 		}
-		param := Param{Name: pp.Name, Value: pp.Value, HasValue: pp.HasValue}
+		param := Param(pp)
 		if ok, _ := pp.SatisfiedBy([]Param{param}); !ok || len(pp.MatchesAny([]Param{param})) != 1 {
 			t.Fatalf("%q does not match its own parameter", s)
 		}

@@ -277,7 +277,7 @@ func (d *Daemon) WaitVerdict(ctx context.Context, poll time.Duration) (time.Dura
 	for {
 		select {
 		case <-d.done:
-			return 0, "", fmt.Errorf("daemon exited before its first verdict (%v); log:\n%s", d.err, d.Log())
+			return 0, "", fmt.Errorf("daemon exited before its first verdict (%w); log:\n%s", d.err, d.Log())
 		case <-ctx.Done():
 			return 0, "", fmt.Errorf("no verdict: %w; log:\n%s", ctx.Err(), d.Log())
 		default:
@@ -313,7 +313,7 @@ func (d *Daemon) Stop() error {
 		return fmt.Errorf("wait daemon: %w", d.err)
 	}
 	if d.err != nil {
-		return fmt.Errorf("daemon exited with %v after SIGTERM; log:\n%s", d.err, d.Log())
+		return fmt.Errorf("daemon exited with %w after SIGTERM; log:\n%s", d.err, d.Log())
 	}
 	return nil
 }

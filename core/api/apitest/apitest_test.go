@@ -2,6 +2,7 @@ package apitest_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestRefreshSharesAndOutlivesCallers(t *testing.T) {
 		t.Fatal("first refresh never started")
 	}
 	quitCancel()
-	if err := <-gaveUp; err != context.Canceled {
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled caller got %v", err)
 	}
 	if !a.Running() {

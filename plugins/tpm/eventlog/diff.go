@@ -84,10 +84,7 @@ func describeRef(r *EventRef) string {
 }
 
 func allowed(r *EventRef) string {
-	var parts []string
-	for _, d := range r.Digests {
-		parts = append(parts, d)
-	}
+	parts := append([]string(nil), r.Digests...)
 	for _, v := range r.Values {
 		parts = append(parts, fmt.Sprintf("%q", clip(v)))
 	}
