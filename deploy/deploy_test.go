@@ -207,7 +207,7 @@ func TestInstallRefusesBadArguments(t *testing.T) {
 	}
 }
 
-// TestSocketUnit: the socket unit holds the spec's port on the loopback
+// TestSocketUnit: the socket unit holds the API port 8505 on the loopback
 // (and the Unix socket) for the service.
 func TestSocketUnit(t *testing.T) {
 	t.Parallel()
@@ -228,7 +228,7 @@ func TestSocketUnit(t *testing.T) {
 	}
 }
 
-// TestUnitSettings pins the hardening the spec asks for, so that a change
+// TestUnitSettings pins the unit's hardening settings, so that a change
 // to the unit that drops one fails here and not only in the score.
 func TestUnitSettings(t *testing.T) {
 	t.Parallel()

@@ -112,7 +112,7 @@ type PluginPolicy struct {
 // Thresholds are the scores at which the state becomes degraded and failed.
 type Thresholds struct{ Degraded, Failed int }
 
-// Default returns the built-in policy: the spec's defaults, every built-in
+// Default returns the built-in policy: the defaults docs/policy.md lists, every built-in
 // plugin enabled.
 func Default() *Policy {
 	p := &Policy{

@@ -13,8 +13,8 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
-// TestDefaultMatchesSpec checks Default against the spec's configuration
-// table and the daemon's documented defaults.
+// TestDefaultMatchesSpec checks Default against the defaults that
+// docs/policy.md and the README list.
 func TestDefaultMatchesSpec(t *testing.T) {
 	t.Parallel()
 	p := Default()
@@ -54,7 +54,7 @@ func TestDefaultMatchesSpec(t *testing.T) {
 		}
 	}
 	if len(p.ServiceBinaries) != 6 {
-		t.Errorf("%d default services, the spec's status shows service_count 6", len(p.ServiceBinaries))
+		t.Errorf("%d default services, the documented status shows service_count 6", len(p.ServiceBinaries))
 	}
 	for _, b := range BuiltinPlugins {
 		if pp := p.Plugins[b]; !pp.Enabled || pp.SHA256 != "" || pp.Timeout != 0 || pp.Config != nil {

@@ -5,6 +5,6 @@
 //
 // `go test ./reliability` (part of `make test`) runs a short variant of each
 // test; ATTESTOR_STRESS=1 (`make stress`, scripts/stress.sh) runs the long
-// variants the issue asks for. docs/reliability.md says what is tested and
+// variants (50 rounds of each fault, 100 SIGKILLs). docs/reliability.md says what is tested and
 // gives the figures.
 package reliability

@@ -25,8 +25,8 @@ type faultKind struct {
 	// code is the core finding the plugin must get; "" means it behaves
 	// and must answer its <name>.ok finding.
 	code string
-	// long is the number of rounds under ATTESTOR_STRESS=1 (0: the issue's
-	// 50). nohandshake costs the daemon's fixed 10 s start timeout per
+	// long is the number of rounds under ATTESTOR_STRESS=1 (0: the
+	// default of 50). nohandshake costs the daemon's fixed 10 s start timeout per
 	// round, so it runs fewer.
 	long int
 	// wait is how long one round waits on the plugin by design (its

@@ -158,7 +158,7 @@ func TestSecurityStatus(t *testing.T) {
 		s := start(t, apitest.New(api.Snapshot{State: state.Pending}), api.Options{})
 		r := get(t, s.url+"/api/security/status")
 		m := r.json(t)
-		// Every key of the spec is present, last_attested is null, plugins a list.
+		// Every status key is present, last_attested is null, plugins a list.
 		for _, k := range []string{"attestation_state", "tpm_available", "tpm_quote_verified", "secure_boot",
 			"policy_digest", "deployment_digest", "service_count", "failure_count", "last_attested",
 			"attest_count", "degrade_count", "fail_count"} {
@@ -632,13 +632,13 @@ runtime_attestor_state{state="attested"} 1
 runtime_attestor_state{state="degraded"} 0
 runtime_attestor_state{state="failed"} 0
 runtime_attestor_state{state="pending"} 0
-# HELP runtime_attestor_attestations_total Attestations run, whatever their outcome (the spec's attest_count).
+# HELP runtime_attestor_attestations_total Attestations run, whatever their outcome (attest_count in /api/security/status).
 # TYPE runtime_attestor_attestations_total counter
 runtime_attestor_attestations_total 6
-# HELP runtime_attestor_attestations_degraded_total Attestations that ended degraded (the spec's degrade_count).
+# HELP runtime_attestor_attestations_degraded_total Attestations that ended degraded (degrade_count in /api/security/status).
 # TYPE runtime_attestor_attestations_degraded_total counter
 runtime_attestor_attestations_degraded_total 2
-# HELP runtime_attestor_attestations_failed_total Attestations that ended failed (the spec's fail_count).
+# HELP runtime_attestor_attestations_failed_total Attestations that ended failed (fail_count in /api/security/status).
 # TYPE runtime_attestor_attestations_failed_total counter
 runtime_attestor_attestations_failed_total 0
 # HELP runtime_attestor_refresh_requests_total POST /api/v1/refresh requests by outcome of the token check.
@@ -789,13 +789,6 @@ func TestRefreshesAuditedInRealLog(t *testing.T) {
 	if leak := tokenPart(string(raw), goodToken); leak != "" {
 		t.Errorf("token part %q in the audit log", leak)
 	}
-}
-
-type refreshAudit struct {
-	Peer       string `json:"peer"`
-	Authorized bool   `json:"authorized"`
-	Reason     string `json:"reason"`
-	State      string `json:"state"`
 }
 
 func TestValidateToken(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package api serves the attestor's HTTP API with echo: the spec's five
+// Package api serves the attestor's HTTP API with echo: the five status
 // endpoints (/health, /api/v1/attest, /api/v1/verify, /api/v1/refresh,
 // /api/security/status) and a Prometheus /metrics.
 //

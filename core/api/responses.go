@@ -29,8 +29,8 @@ type VerifyResponse struct {
 	State    state.State `json:"state"`
 }
 
-// StatusResponse is the body of GET /api/security/status: the spec's fields
-// in the spec's order, then refresh_count, score and plugins. LastAttested
+// StatusResponse is the body of GET /api/security/status: the base fields
+// in a fixed order, then refresh_count, score and plugins. LastAttested
 // is RFC 3339 UTC, nil (null) while pending.
 type StatusResponse struct {
 	AttestationState state.State    `json:"attestation_state"`

@@ -43,7 +43,7 @@ func TestSignatureBesideHMAC(t *testing.T) {
 	if err := VerifySignature(raw, s.Public()); err != nil {
 		t.Fatalf("bundle_signature refused: %v", err)
 	}
-	// bundle_hmac is exactly as the spec has it: over the bundle without
+	// bundle_hmac is as an HMAC-only verifier expects it: over the bundle without
 	// bundle_hmac (bundle_signature included).
 	if err := Verify(raw, key); err != nil {
 		t.Fatalf("bundle_hmac refused: %v", err)

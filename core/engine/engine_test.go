@@ -120,7 +120,7 @@ func codes(b *bundle.Bundle) map[string]sdk.Severity {
 	return out
 }
 
-// TestBundleFromPlugins: built-in owners fill the spec's fields, a
+// TestBundleFromPlugins: built-in owners fill the bundle's fields, a
 // third-party plugin cannot, the weights decide the state, the bundle is
 // signed and verifies, and the audit log holds the attestation.
 func TestBundleFromPlugins(t *testing.T) {

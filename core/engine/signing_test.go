@@ -13,7 +13,7 @@ import (
 
 // TestBundleSignature: with signing_key_path the bundle carries a
 // bundle_signature that verifies with the public key, beside a bundle_hmac
-// that still verifies as the spec defines it; a configured key that cannot
+// that still verifies for an HMAC-only verifier; a configured key that cannot
 // be used leaves the bundle without a signature, reports core.signing_key
 // and is never attested.
 func TestBundleSignature(t *testing.T) {

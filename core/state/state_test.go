@@ -32,7 +32,7 @@ func TestEvaluateDefaults(t *testing.T) {
 		{"one low", []sdk.Finding{f("kernel.lockdown_none", sdk.SeverityLow)}, Attested, 1},
 		{"four lows stay below degraded", repeat(4, f("kernel.x", sdk.SeverityLow)), Attested, 4},
 		{"five lows reach degraded", repeat(5, f("kernel.x", sdk.SeverityLow)), Degraded, 5},
-		// The spec's cases.
+		// The cases the README names.
 		{"spec: missing binary degrades", []sdk.Finding{f("binaries.missing", sdk.SeverityMedium)}, Degraded, 5},
 		{"spec: hash drift degrades", []sdk.Finding{f("binaries.digest_mismatch", sdk.SeverityMedium)}, Degraded, 5},
 		{"spec: TPM required but absent fails", []sdk.Finding{f("tpm.absent", sdk.SeverityCritical)}, Failed, 100},
@@ -77,7 +77,7 @@ func TestEvaluateCustomPolicy(t *testing.T) {
 	}
 }
 
-// TestNext covers every edge of the spec's diagram and the latch.
+// TestNext covers every edge between pending, attested, degraded and failed, and the latch.
 func TestNext(t *testing.T) {
 	t.Parallel()
 	for i, tc := range []struct {

@@ -278,7 +278,7 @@ func TestConfigureRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// TestThisMachine measures the real system with the spec's default services
+// TestThisMachine measures the real system with the default services
 // (absent on a development machine): an honest degraded result, no error.
 func TestThisMachine(t *testing.T) {
 	t.Parallel()

@@ -45,7 +45,7 @@ const (
 	DefaultMaxFileBytes         = 64 << 20
 )
 
-// DefaultPolicyFiles are the spec's default policy files; the daemon
+// DefaultPolicyFiles are the appliance's default policy files; the daemon
 // normally injects the policy's own list.
 var DefaultPolicyFiles = []string{"/etc/secure-ai/policy/policy.yaml", "/etc/secure-ai/policy/agent.yaml"}
 
