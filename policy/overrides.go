@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -17,7 +20,7 @@ var ProtectedCodes = map[string]sdk.Severity{
 // the daemon also checks the codes its built-in plugins declare critical.
 func (p *Policy) CheckOverrides(floors map[string]sdk.Severity) error {
 	e := &errs{lines: p.lines}
-	for _, code := range sortedKeys(p.SeverityOverrides) {
+	for _, code := range slices.Sorted(maps.Keys(p.SeverityOverrides)) {
 		floor, ok := floors[code]
 		if s := p.SeverityOverrides[code]; ok && s.Valid() && s < floor {
 			e.add("severity_overrides."+code, 0, "%s may not be lowered below %s (it guards the attestation itself); remove the override", code, floor)

@@ -3,10 +3,11 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -99,7 +100,7 @@ func (p *Policy) validatePolicyFiles(e *errs) {
 
 // validateServiceBinaries checks each service's name, path and pinned digest.
 func (p *Policy) validateServiceBinaries(e *errs) {
-	for _, name := range sortedKeys(p.ServiceBinaries) {
+	for _, name := range slices.Sorted(maps.Keys(p.ServiceBinaries)) {
 		b := p.ServiceBinaries[name]
 		key := "service_binaries." + name
 		if !serviceRE.MatchString(name) {
@@ -114,7 +115,7 @@ func (p *Policy) validateServiceBinaries(e *errs) {
 
 // validatePCRs checks the expected PCR values: index in range, SHA-256 value.
 func (p *Policy) validatePCRs(e *errs) {
-	for _, idx := range sortedInts(p.ExpectedPCRs) {
+	for _, idx := range slices.Sorted(maps.Keys(p.ExpectedPCRs)) {
 		v := p.ExpectedPCRs[idx]
 		key := "expected_pcrs." + strconv.Itoa(idx)
 		if idx < 0 || idx > MaxPCR {
@@ -154,7 +155,7 @@ func (p *Policy) validateListen(e *errs) {
 
 // validatePlugins checks each plugin's name, pinned digest, timeout and config.
 func (p *Policy) validatePlugins(e *errs) {
-	for _, name := range sortedKeys(p.Plugins) {
+	for _, name := range slices.Sorted(maps.Keys(p.Plugins)) {
 		pp := p.Plugins[name]
 		key := "plugins." + name
 		if !wire.ValidName(name) {
@@ -216,7 +217,7 @@ func (p *Policy) validateSeverities(e *errs) {
 // validateOverrides checks each severity override's code and severity, and
 // that none lowers a protected finding.
 func (p *Policy) validateOverrides(e *errs) {
-	for _, code := range sortedKeys(p.SeverityOverrides) {
+	for _, code := range slices.Sorted(maps.Keys(p.SeverityOverrides)) {
 		key := "severity_overrides." + code
 		if !codeRE.MatchString(code) {
 			e.add(key, 0, "%q is not a finding code (<plugin>.<what>, lowercase, e.g. binaries.missing)", code)
@@ -281,13 +282,4 @@ func checkListen(addr string) string {
 		return fmt.Sprintf("host %q is not an IP address (or localhost, or empty for every interface)", host)
 	}
 	return ""
-}
-
-func sortedInts[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Ints(out)
-	return out
 }

@@ -32,9 +32,6 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
-// DefaultPolicyPath is where the appliance keeps the attestation policy.
-const DefaultPolicyPath = "/etc/secure-ai/policy/attestation.yaml"
-
 // Exit codes. With --once: 0 attested, 1 degraded, 2 failed, 3 could not
 // run. As a daemon: 0 after a clean shutdown, 3 when it could not start.
 const (
@@ -55,7 +52,7 @@ var Version = "0.1.0"
 func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("runtime-attestor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", DefaultPolicyPath, "attestation policy `file`")
+	configPath := fs.String("config", policy.DefaultPath, "attestation policy `file`")
 	once := fs.Bool("once", false, "attest once, print the signed bundle to stdout and exit (0 attested, 1 degraded, 2 failed, 3 could not run); writes no audit record")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
 	showVersion := fs.Bool("version", false, "print the version and exit")

@@ -3,8 +3,9 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
@@ -98,7 +99,7 @@ func merge(b *bundle.Bundle, results []pluginhost.Result, overrides map[string]s
 				measurements, raw = nil, nil
 			}
 		}
-		for _, field := range sortedKeys(measurements) {
+		for _, field := range slices.Sorted(maps.Keys(measurements)) {
 			owner, ok := fieldOwners[field]
 			if !ok || owner != r.Name {
 				continue
@@ -165,13 +166,4 @@ func findingsOf(all []attributed) []sdk.Finding {
 		out[i] = f.Finding
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

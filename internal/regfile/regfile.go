@@ -4,6 +4,7 @@
 package regfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,16 @@ func Open(path string) (*os.File, os.FileInfo, error) {
 		return nil, nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
 	}
 	return f, st, nil
+}
+
+// ReadContext is Read for a caller under a deadline: it returns ctx's
+// error, reading nothing, once ctx is done. The read itself never blocks
+// (a FIFO or device is refused by Open).
+func ReadContext(ctx context.Context, path string, limit int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return Read(path, limit)
 }
 
 // Read reads the regular file at path, refusing one larger than limit bytes.

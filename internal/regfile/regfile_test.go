@@ -1,6 +1,7 @@
 package regfile
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -39,5 +40,24 @@ func TestRefusesWhatIsNotARegularFile(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("Test %d: Read(%s, %d) = %v, want ok=%v", i, tc.path, tc.limit, err, tc.ok)
 		}
+	}
+}
+
+func TestReadContext(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "var")
+	if err := os.WriteFile(file, []byte("01"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := ReadContext(context.Background(), file, 64); err != nil || string(data) != "01" {
+		t.Errorf("ReadContext = %q, %v", data, err)
+	}
+	if _, err := ReadContext(context.Background(), file, 1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadContext over the limit = %v, want ErrTooLarge", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if data, err := ReadContext(ctx, file, 64); !errors.Is(err, context.Canceled) || data != nil {
+		t.Errorf("ReadContext after cancel = %q, %v, want context.Canceled", data, err)
 	}
 }

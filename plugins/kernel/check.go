@@ -255,7 +255,7 @@ func (c *Check) Measure(ctx context.Context, _ sdk.Request) (*sdk.Result, error)
 // read reads one file, adding kernel.unreadable or kernel.malformed when it
 // cannot be used. what names the file for a human.
 func read(ctx context.Context, res *sdk.Result, path, what string) ([]byte, bool) {
-	data, err := readBounded(ctx, path, MaxFileBytes)
+	data, err := regfile.ReadContext(ctx, path, MaxFileBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		res.Addf(CodeUnreadable, sdk.SeverityMedium, path, "%s %s does not exist", what, path)
@@ -321,7 +321,7 @@ func (c *Check) measureCmdline(ctx context.Context, res *sdk.Result) *Cmdline {
 func (c *Check) measureLockdown(ctx context.Context, res *sdk.Result) Lockdown {
 	r := c.rules
 	path := r.cfg.LockdownPath
-	data, err := readBounded(ctx, path, MaxFileBytes)
+	data, err := regfile.ReadContext(ctx, path, MaxFileBytes)
 	var mode Lockdown
 	known := false
 	switch {
@@ -428,7 +428,7 @@ func (c *Check) measureModuleSig(ctx context.Context, res *sdk.Result, cmdline *
 		notEnforced("module signature enforcement is required but cannot be confirmed: %s %s and lockdown is %s", path, why, lockdown)
 	}
 
-	data, err := readBounded(ctx, path, MaxFileBytes)
+	data, err := regfile.ReadContext(ctx, path, MaxFileBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if c.noModuleSigning(res, path, notEnforced) {
@@ -500,13 +500,4 @@ func isTrue(s string) bool {
 		return len(s) > 1 && (s[1] == 'n' || s[1] == 'N')
 	}
 	return false
-}
-
-// readBounded reads at most max bytes of the regular file at path, without
-// blocking (a FIFO in place of a /proc file cannot hang the check): regfile.ErrTooLarge (wrapped) when it holds more.
-func readBounded(ctx context.Context, path string, max int64) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return regfile.Read(path, max)
 }

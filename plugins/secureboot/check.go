@@ -215,7 +215,7 @@ func (c *Check) noEFIVars(res *sdk.Result, disabledSev sdk.Severity, required st
 // readBool reads and parses one boolean variable, adding a finding for
 // anything but a well-formed value.
 func (c *Check) readBool(ctx context.Context, res *sdk.Result, path, name string) boolState {
-	data, err := readBounded(ctx, path, maxVariableBytes)
+	data, err := regfile.ReadContext(ctx, path, maxVariableBytes) // a FIFO put in place of a variable cannot hang the check
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		res.Addf(CodeVariableMissing, sdk.SeverityInfo, path, "the %s EFI variable does not exist (%s)", name, path)
@@ -236,13 +236,4 @@ func (c *Check) readBool(ctx context.Context, res *sdk.Result, path, name string
 		return stateOn
 	}
 	return stateOff
-}
-
-// readBounded reads at most max bytes of the regular file at path, without
-// blocking (a FIFO put in place of a variable cannot hang the check): regfile.ErrTooLarge (wrapped) when it holds more.
-func readBounded(ctx context.Context, path string, max int64) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return regfile.Read(path, max)
 }
