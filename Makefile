@@ -38,8 +38,8 @@ test: deps testbins
 	$(GO) test -race -count=1 ./...
 
 # The fast static checks CI runs beside `make test`: go vet, gofmt and the
-# code-shape rules of internal/lint (functions in core/, policy/ and sdk/
-# at most 80 lines).
+# code rules of internal/lint (functions in core/, policy/ and sdk/ at most
+# 80 lines; errors compared with errors.Is and errors.As).
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "not gofmt-formatted:"; gofmt -l .; exit 1; }

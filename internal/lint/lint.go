@@ -1,6 +1,8 @@
-// Package lint holds the code-shape rules that `make test` and `make vet`
-// enforce without any tool beyond the Go toolchain (golangci-lint, run by
-// `make lint`, checks more; see .golangci.yml).
+// Package lint holds the code rules that `make test` and `make vet` enforce
+// without any tool beyond the Go toolchain: functions in core/, policy/ and
+// sdk/ at most MaxFuncLines long (LongFuncs), and errors compared with
+// errors.Is and errors.As (ErrorUses). golangci-lint, run by `make lint`,
+// checks more; see .golangci.yml.
 package lint
 
 import (

@@ -223,7 +223,7 @@ func hashSimple(ctx context.Context, r io.Reader, h hash.Hash, maxBytes int64) (
 			}
 			h.Write(buf[:n])
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return total, nil
 		}
 		if err != nil {
@@ -257,7 +257,7 @@ func hashPipelined(ctx context.Context, r io.Reader, h hash.Hash, maxBytes int64
 				return
 			}
 			n, err := io.ReadFull(r, *b)
-			if err == io.ErrUnexpectedEOF {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = io.EOF
 			}
 			full <- chunk{buf: b, n: n, err: err} // never blocks: at most pipelineBuffers chunks exist

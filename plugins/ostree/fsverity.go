@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -66,7 +67,7 @@ func hashDataBlocks(r io.Reader, limit int64) ([]byte, int64, error) {
 			s := sha256.Sum256(block)
 			hashes = append(hashes, s[:]...)
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return hashes, size, nil
 		}
 		if err != nil {

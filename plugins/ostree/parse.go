@@ -257,7 +257,7 @@ func ParseStatus(data []byte) (*Status, error) {
 	if err := dec.Decode(&st); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the JSON object")
 	}
 	booted, staged := 0, 0

@@ -79,7 +79,7 @@ func parseState(b []byte) (map[string]clockMark, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("not a state file: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("not a state file: data after the JSON object")
 	}
 	switch {
