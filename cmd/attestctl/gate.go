@@ -74,7 +74,13 @@ func (a *app) gate(args []string) int {
 		fmt.Fprintf(a.stderr, "attestctl: gate: warning: no --pubkey: any process that answers on the port can pass this gate\n")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), *total)
+	return a.waitFor(poll, accept, *total, *interval)
+}
+
+// waitFor polls until the state is accepted (exit 0), failed or the time
+// is up (exit 1), telling each new reason for waiting once.
+func (a *app) waitFor(poll func(context.Context) (state.State, string), accept func(state.State) bool, total, interval time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), total)
 	defer cancel()
 	last, lastReported := "", ""
 	for {
@@ -93,11 +99,11 @@ func (a *app) gate(args []string) int {
 			fmt.Fprintf(a.stderr, "attestctl: gate: waiting: %s\n", last)
 			lastReported = last
 		}
-		t := time.NewTimer(*interval)
+		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return a.fail(exitFail, "gate: timed out after %s: %s", *total, last)
+			return a.fail(exitFail, "gate: timed out after %s: %s", total, last)
 		case <-t.C:
 		}
 	}

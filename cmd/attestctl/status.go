@@ -60,8 +60,19 @@ func (a *app) status(args []string) int {
 	return exitOK
 }
 
-// writeStatus renders the status as tables.
+// writeStatus renders the status as tables: the summary, the checks, and
+// the findings above info.
 func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now time.Time) {
+	writeSummary(out, st, b, now)
+	writeChecks(out, mergeChecks(st.Plugins, b))
+	if b != nil {
+		writeFindings(out, b.Failures)
+	}
+}
+
+// writeSummary writes the state, the counters and what was measured, one
+// row each.
+func writeSummary(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(w, "%s\t%s\n", k, clean(fmt.Sprintf(format, args...)))
@@ -78,25 +89,7 @@ func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now tim
 	row("Last attested:", "%s", last)
 	writeLatch(row, st.Latched, now)
 	row("Attestations:", "%d run: %d degraded, %d failed; %d by refresh", st.AttestCount, st.DegradeCount, st.FailCount, st.RefreshCount)
-	tpm := "absent"
-	if st.TPMAvailable {
-		tpm = "available, quote not verified"
-		if st.TPMQuoteVerified {
-			tpm = "available, quote verified"
-		}
-	}
-	secureBoot := onOff(st.SecureBoot)
-	if b != nil { // the bundle tells "not measured" (null) apart from false
-		if b.TPMAvailable == nil {
-			tpm = "not measured"
-		}
-		if b.BootMeasurements.SecureBoot == nil {
-			secureBoot = "not measured"
-		}
-		if hasCode(b, "secureboot.unavailable") { // no UEFI or no efivarfs: off is not a setting here
-			secureBoot = "unknown (no UEFI variables: secureboot.unavailable)"
-		}
-	}
+	tpm, secureBoot := measuredHardware(st, b)
 	row("TPM:", "%s", tpm)
 	row("Secure Boot:", "%s", secureBoot)
 	row("Services:", "%d digested", st.ServiceCount)
@@ -111,25 +104,53 @@ func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now tim
 		row("Bundle:", "sequence %d, %s, %s", b.Sequence, b.Timestamp, signed)
 	}
 	w.Flush()
+}
 
-	checks := mergeChecks(st.Plugins, b)
+// measuredHardware says what the TPM and Secure Boot rows show. The
+// bundle, when there is one, tells "not measured" (null) apart from false.
+func measuredHardware(st api.StatusResponse, b *bundle.Bundle) (tpm, secureBoot string) {
+	tpm = "absent"
+	if st.TPMAvailable {
+		tpm = "available, quote not verified"
+		if st.TPMQuoteVerified {
+			tpm = "available, quote verified"
+		}
+	}
+	secureBoot = onOff(st.SecureBoot)
+	if b == nil {
+		return tpm, secureBoot
+	}
+	if b.TPMAvailable == nil {
+		tpm = "not measured"
+	}
+	if b.BootMeasurements.SecureBoot == nil {
+		secureBoot = "not measured"
+	}
+	if hasCode(b, "secureboot.unavailable") { // no UEFI or no efivarfs: off is not a setting here
+		secureBoot = "unknown (no UEFI variables: secureboot.unavailable)"
+	}
+	return tpm, secureBoot
+}
+
+// writeChecks writes one row per check.
+func writeChecks(out io.Writer, checks []checkRow) {
 	fmt.Fprintln(out)
 	if len(checks) == 0 {
 		fmt.Fprintln(out, "No checks have run yet.")
-	} else {
-		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "CHECK\tVERSION\tDURATION\tFINDINGS\tFAULT")
-		for _, c := range checks {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", clean(c.name), clean(orDash(c.version)), c.duration, c.findings, clean(orDash(c.fault)))
-		}
-		w.Flush()
-	}
-
-	if b == nil {
 		return
 	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CHECK\tVERSION\tDURATION\tFINDINGS\tFAULT")
+	for _, c := range checks {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", clean(c.name), clean(orDash(c.version)), c.duration, c.findings, clean(orDash(c.fault)))
+	}
+	w.Flush()
+}
+
+// writeFindings writes the findings above info, the most severe first.
+func writeFindings(out io.Writer, failures []bundle.Failure) {
 	var findings []bundle.Failure
-	for _, f := range b.Failures {
+	for _, f := range failures {
 		if f.Severity > sdk.SeverityInfo {
 			findings = append(findings, f)
 		}
@@ -140,7 +161,7 @@ func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now tim
 		return
 	}
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Severity > findings[j].Severity })
-	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SEVERITY\tCODE\tPLUGIN\tSUBJECT\tMESSAGE")
 	for _, f := range findings {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Severity, clean(f.Code), clean(orDash(f.Plugin)), clean(orDash(f.Subject)), clean(f.Message))
