@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"net/http"
 	"os"
 	"os/exec"
@@ -104,7 +105,7 @@ func TestDevelopmentPolicyEndToEnd(t *testing.T) {
 		}
 	}
 	checks := b["checks"].(map[string]any)
-	for _, name := range daemontest.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if _, ok := checks[name]; !ok {
 			t.Errorf("bundle checks has no %s", name)
 		}

@@ -66,6 +66,7 @@ func (h *Host) turn(ctx context.Context, p *plugin, nonce []byte, measure bool) 
 		if f != nil {
 			res = h.faultResult(p, res, f)
 		}
+		res.Findings = append(res.Findings, p.spec.Notices...)
 		res.Duration = h.now().Sub(started)
 		return res
 	}
