@@ -104,7 +104,7 @@ func TestDeclareResolvesSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(map[string]any{
-		"service_binaries": map[string]any{"agent": map[string]string{"path": link}},
+		"service_binaries":      map[string]any{"agent": map[string]string{"path": link}},
 		"allowed_symlink_roots": []string{root},
 	})
 	d := pluginhost.NewDeclarer(pluginhost.DeclarerOptions{Launcher: testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")})
