@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,10 +168,30 @@ func BenchmarkDeclare(b *testing.B) {
 	dir := b.TempDir()
 	install(b, dir, "declarer", "vendor")
 	d := newDeclarer(b, 0)
+	before := cpuTimes(b)
+	n := 0
 	for i := 0; b.Loop(); i++ {
+		n++
 		cfg := declareConfig(b, map[string]any{"sandbox": sandbox.Rules{ReadOnly: []string{"/etc"}}, "read": []string{strings.Repeat("x", i%1000+1)}})
 		if _, err := d.Declare(context.Background(), dir, "vendor", "", cfg); err != nil {
 			b.Fatal(err)
 		}
 	}
+	after := cpuTimes(b)
+	b.ReportMetric(float64(after[0]-before[0])/float64(n)/1e6, "plugin-cpu-ms/op")
+	b.ReportMetric(float64(after[1]-before[1])/float64(n)/1e6, "host-cpu-ms/op")
+}
+
+// cpuTimes is the CPU time (user + system) of the reaped child processes
+// and of this process.
+func cpuTimes(b *testing.B) [2]time.Duration {
+	var out [2]time.Duration
+	for i, who := range []int{syscall.RUSAGE_CHILDREN, syscall.RUSAGE_SELF} {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(who, &ru); err != nil {
+			b.Fatal(err)
+		}
+		out[i] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return out
 }
