@@ -160,7 +160,9 @@ func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginho
 			ConfigJSON: cfg,
 			Sandbox:    grants.rules[name],
 			Notices:    grants.notices[name],
-			Builtin:    policy.IsBuiltin(name),
+			// The executable whose declaration the grant holds.
+			DeclaredSHA256: grants.declared[name],
+			Builtin:        policy.IsBuiltin(name),
 		})
 		return nil
 	}

@@ -19,13 +19,15 @@ import (
 // not read what the plugin executable declares it needs, or when a
 // third-party plugin declares more than its policy grants; the message
 // names each missing path and the policy line that would grant it.
-const CodeSandbox = "core.plugin_sandbox"
+const CodeSandbox = pluginhost.CodeSandbox
 
-// grants is what each enabled plugin may touch, by name, and the findings
-// the daemon adds to its results.
+// grants is what each enabled plugin may touch, by name, the findings the
+// daemon adds to its results, and the digest of the executable whose
+// declaration a built-in's grant holds.
 type grants struct {
-	rules   map[string]sandbox.Rules
-	notices map[string][]sdk.Finding
+	rules    map[string]sandbox.Rules
+	notices  map[string][]sdk.Finding
+	declared map[string]string
 }
 
 // pluginGrants returns what each enabled plugin may touch: a built-in's
@@ -37,16 +39,16 @@ type grants struct {
 // (exposes). The plugin host imposes each grant on its plugin before the
 // plugin's first instruction.
 func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, error) {
-	out := grants{rules: map[string]sandbox.Rules{}, notices: map[string][]sdk.Finding{}}
+	out := grants{rules: map[string]sandbox.Rules{}, notices: map[string][]sdk.Finding{}, declared: map[string]string{}}
 	for _, name := range builtin.Names() {
 		if !pol.PluginEnabled(name) {
 			continue
 		}
-		g, notice, err := d.builtinGrant(ctx, pol, name)
+		g, sha, notice, err := d.builtinGrant(ctx, pol, name)
 		if err != nil {
 			return grants{}, err
 		}
-		out.rules[name] = g
+		out.rules[name], out.declared[name] = g, sha
 		if notice != nil {
 			out.notices[name] = []sdk.Finding{*notice}
 		}
@@ -73,24 +75,25 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 // declaration reaching the daemon's files, is an error (the policy is
 // bad); an executable that is missing or untrusted gets the policy's grant
 // only (its turn reports the file); one whose declare run fails gets the
-// policy's grant and a finding.
-func (d *daemon) builtinGrant(ctx context.Context, pol *policy.Policy, name string) (sandbox.Rules, *sdk.Finding, error) {
+// policy's grant and a finding. sha is the digest of the executable that
+// declared, "" when none did.
+func (d *daemon) builtinGrant(ctx context.Context, pol *policy.Policy, name string) (g sandbox.Rules, sha string, notice *sdk.Finding, err error) {
 	granted := pol.Plugins[name].Sandbox.Merge()
 	decl, err := d.declare(ctx, pol, name)
 	var de *pluginhost.DeclareError
 	switch {
 	case errors.As(err, &de) && de.Kind == pluginhost.FaultConfig:
-		return sandbox.Rules{}, nil, fmt.Errorf("plugins.%s.config: %s", name, de.Msg)
+		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s.config: %s", name, de.Msg)
 	case errors.As(err, &de) && (de.Kind == pluginhost.FaultMissing || de.Kind == pluginhost.FaultUntrusted):
-		return granted, nil, nil
+		return granted, "", nil, nil
 	case err != nil:
-		return granted, &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
+		return granted, "", &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
 			Message: fmt.Sprintf("%v; the plugin runs with plugins.%s.sandbox only", err, name)}, nil
 	}
 	if err := exposes(pol, decl.Sandbox); err != nil {
-		return sandbox.Rules{}, nil, fmt.Errorf("plugins.%s: the executable %s (sha256 %s) declares a sandbox that %w", name, decl.Path, decl.SHA256, declaredExposure(err))
+		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s: the executable %s (sha256 %s) declares a sandbox that %w", name, decl.Path, decl.SHA256, declaredExposure(err))
 	}
-	return decl.Sandbox.Merge(granted), nil, nil
+	return decl.Sandbox.Merge(granted), decl.SHA256, nil, nil
 }
 
 // declaredExposure rewords exposes's error for a declared sandbox.

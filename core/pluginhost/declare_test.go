@@ -2,6 +2,8 @@ package pluginhost
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
@@ -194,4 +197,49 @@ func cpuTimes(b *testing.B) [2]time.Duration {
 		out[i] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return out
+}
+
+// TestStaleDeclaration: a plugin whose grant was declared by another
+// executable than the one that runs says so in every result, with both
+// digests; the daemon's notices ride along; the plugin still measures.
+func TestStaleDeclaration(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := install(t, dir, "good", "cur")
+	install(t, dir, "good", "old")
+	sum := sha256.Sum256(mustRead(t, path))
+	cur := hex.EncodeToString(sum[:])
+	notice := sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: "cur", Message: "from the daemon"}
+	hs := newOnDemandHarness(t, Options{Dir: dir, Plugins: []Spec{
+		{Name: "cur", Enabled: true, DeclaredSHA256: cur, Notices: []sdk.Finding{notice}},
+		{Name: "old", Enabled: true, DeclaredSHA256: strings.Repeat("0", 64)},
+	}})
+	got := hs.measure()
+	var sandboxCodes []string
+	for _, f := range got["cur"].Findings {
+		if f.Code == CodeSandbox {
+			sandboxCodes = append(sandboxCodes, f.Message)
+		}
+	}
+	if len(sandboxCodes) != 1 || sandboxCodes[0] != "from the daemon" || got["cur"].Fault != "" {
+		t.Errorf("cur: %+v, want its measurement and the daemon's notice only", got["cur"])
+	}
+	var stale []string
+	for _, f := range got["old"].Findings {
+		if f.Code == CodeSandbox {
+			stale = append(stale, f.Message)
+		}
+	}
+	if len(stale) != 1 || !strings.Contains(stale[0], "sha256 "+strings.Repeat("0", 64)+", now "+cur) || got["old"].Fault != "" {
+		t.Errorf("old: %+v, want its measurement and one stale-declaration finding", got["old"])
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -74,6 +74,13 @@ type Spec struct {
 	// (core.plugin_sandbox: its declared sandbox could not be read, or
 	// holds more than its grant).
 	Notices []sdk.Finding
+	// DeclaredSHA256 is the digest of the executable whose declaration
+	// Sandbox holds ("" = none). When the executable the host verifies
+	// has another digest (an unpinned plugin replaced since), each result
+	// says so with a core.plugin_sandbox finding: the plugin runs with
+	// the grant its predecessor declared until the daemon declares again
+	// (at the next policy reload).
+	DeclaredSHA256 string
 	// Builtin marks a built-in plugin: its refused configuration is a
 	// policy error at Start (*ConfigError). Any other plugin's refused
 	// configuration is a core.plugin_config finding only.
