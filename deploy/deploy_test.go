@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,8 @@ const (
 	socketName = "secure-ai-runtime-attestor.socket"
 )
 
-var builtins = []string{"tpm", "secureboot", "ostree", "binaries", "policies", "kernel"}
+// builtins are the built-in plugins (the registry).
+var builtins = builtin.Names()
 
 // maxExposure is the highest `systemd-analyze security` score the unit may
 // have.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,7 +123,7 @@ func TestPluginEnabledWithoutEntries(t *testing.T) {
 	p := Default()
 	p.Plugins = map[string]PluginPolicy{}
 	p.RunUnlistedPlugins = false
-	for _, b := range BuiltinPlugins {
+	for _, b := range builtin.Names() {
 		if !p.PluginEnabled(b) {
 			t.Errorf("%s disabled", b)
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
@@ -34,10 +35,6 @@ const (
 func DefaultAuditKeyPath(logPath string) string {
 	return strings.TrimSuffix(logPath, ".jsonl") + ".key"
 }
-
-// BuiltinPlugins names the built-in check plugins, enabled unless the policy
-// says plugins.<name>.enabled: false.
-var BuiltinPlugins = []string{"binaries", "kernel", "ostree", "policies", "secureboot", "tpm"}
 
 // DefaultServices are the appliance's Go services, measured by default
 // (service_binaries) at /usr/libexec/secure-ai/<name>.
@@ -148,21 +145,16 @@ func Default() *Policy {
 	for _, s := range DefaultServices {
 		p.ServiceBinaries[s] = ServiceBinary{Path: "/usr/libexec/secure-ai/" + s}
 	}
-	for _, name := range BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		p.Plugins[name] = PluginPolicy{Enabled: true}
 	}
 	return p
 }
 
-// IsBuiltin reports whether name is a built-in plugin.
-func IsBuiltin(name string) bool {
-	for _, b := range BuiltinPlugins {
-		if b == name {
-			return true
-		}
-	}
-	return false
-}
+// IsBuiltin reports whether name is a built-in plugin (package builtin, the
+// registry, says which are; each is enabled unless the policy says
+// plugins.<name>.enabled: false).
+func IsBuiltin(name string) bool { return builtin.Is(name) }
 
 // PluginEnabled reports whether the plugin called name should run: a plugin
 // listed under plugins runs unless it says enabled: false; a built-in runs
@@ -183,7 +175,7 @@ func (p *Policy) PluginEnabled(name string) bool {
 // of them missing is core.plugin_missing.
 func (p *Policy) ExpectedPlugins() []string {
 	set := map[string]bool{}
-	for _, b := range BuiltinPlugins {
+	for _, b := range builtin.Names() {
 		if p.PluginEnabled(b) {
 			set[b] = true
 		}
@@ -210,48 +202,27 @@ func (p *Policy) PluginTimeoutFor(name string) time.Duration {
 	return p.PluginTimeout
 }
 
-// injectedKeys lists, per built-in plugin, the top-level keys the policy
-// injects into its configuration.
-var injectedKeys = map[string][]string{
-	"tpm":        {"require_tpm", "expected_pcrs", "boot_reference"},
-	"secureboot": {"require_secure_boot"},
-	"binaries":   {"service_binaries"},
-	"policies":   {"policy_files"},
-}
-
 // PluginConfigJSON returns the configuration sent to the plugin called
-// name: plugins.<name>.config with, for the built-ins that own them, the
-// top-level spec keys injected (tpm: require_tpm, expected_pcrs,
-// boot_reference;
-// secureboot: require_secure_boot; binaries: service_binaries; policies:
-// policy_files), as one JSON object. A plugin with no configuration gets {}.
+// name: plugins.<name>.config with the top-level policy keys the registry
+// says the plugin takes (builtin.Plugin.PolicyKeys: tpm gets require_tpm,
+// expected_pcrs and boot_reference, secureboot require_secure_boot,
+// binaries service_binaries, policies policy_files) injected, as one JSON
+// object. A plugin with no configuration gets {}.
 func (p *Policy) PluginConfigJSON(name string) ([]byte, error) {
 	cfg := map[string]any{}
 	for k, v := range p.Plugins[name].Config {
 		cfg[k] = v
 	}
-	switch name {
-	case "tpm":
-		pcrs := make(map[string]string, len(p.ExpectedPCRs))
-		for i, v := range p.ExpectedPCRs {
-			pcrs[strconv.Itoa(i)] = v
+	if b, ok := builtin.Lookup(name); ok {
+		for _, k := range b.PolicyKeys {
+			v, set, err := p.injected(k)
+			if err != nil {
+				return nil, fmt.Errorf("plugins.%s.config: %w", name, err)
+			}
+			if set {
+				cfg[k] = v
+			}
 		}
-		cfg["require_tpm"] = p.RequireTPM
-		cfg["expected_pcrs"] = pcrs
-		if p.BootReference != "" {
-			cfg["boot_reference"] = p.BootReference
-		}
-	case "secureboot":
-		cfg["require_secure_boot"] = p.RequireSecureBoot
-	case "binaries":
-		bins := make(map[string]map[string]string, len(p.ServiceBinaries))
-		for n, b := range p.ServiceBinaries {
-			bins[n] = map[string]string{"path": b.Path, "sha256": b.SHA256}
-		}
-		cfg["service_binaries"] = bins
-	case "policies":
-		files := append([]string{}, p.PolicyFiles...)
-		cfg["policy_files"] = files
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -260,4 +231,33 @@ func (p *Policy) PluginConfigJSON(name string) ([]byte, error) {
 		return nil, fmt.Errorf("plugins.%s.config: %w", name, err)
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// injected returns the value of the top-level key a built-in's
+// configuration receives, and false when the key is not set (an empty
+// boot_reference is left out).
+func (p *Policy) injected(key string) (any, bool, error) {
+	switch key {
+	case "require_tpm":
+		return p.RequireTPM, true, nil
+	case "expected_pcrs":
+		pcrs := make(map[string]string, len(p.ExpectedPCRs))
+		for i, v := range p.ExpectedPCRs {
+			pcrs[strconv.Itoa(i)] = v
+		}
+		return pcrs, true, nil
+	case "boot_reference":
+		return p.BootReference, p.BootReference != "", nil
+	case "require_secure_boot":
+		return p.RequireSecureBoot, true, nil
+	case "service_binaries":
+		bins := make(map[string]map[string]string, len(p.ServiceBinaries))
+		for n, b := range p.ServiceBinaries {
+			bins[n] = map[string]string{"path": b.Path, "sha256": b.SHA256}
+		}
+		return bins, true, nil
+	case "policy_files":
+		return append([]string{}, p.PolicyFiles...), true, nil
+	}
+	return nil, false, fmt.Errorf("the registry names the policy key %q, which the policy does not have", key)
 }

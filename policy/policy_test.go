@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"errors"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,7 +57,7 @@ func TestDefaultMatchesSpec(t *testing.T) {
 	if len(p.ServiceBinaries) != 6 {
 		t.Errorf("%d default services, the documented status shows service_count 6", len(p.ServiceBinaries))
 	}
-	for _, b := range BuiltinPlugins {
+	for _, b := range builtin.Names() {
 		if pp := p.Plugins[b]; !pp.Enabled || pp.SHA256 != "" || pp.Timeout != 0 || pp.Config != nil {
 			t.Errorf("built-in %s: %+v", b, pp)
 		}
@@ -148,7 +149,7 @@ func TestDevelopmentTemplate(t *testing.T) {
 				t.Errorf("root %q: %s = %#v, want %#v", r.root, k, got[k], w)
 			}
 		}
-		for _, b := range BuiltinPlugins {
+		for _, b := range builtin.Names() {
 			if !p.PluginEnabled(b) {
 				t.Errorf("built-in %s disabled", b)
 			}
@@ -368,5 +369,26 @@ func TestCheckOverridesFloors(t *testing.T) {
 	err = p.CheckOverrides(map[string]sdk.Severity{"tpm.quote_invalid": sdk.SeverityCritical})
 	if ps := Problems(err); len(ps) != 1 || ps[0].Key != "severity_overrides.tpm.quote_invalid" || ps[0].Line != 2 {
 		t.Fatalf("CheckOverrides = %v, want severity_overrides.tpm.quote_invalid at line 2", err)
+	}
+}
+
+// TestBuiltinFloorsRefused: every code the registry says a built-in
+// declares critical is a floor of the policy itself, so Parse (and so
+// attestctl's validation, without any plugin executable) refuses lowering
+// it; a code not in the registry may be lowered.
+func TestBuiltinFloorsRefused(t *testing.T) {
+	t.Parallel()
+	codes := builtin.CriticalCodes()
+	if len(codes) == 0 {
+		t.Fatal("the registry names no critical code")
+	}
+	for _, code := range codes {
+		_, err := Parse([]byte("severity_overrides:\n  " + code + ": high\n"))
+		if ps := Problems(err); len(ps) != 1 || ps[0].Key != "severity_overrides."+code || ps[0].Line != 2 {
+			t.Errorf("lowering %s: %v, want one problem at severity_overrides.%s line 2", code, err, code)
+		}
+	}
+	if _, err := Parse([]byte("severity_overrides:\n  tpm.pcr_mismatch: low\n")); err != nil {
+		t.Errorf("lowering a code that is not a floor: %v", err)
 	}
 }

@@ -170,7 +170,7 @@ func (p *Policy) validatePlugins(e *errs) {
 		case p.AttestationTimeout > 0 && pp.Timeout > p.AttestationTimeout:
 			e.add(key+".timeout", 0, "%s is longer than attestation_timeout (%s)", pp.Timeout, p.AttestationTimeout)
 		}
-		for _, k := range injectedKeys[name] {
+		for _, k := range builtinKeys(name) {
 			if _, ok := pp.Config[k]; ok {
 				e.add(key+".config."+k, 0, "set it at the top level (%s): the policy passes it to the %s plugin", k, name)
 			}
@@ -226,7 +226,7 @@ func (p *Policy) validateOverrides(e *errs) {
 			e.add(key, 0, "invalid severity %d", int(s))
 		}
 	}
-	if err := p.CheckOverrides(ProtectedCodes); err != nil {
+	if err := p.CheckOverrides(Floors()); err != nil {
 		e.list = append(e.list, err)
 	}
 }

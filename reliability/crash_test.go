@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -183,7 +184,7 @@ func crashLoop(t *testing.T, kills int) {
 		t.Fatalf("the last torn tail %q was not moved aside", lastTear)
 	}
 	b := refresh(t, env, key)
-	for _, name := range slices.Concat(daemontest.BuiltinPlugins, []string{"slow", "orphan"}) {
+	for _, name := range slices.Concat(builtin.Names(), []string{"slow", "orphan"}) {
 		if c, ok := b.Checks[name]; !ok || c.hasCore() {
 			t.Fatalf("after %d kills, %s does not answer: %s", kills, name, b.raw)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,7 +230,7 @@ func runScenario(t *testing.T, sc scenario) {
 		doc["plugin_timeout"] = faultPluginTimeout.String()
 		// The plugins that must stay intact get all the time they need on
 		// a loaded machine; only the faulty ones run on the short timeout.
-		for _, name := range append(slices.Clone(daemontest.BuiltinPlugins), "good") {
+		for _, name := range append(slices.Clone(builtin.Names()), "good") {
 			daemontest.SetPolicyKey(doc, "30s", "plugins", name, "timeout")
 		}
 		if sc.orphan {
@@ -246,7 +247,7 @@ func runScenario(t *testing.T, sc scenario) {
 	daemonPID := p.PID()
 
 	// The reference: what the intact plugins measure with no fault about.
-	rc := &roundChecker{t: t, env: env, orphan: sc.orphan, intact: slices.Concat(daemontest.BuiltinPlugins, []string{"good"})}
+	rc := &roundChecker{t: t, env: env, orphan: sc.orphan, intact: slices.Concat(builtin.Names(), []string{"good"})}
 	rc.base = refresh(t, env, key)
 	rc.baseScore = rc.base.Score
 	if sc.orphan {

@@ -19,6 +19,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/secure-ai/runtime-attestor/builtin"
 
 	"fmt"
 	"os"
@@ -42,7 +43,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
-// fuzzPlugins are the built-in checks, in daemontest.BuiltinPlugins order.
+// fuzzPlugins are the built-in checks, in builtin.Names() order.
 var fuzzPlugins = []func() sdk.Check{binaries.New, kernel.New, ostree.New, policies.New, secureboot.New, tpm.New}
 
 // FuzzPluginConfigure hands any bytes to a built-in plugin's Configure, as
@@ -64,7 +65,7 @@ func FuzzPluginConfigure(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint8, raw []byte) {
 		newCheck := fuzzPlugins[int(which)%len(fuzzPlugins)]
-		name := daemontest.BuiltinPlugins[int(which)%len(fuzzPlugins)]
+		name := builtin.Names()[int(which)%len(fuzzPlugins)]
 		configure := func() (err error) {
 			c, ok := newCheck().(sdk.Configurer)
 			if !ok {

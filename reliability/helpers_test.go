@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -662,7 +663,7 @@ func prebuild(t *testing.T, testPlugins ...string) {
 	t.Helper()
 	type job struct{ pkg, name string }
 	jobs := []job{{"./cmd/runtime-attestor", "runtime-attestor"}, {"./cmd/attestctl", "attestctl"}}
-	for _, p := range daemontest.BuiltinPlugins {
+	for _, p := range builtin.Names() {
 		jobs = append(jobs, job{"./cmd/attestor-check-" + p, "attestor-check-" + p})
 	}
 	for _, k := range testPlugins {

@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -364,8 +365,8 @@ func TestBadPoliciesOnReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugins := daemontest.ProcessesUnder(env.PluginDir)
-	if len(plugins) != len(daemontest.BuiltinPlugins) {
-		t.Fatalf("%d plugin processes, want %d:\n%s", len(plugins), len(daemontest.BuiltinPlugins), daemontest.Describe(plugins))
+	if len(plugins) != len(builtin.Names()) {
+		t.Fatalf("%d plugin processes, want %d:\n%s", len(plugins), len(builtin.Names()), daemontest.Describe(plugins))
 	}
 	reloads := func(accepted bool) func([]daemontest.AuditRecord) int {
 		return func(recs []daemontest.AuditRecord) int {

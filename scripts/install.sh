@@ -20,7 +20,7 @@
 #
 # Environment: BIN_DIR (default <repo>/bin), POLICY_SRC (default
 # <repo>/policy/examples/production.yaml), SYSCONFDIR (default /etc),
-# PLUGINS (default "tpm secureboot ostree binaries policies kernel").
+# PLUGINS (default: the <name> of every <repo>/cmd/attestor-check-<name>).
 set -euo pipefail
 
 usage() { echo "usage: $0 DESTDIR PREFIX" >&2; exit 2; }
@@ -49,7 +49,15 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 [[ -x $bin/runtime-attestor ]] || die "$bin/runtime-attestor not built (run make build)"
 [[ -x $bin/attestctl ]] || die "$bin/attestctl not built (run make build)"
 shopt -s nullglob
-read -r -a builtin_plugins <<<"${PLUGINS:-tpm secureboot ostree binaries policies kernel}"
+if [[ -n ${PLUGINS:-} ]]; then
+  read -r -a builtin_plugins <<<"$PLUGINS"
+else
+  builtin_plugins=()
+  for d in "$root"/cmd/attestor-check-*/; do
+    d=${d%/}
+    builtin_plugins+=("${d##*/attestor-check-}")
+  done
+fi
 plugin_bins=()
 for p in "${builtin_plugins[@]}"; do
   [[ -x $bin/plugins/attestor-check-$p ]] || die "$bin/plugins/attestor-check-$p not built (run make build)"

@@ -46,9 +46,10 @@ type Sandboxer interface {
 
 // DeclaredSandbox configures c with cfg (a JSON object, as the daemon sends
 // plugins.<name>.config) and returns the sandbox it declares, or ok false
-// when c is not a Sandboxer. The daemon uses it on its built-in checks, as
-// libraries, to learn what its own sandbox must allow for its plugins
-// (sandbox.DaemonRules). c must be a fresh instance, not a served one.
+// when c is not a Sandboxer. Serve uses it in a declare run, through which
+// the daemon learns from the plugin executable what the plugin needs
+// (docs/plugins.md); a vendor's test may call it to see what its check
+// declares. c must be a fresh instance, not a served one.
 func DeclaredSandbox(ctx context.Context, c Check, cfg []byte) (sb Sandbox, ok bool, err error) {
 	if cfgr, isCfgr := c.(Configurer); isCfgr {
 		if err := cfgr.Configure(ctx, NewConfig(cfg)); err != nil {

@@ -24,6 +24,9 @@ func Serve(c Check) {
 		fmt.Fprintf(os.Stderr, "%s: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n", filepath.Base(os.Args[0]))
 		os.Exit(1)
 	}
+	if declareRequested() {
+		runDeclare(c) // the daemon asks what c needs; never returns
+	}
 	d := c.Describe()
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       d.Name,

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,7 +78,7 @@ func (p *pins) pinPlugins(dir string, b *bundle.Bundle) error {
 		}
 		p.plugins[name] = sum
 	}
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if _, ok := p.plugins[name]; !ok {
 			p.warnings = append(p.warnings, fmt.Sprintf("built-in plugin %s is not in %s: the policy written disables it", name, dir))
 		}

@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"sort"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/secure-ai/runtime-attestor/policy"
 )
 
 // section is one commented block of the baseline policy.
@@ -190,7 +189,7 @@ func applyPins(base map[string]any, p *pins) map[string]any {
 
 func builtinsMissing(p *pins) []string {
 	var out []string
-	for _, w := range policy.BuiltinPlugins {
+	for _, w := range builtin.Names() {
 		if _, ok := p.plugins[w]; !ok {
 			out = append(out, w)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func TestBaselineAttestThenTamper(t *testing.T) {
 	if pol.RunUnlistedPlugins {
 		t.Error("run_unlisted_plugins is true")
 	}
-	for _, name := range daemontest.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		want, err := hashFile(filepath.Join(env.PluginDir, pluginPrefix+name))
 		if err != nil {
 			t.Fatal(err)

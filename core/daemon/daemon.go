@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"io"
 	"net"
 	"os"
@@ -86,7 +87,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Output:     stderr,
 		JSONFormat: *logJSON,
 	})
-	d := &daemon{path: *configPath, logger: logger, stdout: stdout, stderr: stderr}
+	d := &daemon{path: *configPath, logger: logger, stdout: stdout, stderr: stderr,
+		declarer: pluginhost.NewDeclarer(pluginhost.DeclarerOptions{Logger: logger.Named("declare"), LogLevel: pol.LogLevel})}
 	if *once {
 		return d.once(pol, polSHA)
 	}
@@ -95,8 +97,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 type daemon struct {
 	path           string
-	current        *policy.Policy // the policy in force; changed only by reload
-	applied        sandbox.Rules  // the sandbox in force, fixed at start
+	current        *policy.Policy       // the policy in force; changed only by reload
+	applied        sandbox.Rules        // the sandbox in force, fixed at start
+	declarer       *pluginhost.Declarer // the plugins' declarations, by executable and configuration
 	notify         *sdnotify.Notifier
 	logger         hclog.Logger
 	stdout, stderr io.Writer
@@ -131,12 +134,12 @@ func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
 // engine's first attestation.
 func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginhost.Host, *engine.First, error) {
 	gctx, gcancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
-	grants, err := pluginGrants(gctx, pol)
+	grants, err := d.pluginGrants(gctx, pol)
 	gcancel()
 	if err != nil {
 		return nil, nil, err
 	}
-	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(policy.BuiltinPlugins))
+	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(builtin.Names()))
 	seen := map[string]bool{}
 	add := func(name string) error {
 		if seen[name] {
@@ -154,12 +157,15 @@ func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginho
 			SHA256:     pp.SHA256,
 			Timeout:    pol.PluginTimeoutFor(name),
 			ConfigJSON: cfg,
-			Sandbox:    grants[name],
-			Builtin:    policy.IsBuiltin(name),
+			Sandbox:    grants.rules[name],
+			Notices:    grants.notices[name],
+			// The executable whose declaration the grant holds.
+			DeclaredSHA256: grants.declared[name],
+			Builtin:        policy.IsBuiltin(name),
 		})
 		return nil
 	}
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if err := add(name); err != nil {
 			return nil, nil, err
 		}
@@ -474,7 +480,7 @@ func (d *daemon) reload(e *engine.Engine, srv *api.Server) {
 		refuse(fmt.Errorf("policy %s: api_token_path: %w", d.path, err))
 		return
 	}
-	if p, err := uncovered(d.applied, d.path, pol, d.notify.Socket()); err != nil {
+	if p, err := d.uncovered(d.applied, d.path, pol, d.notify.Socket()); err != nil {
 		refuse(fmt.Errorf("policy %s: %w", d.path, err))
 		return
 	} else if p != "" {

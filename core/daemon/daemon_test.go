@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"net/http"
 	"os"
 	"os/exec"
@@ -105,7 +106,7 @@ func TestDevelopmentPolicyEndToEnd(t *testing.T) {
 		}
 	}
 	checks := b["checks"].(map[string]any)
-	for _, name := range daemontest.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if _, ok := checks[name]; !ok {
 			t.Errorf("bundle checks has no %s", name)
 		}

@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/builtin"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
@@ -29,7 +34,7 @@ func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 		{"defaults", func(*policy.Policy) {}, ""},
 		{"signing key beside the tpm plugin's state file", func(p *policy.Policy) {
 			p.SigningKeyPath = "/var/lib/secure-ai/runtime-attestor/signing.key"
-		}, "plugins.tpm: its sandbox grants read access to /var/lib/secure-ai/runtime-attestor/signing.key (signing_key_path)"},
+		}, "declares a sandbox that grants read access to /var/lib/secure-ai/runtime-attestor/signing.key (signing_key_path)"},
 		{"signing key in a folder of its own", func(p *policy.Policy) {
 			p.SigningKeyPath = "/var/lib/secure-ai/identity/signing.key"
 		}, ""},
@@ -62,12 +67,14 @@ func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 		p.SigningKeyPath = filepath.Join(keys, "signing.key")
 		third(sandbox.Rules{ReadOnly: []string{link}})(p)
 	}, "(signing_key_path)"})
+	d, plugins := grantDaemon(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			p := policy.Default()
+			p.PluginDir = plugins
 			c.edit(p)
-			_, err := pluginGrants(context.Background(), p)
+			_, err := d.pluginGrants(context.Background(), p)
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -78,4 +85,16 @@ func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// grantDaemon is a daemon that can compute grants (its declarer runs the
+// real launcher) and a plugin folder holding the real built-ins.
+func grantDaemon(t *testing.T) (*daemon, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range builtin.Names() {
+		testbin.Plugin(t, dir, name)
+	}
+	launcher := testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")
+	return &daemon{logger: hclog.NewNullLogger(), declarer: pluginhost.NewDeclarer(pluginhost.DeclarerOptions{Launcher: launcher})}, dir
 }

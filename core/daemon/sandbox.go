@@ -9,64 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/secure-ai/runtime-attestor/plugins/binaries"
-	"github.com/secure-ai/runtime-attestor/plugins/kernel"
-	"github.com/secure-ai/runtime-attestor/plugins/ostree"
-	"github.com/secure-ai/runtime-attestor/plugins/policies"
-	"github.com/secure-ai/runtime-attestor/plugins/secureboot"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
-
-// builtins construct the built-in checks as libraries, so the daemon can
-// ask each what it will touch under the policy's configuration.
-var builtins = map[string]func() sdk.Check{
-	"binaries":   binaries.New,
-	"kernel":     kernel.New,
-	"ostree":     ostree.New,
-	"policies":   policies.New,
-	"secureboot": secureboot.New,
-	"tpm":        tpm.New,
-}
-
-// pluginGrants returns what each enabled plugin may touch, by name: a
-// built-in's declared sandbox under its configuration plus its
-// plugins.<name>.sandbox, any other plugin's plugins.<name>.sandbox only
-// (nothing when the policy grants nothing). The plugin host imposes each
-// grant on its plugin before the plugin's first instruction.
-func pluginGrants(ctx context.Context, pol *policy.Policy) (map[string]sandbox.Rules, error) {
-	if err := pol.CheckOverrides(builtinFloors()); err != nil {
-		return nil, err
-	}
-	out := map[string]sandbox.Rules{}
-	for _, name := range policy.BuiltinPlugins {
-		if !pol.PluginEnabled(name) {
-			continue
-		}
-		cfg, err := pol.PluginConfigJSON(name)
-		if err != nil {
-			return nil, err
-		}
-		sb, _, err := sdk.DeclaredSandbox(ctx, builtins[name](), cfg)
-		if err != nil {
-			return nil, fmt.Errorf("plugins.%s.config: %w", name, err)
-		}
-		out[name] = sb.Merge(pol.Plugins[name].Sandbox)
-	}
-	for name, pp := range pol.Plugins {
-		if pol.PluginEnabled(name) && !policy.IsBuiltin(name) {
-			out[name] = pp.Sandbox.Merge()
-		}
-	}
-	for name, g := range out {
-		if err := exposes(pol, g); err != nil {
-			return nil, fmt.Errorf("plugins.%s: %w", name, err)
-		}
-	}
-	return out, nil
-}
 
 // exposes returns why grant g would let its plugin read one of the
 // daemon's secrets (the HMAC key, the API token, the signing key, the
@@ -107,20 +52,6 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 	return nil
 }
 
-// builtinFloors are the finding codes the built-in plugins declare
-// critical: severity_overrides may not lower them.
-func builtinFloors() map[string]sdk.Severity {
-	out := map[string]sdk.Severity{}
-	for _, newCheck := range builtins {
-		for _, f := range newCheck().Describe().Findings {
-			if f.DefaultSeverity == sdk.SeverityCritical {
-				out[f.Code] = f.DefaultSeverity
-			}
-		}
-	}
-	return out
-}
-
 // resolved is path with its symbolic links resolved, as far as they
 // exist: a file not made yet resolves through its folder.
 func resolved(path string) string {
@@ -137,13 +68,13 @@ func resolved(path string) string {
 // pluginRules is every grant, for the daemon's own sandbox: the launcher
 // that starts a plugin inherits the daemon's domain and narrows it, so the
 // daemon's domain must hold what each plugin is granted.
-func pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, error) {
-	grants, err := pluginGrants(ctx, pol)
+func (d *daemon) pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, error) {
+	grants, err := d.pluginGrants(ctx, pol)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]sandbox.Rules, 0, len(grants)+1)
-	for _, g := range grants {
+	out := make([]sandbox.Rules, 0, len(grants.rules)+1)
+	for _, g := range grants.rules {
 		out = append(out, g)
 	}
 	// The evidence TPM is the daemon's own: no plugin's grant holds it.
@@ -214,7 +145,7 @@ func (d *daemon) restrict(pol *policy.Policy, notifySocket string) (sandbox.Rule
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	defer cancel()
-	rules, err := pluginRules(ctx, pol)
+	rules, err := d.pluginRules(ctx, pol)
 	if err != nil {
 		return sandbox.Rules{}, err
 	}
@@ -229,10 +160,10 @@ func (d *daemon) restrict(pol *policy.Policy, notifySocket string) (sandbox.Rule
 
 // uncovered returns the first path the new policy needs that the applied
 // rules do not grant, or "" when the running sandbox covers the policy.
-func uncovered(applied sandbox.Rules, policyPath string, pol *policy.Policy, notifySocket string) (string, error) {
+func (d *daemon) uncovered(applied sandbox.Rules, policyPath string, pol *policy.Policy, notifySocket string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	defer cancel()
-	rules, err := pluginRules(ctx, pol)
+	rules, err := d.pluginRules(ctx, pol)
 	if err != nil {
 		return "", err
 	}

@@ -7,30 +7,14 @@ import (
 	"reflect"
 	"slices"
 
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
-// fieldOwners says which built-in plugin fills which bundle field. Only the
-// owner's measurement of a field reaches the bundle's top level; any
-// plugin's measurements are kept under checks.<name>.measurements.
-var fieldOwners = map[string]string{
-	"boot_measurements.pcrs":        "tpm",
-	"boot_measurements.event_log":   "tpm",
-	"tpm_available":                 "tpm",
-	"tpm_quote_verified":            "tpm",
-	"boot_measurements.secure_boot": "secureboot",
-	"boot_measurements.setup_mode":  "secureboot",
-	"deployment_digest":             "ostree",
-	"service_digests":               "binaries",
-	"policy_digest":                 "policies",
-	"registry_manifest_hash":        "policies",
-	"kernel_cmdline":                "kernel",
-	"kernel_lockdown":               "kernel",
-}
-
-// target returns where field lives in b.
+// target returns where field lives in b, nil for a field the bundle
+// does not have (TestRegistryFieldsHaveTargets keeps the registry's in).
 func target(b *bundle.Bundle, field string) any {
 	switch field {
 	case "boot_measurements.pcrs":
@@ -72,6 +56,10 @@ type attributed struct {
 // the policy's severity overrides applied. It also fills b.Checks.
 func merge(b *bundle.Bundle, results []pluginhost.Result, overrides map[string]sdk.Severity) []attributed {
 	var all []attributed
+	// Which built-in owns which bundle field (the registry): only the
+	// owner's measurement of a field reaches the bundle's top level; any
+	// plugin's measurements are kept under checks.<name>.measurements.
+	owners := builtin.FieldOwners()
 	b.Checks = make(map[string]bundle.Check, len(results))
 	for _, r := range results {
 		var findings []sdk.Finding
@@ -100,8 +88,8 @@ func merge(b *bundle.Bundle, results []pluginhost.Result, overrides map[string]s
 			}
 		}
 		for _, field := range slices.Sorted(maps.Keys(measurements)) {
-			owner, ok := fieldOwners[field]
-			if !ok || owner != r.Name {
+			owner, ok := owners[field]
+			if !ok || owner != r.Name || target(b, field) == nil {
 				continue
 			}
 			if err := decodeInto(measurements[field], target(b, field)); err != nil {

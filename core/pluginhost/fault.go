@@ -49,6 +49,11 @@ const (
 	// kernel has no Landlock: the plugin ran under seccomp and
 	// no_new_privs, but its file access was not confined.
 	CodeUnconfined = "core.plugin_unconfined"
+	// CodeSandbox (info): the plugin's sandbox declaration could not be
+	// read, a third-party plugin declares more than its policy grants (the
+	// daemon adds these through Spec.Notices), or the executable changed
+	// since it declared (Spec.DeclaredSHA256).
+	CodeSandbox = "core.plugin_sandbox"
 )
 
 var faultCodes = map[string]string{

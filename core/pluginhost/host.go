@@ -70,6 +70,17 @@ type Spec struct {
 	// result before the plugin's first instruction. The zero value denies
 	// every file, every TCP port and every non-Unix socket.
 	Sandbox sandbox.Rules
+	// Notices are findings the daemon adds to every result of the plugin
+	// (core.plugin_sandbox: its declared sandbox could not be read, or
+	// holds more than its grant).
+	Notices []sdk.Finding
+	// DeclaredSHA256 is the digest of the executable whose declaration
+	// Sandbox holds ("" = none). When the executable the host verifies
+	// has another digest (an unpinned plugin replaced since), each result
+	// says so with a core.plugin_sandbox finding: the plugin runs with
+	// the grant its predecessor declared until the daemon declares again
+	// (at the next policy reload).
+	DeclaredSHA256 string
 	// Builtin marks a built-in plugin: its refused configuration is a
 	// policy error at Start (*ConfigError). Any other plugin's refused
 	// configuration is a core.plugin_config finding only.

@@ -66,6 +66,10 @@ func (h *Host) turn(ctx context.Context, p *plugin, nonce []byte, measure bool) 
 		if f != nil {
 			res = h.faultResult(p, res, f)
 		}
+		res.Findings = append(res.Findings, p.spec.Notices...)
+		if stale := h.staleDeclaration(p); stale != nil {
+			res.Findings = append(res.Findings, *stale)
+		}
 		res.Duration = h.now().Sub(started)
 		return res
 	}
@@ -110,6 +114,17 @@ func (h *Host) turn(ctx context.Context, p *plugin, nonce []byte, measure bool) 
 	f := h.classifyRPC(err, "measure", mctx, tctx, timeout)
 	h.afterFault(p, in, f)
 	return finish(f)
+}
+
+// staleDeclaration is the finding for a plugin whose grant was declared
+// by another executable than the one verified last, nil otherwise.
+func (h *Host) staleDeclaration(p *plugin) *sdk.Finding {
+	d := p.spec.DeclaredSHA256
+	if d == "" || p.sha == "" || p.sha == d {
+		return nil
+	}
+	return &sdk.Finding{Code: CodeSandbox, Severity: DefaultSeverity(CodeSandbox), Subject: p.name,
+		Message: fmt.Sprintf("the executable changed since it declared its sandbox (sha256 %s, now %s): it runs with the grant the previous executable declared until the policy is reloaded (SIGHUP), which declares again", d, p.sha)}
 }
 
 // afterFault stops the instance when the fault leaves it useless and

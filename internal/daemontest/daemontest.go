@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"io"
 	"net"
 	"net/http"
@@ -29,9 +30,6 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
-
-// BuiltinPlugins are the six built-in checks.
-var BuiltinPlugins = []string{"binaries", "kernel", "ostree", "policies", "secureboot", "tpm"}
 
 // Env is a laid-out installation: executables, plugin directory, key, token
 // and a policy file.
@@ -87,7 +85,7 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	plugins := opts.Plugins
 	if plugins == nil {
-		plugins = BuiltinPlugins
+		plugins = builtin.Names()
 	}
 	for _, p := range plugins {
 		testbin.Plugin(t, e.PluginDir, p)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"sort"
 	"sync"
 	"time"
@@ -68,7 +69,7 @@ func New(ctx context.Context, pol *policy.Policy, logger hclog.Logger) (*Host, e
 		logger = hclog.NewNullLogger()
 	}
 	h := &Host{parallel: max(1, pol.MaxParallelPlugins), logger: logger}
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if !pol.PluginEnabled(name) {
 			continue
 		}

@@ -3,6 +3,7 @@ package inproc
 import (
 	"context"
 	"errors"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,7 +18,7 @@ import (
 
 func TestBuiltin(t *testing.T) {
 	t.Parallel()
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		c := Builtin(name)
 		if c == nil || c.Describe().Name != name {
 			t.Errorf("Builtin(%s) = %v", name, c)

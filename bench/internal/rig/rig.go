@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"io"
 	"net"
 	"net/http"
@@ -104,7 +105,7 @@ func New(root, dir string, bins Bins, spec Spec) (*Layout, error) {
 	}
 	builtins := spec.Builtins
 	if builtins == nil {
-		builtins = policy.BuiltinPlugins
+		builtins = builtin.Names()
 	}
 	for _, name := range builtins {
 		exe := "attestor-check-" + name
@@ -206,7 +207,7 @@ func (l *Layout) render(builtins []string, spec Spec) ([]byte, error) {
 	if plugins == nil {
 		plugins = map[string]any{}
 	}
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		wanted := false
 		for _, b := range builtins {
 			wanted = wanted || b == name

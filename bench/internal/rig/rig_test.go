@@ -1,14 +1,13 @@
 package rig
 
 import (
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/secure-ai/runtime-attestor/policy"
 )
 
 func repoRoot(t *testing.T) string {
@@ -36,7 +35,7 @@ func fakeBins(t *testing.T) Bins {
 		}
 		return p
 	}
-	for _, p := range policy.BuiltinPlugins {
+	for _, p := range builtin.Names() {
 		write(filepath.Join(plugins, "attestor-check-"+p))
 	}
 	return Bins{
@@ -67,7 +66,7 @@ func TestNewDevelopmentPolicy(t *testing.T) {
 	if p.HMACKeyPath != l.KeyPath || p.APITokenPath != l.TokenPath || p.AuditLogPath != l.AuditPath {
 		t.Errorf("policy paths %s %s %s", p.HMACKeyPath, p.APITokenPath, p.AuditLogPath)
 	}
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if !p.PluginEnabled(name) {
 			t.Errorf("built-in %s disabled", name)
 		}
@@ -108,7 +107,7 @@ func TestNewLightsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range policy.BuiltinPlugins {
+	for _, name := range builtin.Names() {
 		if p.PluginEnabled(name) {
 			t.Errorf("built-in %s enabled", name)
 		}

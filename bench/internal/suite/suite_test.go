@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/builtin"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"github.com/secure-ai/runtime-attestor/bench/internal/rig"
 	"github.com/secure-ai/runtime-attestor/bench/internal/wrk"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/policy"
 )
 
 // TestMain also makes the test binary the bare HTTP baseline of section 3
@@ -71,7 +71,7 @@ func bins(t *testing.T) rig.Bins {
 		}
 		build("daemon", func(t *testing.T) { b.Daemon = testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor") })
 		build("light", func(t *testing.T) { b.Light = testbin.Build(t, "./testplugins/light", "attestor-check-light") })
-		for _, p := range policy.BuiltinPlugins {
+		for _, p := range builtin.Names() {
 			build(p, func(t *testing.T) { testbin.Plugin(t, dir, p) })
 		}
 	})

@@ -123,23 +123,34 @@ func RulesFile(s Spec) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode the plugin's rules: %w", err)
 	}
-	fd, err := unix.MemfdCreate("attestor-plugin-rules", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	f, err := SealedFile("attestor-plugin-rules", raw)
 	if err != nil {
-		return nil, fmt.Errorf("memfd for the plugin's rules: %w", err)
+		return nil, fmt.Errorf("the plugin's rules: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "attestor-plugin-rules")
-	if _, err := f.Write(raw); err != nil {
+	return f, nil
+}
+
+// SealedFile returns a memory file holding data, positioned at its start
+// and sealed (it can no longer be written, grown, shrunk or unsealed), for
+// a child process to read. The caller closes it.
+func SealedFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("write the plugin's rules: %w", err)
+		return nil, fmt.Errorf("write: %w", err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("rewind the plugin's rules: %w", err)
+		return nil, fmt.Errorf("rewind: %w", err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("seal the plugin's rules: %w", err)
+		return nil, fmt.Errorf("seal: %w", err)
 	}
 	return f, nil
 }

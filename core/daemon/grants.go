@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/secure-ai/runtime-attestor/builtin"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+)
+
+// CodeSandbox (info) is added to a plugin's results when the daemon could
+// not read what the plugin executable declares it needs, or when a
+// third-party plugin declares more than its policy grants; the message
+// names each missing path and the policy line that would grant it.
+const CodeSandbox = pluginhost.CodeSandbox
+
+// grants is what each enabled plugin may touch, by name, the findings the
+// daemon adds to its results, and the digest of the executable whose
+// declaration a built-in's grant holds.
+type grants struct {
+	rules    map[string]sandbox.Rules
+	notices  map[string][]sdk.Finding
+	declared map[string]string
+}
+
+// pluginGrants returns what each enabled plugin may touch: a built-in's
+// sandbox as its executable declares it under its configuration (a
+// declare run, remembered by executable and configuration) plus its
+// plugins.<name>.sandbox; any other plugin's plugins.<name>.sandbox only
+// (nothing when the policy grants nothing), with a finding when its
+// executable declares more. No grant may reach the daemon's own files
+// (exposes). The plugin host imposes each grant on its plugin before the
+// plugin's first instruction.
+func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, error) {
+	out := grants{rules: map[string]sandbox.Rules{}, notices: map[string][]sdk.Finding{}, declared: map[string]string{}}
+	for _, name := range builtin.Names() {
+		if !pol.PluginEnabled(name) {
+			continue
+		}
+		g, sha, notice, err := d.builtinGrant(ctx, pol, name)
+		if err != nil {
+			return grants{}, err
+		}
+		out.rules[name], out.declared[name] = g, sha
+		if notice != nil {
+			out.notices[name] = []sdk.Finding{*notice}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(pol.Plugins)) {
+		if !pol.PluginEnabled(name) || policy.IsBuiltin(name) {
+			continue
+		}
+		out.rules[name] = pol.Plugins[name].Sandbox.Merge()
+		if notice := d.thirdPartyNotice(ctx, pol, name); notice != nil {
+			out.notices[name] = []sdk.Finding{*notice}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(out.rules)) {
+		if err := exposes(pol, out.rules[name]); err != nil {
+			return grants{}, fmt.Errorf("plugins.%s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// builtinGrant is the built-in name's grant: its declaration plus
+// plugins.<name>.sandbox. A configuration the executable refuses, or a
+// declaration reaching the daemon's files, is an error (the policy is
+// bad); an executable that is missing or untrusted gets the policy's grant
+// only (its turn reports the file); one whose declare run fails gets the
+// policy's grant and a finding. sha is the digest of the executable that
+// declared, "" when none did.
+func (d *daemon) builtinGrant(ctx context.Context, pol *policy.Policy, name string) (g sandbox.Rules, sha string, notice *sdk.Finding, err error) {
+	granted := pol.Plugins[name].Sandbox.Merge()
+	decl, err := d.declare(ctx, pol, name)
+	var de *pluginhost.DeclareError
+	switch {
+	case errors.As(err, &de) && de.Kind == pluginhost.FaultConfig:
+		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s.config: %s", name, de.Msg)
+	case errors.As(err, &de) && (de.Kind == pluginhost.FaultMissing || de.Kind == pluginhost.FaultUntrusted):
+		return granted, "", nil, nil
+	case err != nil:
+		return granted, "", &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
+			Message: fmt.Sprintf("%v; the plugin runs with plugins.%s.sandbox only", err, name)}, nil
+	}
+	if err := exposes(pol, decl.Sandbox); err != nil {
+		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s: the executable %s (sha256 %s) declares a sandbox that %w", name, decl.Path, decl.SHA256, declaredExposure(err))
+	}
+	return decl.Sandbox.Merge(granted), decl.SHA256, nil, nil
+}
+
+// declaredExposure rewords exposes's error for a declared sandbox.
+func declaredExposure(err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), "its sandbox "))
+}
+
+// declare runs (or recalls) the declare run of the plugin name under pol.
+func (d *daemon) declare(ctx context.Context, pol *policy.Policy, name string) (*pluginhost.Declared, error) {
+	cfg, err := pol.PluginConfigJSON(name)
+	if err != nil {
+		return nil, err
+	}
+	return d.declarer.Declare(ctx, pol.PluginDir, name, pol.Plugins[name].SHA256, cfg)
+}
+
+// thirdPartyNotice is the finding for a third-party plugin whose
+// executable declares more than plugins.<name>.sandbox grants, or whose
+// declare run failed; nil when neither. A missing or untrusted executable,
+// or a refused configuration, is left to the plugin's turn.
+func (d *daemon) thirdPartyNotice(ctx context.Context, pol *policy.Policy, name string) *sdk.Finding {
+	decl, err := d.declare(ctx, pol, name)
+	var de *pluginhost.DeclareError
+	switch {
+	case errors.As(err, &de) && (de.Kind == pluginhost.FaultMissing || de.Kind == pluginhost.FaultUntrusted || de.Kind == pluginhost.FaultConfig):
+		return nil
+	case err != nil:
+		return &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
+			Message: fmt.Sprintf("%v; the plugin runs with what plugins.%s.sandbox grants", err, name)}
+	case !decl.HasSandbox:
+		return nil
+	}
+	msg := shortfall(pol, name, decl.Sandbox, pol.Plugins[name].Sandbox.Merge())
+	if msg == "" {
+		return nil
+	}
+	d.logger.Warn("a third-party plugin declares more than its policy grants", "plugin", name, "detail", msg)
+	return &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name, Message: msg}
+}

@@ -1,0 +1,202 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/internal/declare"
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/sdk/wire"
+)
+
+// DefaultDeclareTimeout bounds one declare run: start, Configure, the
+// declaration written, exit. A plugin takes a few milliseconds.
+const DefaultDeclareTimeout = 5 * time.Second
+
+// declareStderr bounds what the host keeps of a declare run's stderr.
+const declareStderr = 8 << 10
+
+// Declared is what a plugin executable declared under one configuration.
+type Declared struct {
+	Name   string // plugin name
+	Path   string // the executable, in the plugin directory
+	SHA256 string // lowercase hex digest of the file that declared it
+	// Description is what the plugin describes, checked as a handshake's
+	// Describe answer is.
+	Description sdk.Description
+	// Sandbox is the declared sandbox, checked by declare.CheckRules;
+	// HasSandbox is false when the check declares none (no Sandboxer).
+	Sandbox    sandbox.Rules
+	HasSandbox bool
+}
+
+// DeclareError is a declare run that gave no declaration. Kind is a Fault*:
+// missing or untrusted (the file; the plugin's turn reports it too),
+// config (the plugin refused its configuration), timeout, crashed or
+// protocol (what it printed is not a valid declaration).
+type DeclareError struct {
+	Plugin, Kind, Msg string
+}
+
+func (e *DeclareError) Error() string {
+	return "plugin " + e.Plugin + ": declare run: " + e.Msg
+}
+
+// DeclarerOptions configure a Declarer.
+type DeclarerOptions struct {
+	// Launcher confines and starts each declare run, as Options.Launcher
+	// does each plugin; default /proc/self/exe.
+	Launcher string
+	Timeout  time.Duration // default DefaultDeclareTimeout
+	LogLevel string        // passed as sdk.LogLevelEnv; default "info"
+	Logger   hclog.Logger  // default: discard
+}
+
+// Declarer learns plugins' declarations from their executables (package
+// internal/declare) and remembers each by the file's SHA-256 and the
+// configuration's, for the life of the Declarer (the daemon keeps one for
+// its run): a declaration is computed once per executable and
+// configuration, and a replaced executable declares again. Failures are
+// remembered too, so a plugin that hangs costs its timeout once.
+type Declarer struct {
+	opts    DeclarerOptions
+	log     hclog.Logger
+	runs    atomic.Int64 // declare runs started, for the tests
+	noPIDNS atomic.Bool  // CLONE_NEWPID was refused (EPERM)
+
+	mu      sync.Mutex // one declare at a time; guards what follows
+	digests map[string]*verified
+	cache   map[declKey]declResult
+}
+
+type declKey struct{ sha, config string }
+
+type declResult struct {
+	d   *Declared
+	err *DeclareError
+}
+
+// NewDeclarer returns a Declarer for opts, applying defaults.
+func NewDeclarer(opts DeclarerOptions) *Declarer {
+	if opts.Launcher == "" {
+		opts.Launcher = "/proc/self/exe"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultDeclareTimeout
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = DefaultLogLevel
+	}
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Declarer{opts: opts, log: log, digests: map[string]*verified{}, cache: map[declKey]declResult{}}
+}
+
+// Runs is how many declare runs the Declarer started.
+func (d *Declarer) Runs() int64 { return d.runs.Load() }
+
+// Declare returns what the plugin executable dir/attestor-check-<name>
+// declares under config (a JSON object). The file is checked as the host
+// checks it before a start (owner, mode, symbolic links inside dir) and its
+// digest compared with pin ("" = unpinned); the declare run executes the
+// descriptor that was hashed, confined to nothing. The error is a
+// *DeclareError.
+func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []byte) (*Declared, error) {
+	if !wire.ValidName(name) {
+		return nil, &DeclareError{Plugin: name, Kind: FaultConfig, Msg: "not a valid plugin name"}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.trustHost(dir)
+	p := &plugin{name: name, path: filepath.Join(dir, FilePrefix+name), spec: Spec{Name: name, SHA256: pin}}
+	p.verified = d.digests[p.path]
+	bf, f := h.verify(p)
+	d.digests[p.path] = p.verified
+	if f != nil {
+		return nil, &DeclareError{Plugin: name, Kind: f.kind, Msg: f.msg}
+	}
+	defer bf.close()
+	sum := sha256.Sum256(config)
+	key := declKey{sha: bf.sha, config: hex.EncodeToString(sum[:])}
+	r, ok := d.cache[key]
+	if !ok {
+		r = d.declare(ctx, p, bf, config)
+		d.cache[key] = r
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := *r.d
+	out.Path = p.path
+	return &out, nil
+}
+
+// trustHost is a host that only verifies files of dir (trust.go).
+func (d *Declarer) trustHost(dir string) *Host {
+	real := filepath.Clean(dir)
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		real = r
+	}
+	return &Host{opts: Options{Dir: dir}, log: d.log, euid: os.Geteuid(), racyMargin: racyMargin, realDir: real}
+}
+
+// declare runs bf and checks what it printed.
+func (d *Declarer) declare(ctx context.Context, p *plugin, bf *binFile, config []byte) declResult {
+	fail := func(kind, msg string) declResult {
+		d.log.Warn("declare run failed", "plugin", p.name, "sha256", bf.sha, "kind", kind, "message", msg)
+		return declResult{err: &DeclareError{Plugin: p.name, Kind: kind, Msg: msg}}
+	}
+	start := time.Now()
+	out, f := d.run(ctx, p, bf, config)
+	if f != nil {
+		return fail(f.kind, f.msg)
+	}
+	decl, err := declare.Decode(out)
+	if err != nil {
+		return fail(FaultProtocol, clip(err.Error()))
+	}
+	if decl.ConfigError != "" {
+		return fail(FaultConfig, clip(decl.ConfigError))
+	}
+	desc, err := description(decl)
+	if err != nil {
+		return fail(FaultProtocol, clip(err.Error()))
+	}
+	if desc.Name != p.name {
+		return fail(FaultProtocol, fmt.Sprintf("the executable attestor-check-%s describes itself as %q", p.name, clip(desc.Name)))
+	}
+	res := &Declared{Name: p.name, SHA256: bf.sha, Description: desc, HasSandbox: decl.Sandbox != nil}
+	if decl.Sandbox != nil {
+		res.Sandbox = decl.Sandbox.Merge()
+	}
+	d.log.Debug("declared", "plugin", p.name, "sha256", bf.sha, "duration", time.Since(start), "sandbox", res.Sandbox)
+	return declResult{d: res}
+}
+
+// description is decl's description, checked as a Describe answer.
+func description(decl declare.Declaration) (sdk.Description, error) {
+	desc := sdk.Description{Name: decl.Name, Version: decl.Version, Summary: decl.Summary, Fills: decl.Fills}
+	for _, f := range decl.Findings {
+		sev, err := sdk.ParseSeverity(f.Severity)
+		if err != nil {
+			return sdk.Description{}, fmt.Errorf("finding %q: %w", f.Code, err)
+		}
+		desc.Findings = append(desc.Findings, sdk.FindingSpec{Code: f.Code, DefaultSeverity: sev, Description: f.Description})
+	}
+	if err := wire.ValidateDescription(desc); err != nil {
+		return sdk.Description{}, fmt.Errorf("description: %w", err)
+	}
+	return desc, nil
+}
