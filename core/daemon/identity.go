@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
@@ -87,4 +90,39 @@ func identityRules(pol *policy.Policy) sandbox.Rules {
 		r.ReadWrite = []string{filepath.Dir(pol.VerdictLogPath)}
 	}
 	return r
+}
+
+// unixSocketABI is the first Landlock ABI that confines connecting to a
+// pathname Unix socket (LANDLOCK_ACCESS_FS_RESOLVE_UNIX).
+const unixSocketABI = 9
+
+// evidenceSocketReach refuses an evidence_tpm_socket that a plugin could
+// connect to. Every plugin's seccomp filter denies connect(2) unless its
+// grant holds a Unix socket or a TCP port to connect to
+// (sandbox.MayConnect); from Landlock ABI 9 on, such a plugin reaches only
+// the sockets its grant lists. Below ABI 9 (abi is the kernel's) a plugin
+// that may connect at all reaches every pathname Unix socket, the
+// evidence TPM's included, and could extend the verdict PCR or exhaust the
+// TPM: the policy is refused, naming those plugins. A plugin whose grant
+// lists the evidence socket itself was given the TPM by the operator, as
+// the tpm plugin is given /dev/tpmrm0.
+func evidenceSocketReach(pol *policy.Policy, grants map[string]sandbox.Rules, abi int) error {
+	if pol.EvidenceTPMSocket == "" || abi >= unixSocketABI {
+		return nil
+	}
+	sock := filepath.Clean(pol.EvidenceTPMSocket)
+	var reach []string
+	for name, g := range grants {
+		if sandbox.MayConnect(g) && !slices.Contains(g.UnixSockets, sock) {
+			reach = append(reach, name)
+		}
+	}
+	if len(reach) == 0 {
+		return nil
+	}
+	slices.Sort(reach)
+	return fmt.Errorf("evidence_tpm_socket: %s is reachable by plugin %s: its grant lets it connect (unix_sockets or connect_tcp), "+
+		"and Landlock ABI %d (below %d) does not confine connecting to Unix sockets, so it could extend verdict_pcr or use the TPM; "+
+		"quote with evidence_tpm_device instead, narrow or disable %s, or run on a kernel with Landlock ABI %d",
+		sock, strings.Join(reach, ", "), abi, unixSocketABI, strings.Join(reach, ", "), unixSocketABI)
 }

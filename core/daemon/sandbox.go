@@ -65,6 +65,9 @@ func pluginGrants(ctx context.Context, pol *policy.Policy) (map[string]sandbox.R
 			return nil, fmt.Errorf("plugins.%s: %w", name, err)
 		}
 	}
+	if err := evidenceSocketReach(pol, out, sandbox.ABI()); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
