@@ -17,6 +17,20 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
+// signingKeyUsable loads the key at signing_key_path, when set, to refuse
+// at start (and at reload) a file that is there but is not a usable key;
+// CheckFiles already refused a missing one, naming the command that makes
+// it.
+func signingKeyUsable(pol *policy.Policy) error {
+	if pol.SigningKeyPath == "" {
+		return nil
+	}
+	if _, err := identity.Load(pol.SigningKeyPath); err != nil {
+		return fmt.Errorf("signing_key_path: %w (make a new one with `attestctl keygen --out FILE`)", err)
+	}
+	return nil
+}
+
 // identityFor loads the daemon's signing identity under pol: the signing
 // key (signing_key_path) and the TPM that quotes evidence. A key that
 // cannot be loaded is logged (the engine also reports it in every bundle
@@ -35,6 +49,8 @@ func (d *daemon) identityFor(pol *policy.Policy) (api.Identity, *verdict.Measure
 			secret = s.DeriveSecret(evidence.SecretLabel)
 			d.logger.Info("signing identity", "alg", s.Alg(), "key_id", s.KeyID())
 		}
+	} else {
+		d.logger.Warn(`signing_key_path is "": bundles carry no bundle_signature, EAR and evidence are refused, and attestctl gate --pubkey refuses every answer`)
 	}
 	var measured verdict.TPM
 	if open := tpmOpener(pol); open != nil {
