@@ -60,7 +60,7 @@ func TestCheckFiles(t *testing.T) {
 		name           string
 		token, key     string // file contents; "-" = no file
 		tokMode, kMode os.FileMode
-		noToken        bool // api_token_path: ""
+		noToken        bool        // api_token_path: ""
 		signing        string      // signing_key_path: "" a good file, "-" no file, "off" = ""
 		sMode          os.FileMode // of the signing key (0 = 0600)
 		wantKeys       []string
