@@ -61,11 +61,13 @@ func (a *app) gate(args []string) int {
 		return a.usageError(fs, "%v", err)
 	}
 	poll := a.pollVerify
+	var sg *signedGate
 	if *pubFile != "" || *akFile != "" {
 		if *maxAge <= 0 {
 			return a.usageError(fs, "--max-age must be positive")
 		}
-		sg, code := a.newSignedGate(*pubFile, *akFile, *maxAge, *until == "degraded")
+		var code int
+		sg, code = a.newSignedGate(*pubFile, *akFile, *maxAge, *until == "degraded")
 		if code != exitOK {
 			return code
 		}
@@ -81,7 +83,11 @@ func (a *app) gate(args []string) int {
 		st, reason := poll(ctx)
 		switch {
 		case st != "" && accept(st):
-			fmt.Fprintf(a.stdout, "attestor state %s\n", st)
+			if sg != nil { // which key the answer was signed with
+				fmt.Fprintf(a.stdout, "attestor state %s (%s)\n", st, sg.verified)
+			} else {
+				fmt.Fprintf(a.stdout, "attestor state %s\n", st)
+			}
 			return exitOK
 		case st == state.Failed:
 			return a.fail(exitFail, "gate: attestor state is failed (it holds until the attestor restarts)")

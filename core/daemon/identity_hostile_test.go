@@ -57,8 +57,9 @@ func TestHostileVsIdentity(t *testing.T) {
 			attacks["extend_pcr"] = []string{tpm.Socket}
 			const want = 13
 			plan := mustJSON(t, attacks)
-			e.WritePolicy(strings.Replace(e.DevelopmentPolicy(), "\nplugins:\n", "\nplugins:\n  vendor:\n    config: "+plan+"\n", 1) +
-				"\nsigning_key_path: " + signingKey + "\nevidence_tpm_socket: " + tpm.Socket + "\n")
+			pol := strings.Replace(e.DevelopmentPolicy(), "\nplugins:\n", "\nplugins:\n  vendor:\n    config: "+plan+"\n", 1)
+			pol = strings.Replace(pol, `signing_key_path: "`+e.SigningKey+`"`, "signing_key_path: "+signingKey, 1)
+			e.WritePolicy(pol + "\nevidence_tpm_socket: " + tpm.Socket + "\n")
 			p := e.Start()
 			defer p.Stop()
 			// The first verdict is measured just after it is served; the
