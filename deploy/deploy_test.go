@@ -182,6 +182,11 @@ func TestInstallOtherPrefix(t *testing.T) {
 	}
 	wantFile(t, filepath.Join(dest, "usr/local/libexec/secure-ai/runtime-attestor/runtime-attestor"), 0o755)
 	wantFile(t, filepath.Join(dest, "usr/local/bin/attestctl"), 0o755)
+	helper := filepath.Join(dest, "usr/local/libexec/secure-ai/runtime-attestor/runtime-attestor-keygen")
+	wantFile(t, helper, 0o755)
+	if h, err := os.ReadFile(helper); err != nil || !strings.Contains(string(h), `"${ATTESTCTL:-/usr/local/bin/attestctl}" keygen --if-missing`) {
+		t.Errorf("the keygen helper does not run PREFIX's attestctl: %v\n%s", err, h)
+	}
 	if !strings.Contains(out, "plugin_dir") {
 		t.Errorf("install with PREFIX=/usr/local did not tell to set plugin_dir:\n%s", out)
 	}
