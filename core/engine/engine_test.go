@@ -16,8 +16,8 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/audit"
-	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
