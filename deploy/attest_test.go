@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/core/daemon"
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
@@ -87,6 +88,17 @@ func TestFullAttestationUnderSandbox(t *testing.T) {
 	key, token := filepath.Join(run, "attestation-hmac-key"), filepath.Join(run, "attestor-api-token")
 	writeSecret(t, key, strings.Repeat("ab", 32))
 	writeSecret(t, token, strings.Repeat("cd", 32))
+	// The signing key in a folder of its own, as the unit's identity state
+	// folder: no plugin is granted it.
+	idDir := filepath.Join(root, "identity")
+	if err := os.Mkdir(idDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	signingKey := filepath.Join(idDir, "signing.key")
+	signer, err := identity.WriteNew(identity.KeyEd25519, signingKey, signingKey+".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
 	pf1, pf2 := filepath.Join(etc, "policy.yaml"), filepath.Join(etc, "agent.yaml")
 	manifest := filepath.Join(etc, "registry-manifest.json")
 	for p, data := range map[string]string{pf1: "rules: []\n", pf2: "agents: []\n", manifest: "{\"models\":[]}\n"} {
@@ -120,6 +132,7 @@ service_binaries:
   attestctl: %q
 policy_files:
 %shmac_key_path: %q
+signing_key_path: %q
 api_token_path: %q
 audit_log_path: %q
 listen: 127.0.0.1:8505
@@ -135,7 +148,7 @@ plugins:
       min_lockdown: none
 severity_overrides:
   kernel.tainted: info
-`, svc, pf.String(), key, token, filepath.Join(logs, "audit.jsonl"), pluginDir, manifest)
+`, svc, pf.String(), key, signingKey, token, filepath.Join(logs, "audit.jsonl"), pluginDir, manifest)
 			if err := os.WriteFile(policy, []byte(yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +157,7 @@ severity_overrides:
 				Paths: sandbox.DaemonPaths{
 					PolicyFiles: []string{policy},
 					PluginDir:   pluginDir,
-					Secrets:     []string{key, token},
+					Secrets:     []string{key, token, idDir},
 					AuditLogDir: logs,
 					RuntimeDir:  run,
 					// Where the plugin host makes its private folder.
@@ -170,6 +183,10 @@ severity_overrides:
 				PolicyDigest string `json:"policy_digest"`
 				KernelCmd    string `json:"kernel_cmdline"`
 				BundleHMAC   string `json:"bundle_hmac"`
+				Signature    *struct {
+					Alg   string `json:"alg"`
+					KeyID string `json:"key_id"`
+				} `json:"bundle_signature"`
 			}
 			if err := json.Unmarshal([]byte(bundle), &b); err != nil {
 				t.Fatalf("exit %d, bundle %q: %v\nstderr:\n%s", code, bundle, err, stderr)
@@ -186,6 +203,9 @@ severity_overrides:
 			}
 			if b.BundleHMAC == "" || b.KernelCmd == "" {
 				t.Errorf("bundle unsigned or without the kernel command line: hmac %q cmdline %q", b.BundleHMAC, b.KernelCmd)
+			}
+			if b.Signature == nil || b.Signature.Alg != identity.AlgEd25519 || b.Signature.KeyID != signer.KeyID() {
+				t.Errorf("bundle_signature %+v, want Ed25519 by %s", b.Signature, signer.KeyID())
 			}
 			if tc.wantState != "" && b.State != tc.wantState {
 				t.Errorf("state %s, want %s\nstderr:\n%s", b.State, tc.wantState, stderr)

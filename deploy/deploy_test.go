@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/deploy"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
@@ -183,6 +184,11 @@ func TestInstallOtherPrefix(t *testing.T) {
 	}
 	wantFile(t, filepath.Join(dest, "usr/local/libexec/secure-ai/runtime-attestor/runtime-attestor"), 0o755)
 	wantFile(t, filepath.Join(dest, "usr/local/bin/attestctl"), 0o755)
+	helper := filepath.Join(dest, "usr/local/libexec/secure-ai/runtime-attestor/runtime-attestor-keygen")
+	wantFile(t, helper, 0o755)
+	if h, err := os.ReadFile(helper); err != nil || !strings.Contains(string(h), `"${ATTESTCTL:-/usr/local/bin/attestctl}" keygen --if-missing`) {
+		t.Errorf("the keygen helper does not run PREFIX's attestctl: %v\n%s", err, h)
+	}
 	if !strings.Contains(out, "plugin_dir") {
 		t.Errorf("install with PREFIX=/usr/local did not tell to set plugin_dir:\n%s", out)
 	}
@@ -398,20 +404,31 @@ func TestUnitExposure(t *testing.T) {
 	}
 }
 
-// TestKeygen runs the ExecStartPre helper as systemd would.
+// TestKeygen runs the ExecStartPre helper as systemd would: the per-boot
+// key and token in the runtime directory, the signing key (with the real
+// attestctl) in the identity state folder, made 0700. A second start keeps
+// everything; a signing.key.pub left without its key stops the start and
+// no new key is made.
 func TestKeygen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	run := func() string {
-		cmd := exec.Command("./runtime-attestor-keygen")
-		cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY="+dir)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("keygen: %v\n%s", err, out)
+	state := t.TempDir()
+	logs, id := filepath.Join(state, "secure-ai", "logs"), filepath.Join(state, "secure-ai", "identity")
+	for _, d := range []string{logs, id} {
+		if err := os.MkdirAll(d, 0o750); err != nil { // as StateDirectoryMode= made it before
+			t.Fatal(err)
 		}
-		return string(out)
 	}
-	run()
+	attestctl := testbin.Build(t, "./cmd/attestctl", "attestctl")
+	run := func() (string, error) {
+		cmd := exec.Command("./runtime-attestor-keygen")
+		cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY="+dir, "STATE_DIRECTORY="+logs+":"+id, "ATTESTCTL="+attestctl)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
 	files := map[string][]byte{}
 	for _, name := range []string{"attestation-hmac-key", "attestor-api-token"} {
 		p := filepath.Join(dir, name)
@@ -428,17 +445,43 @@ func TestKeygen(t *testing.T) {
 	if bytes.Equal(files["attestation-hmac-key"], files["attestor-api-token"]) {
 		t.Error("key and token are the same")
 	}
-	// A second start keeps both.
-	if out := run(); strings.Contains(out, "created") {
-		t.Errorf("second run created files again: %s", out)
+	key := filepath.Join(id, "signing.key")
+	wantFile(t, key, 0o600)
+	wantFile(t, key+".pub", 0o644)
+	if fi, err := os.Stat(id); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("identity folder: %v %v, want mode 0700", fi.Mode().Perm(), err)
+	}
+	s, err := identity.Load(key)
+	if err != nil || s.Alg() != identity.AlgEd25519 {
+		t.Fatalf("signing key: %v (%v)", err, s)
+	}
+	files["signing.key"], _ = os.ReadFile(key)
+	// A second start keeps all three.
+	out, err := run()
+	if err != nil || strings.Contains(out, "created") || !strings.Contains(out, "kept "+key) || !strings.Contains(out, s.KeyID()) {
+		t.Errorf("second run: %v\n%s", err, out)
 	}
 	for name, want := range files {
-		if got, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(got, want) {
+		p := filepath.Join(dir, name)
+		if name == "signing.key" {
+			p = key
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
 			t.Errorf("%s changed on the second run", name)
 		}
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp.*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+	// The key went, its public key stayed: the start stops.
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(); err == nil || !strings.Contains(out, "identity verifiers pinned is gone") {
+		t.Errorf("run with an orphaned signing.key.pub: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Error("a new signing key was made beside the old public key")
 	}
 }
 

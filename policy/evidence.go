@@ -30,6 +30,12 @@ const (
 // and systemd-stub (11) and shim's MOK state (14).
 var DefaultEvidencePCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14}
 
+// DefaultSigningKeyPath is signing_key_path when the policy does not set
+// it: in the unit's StateDirectory= secure-ai/identity (0700, the service's
+// alone, kept across reboots), where the unit's runtime-attestor-keygen
+// makes it at first start.
+const DefaultSigningKeyPath = "/var/lib/secure-ai/identity/signing.key"
+
 // DefaultEvidenceTPMDevice is the TPM the daemon quotes with.
 const DefaultEvidenceTPMDevice = "/dev/tpmrm0"
 
@@ -97,15 +103,20 @@ func (p *Policy) validateEvidence(e *errs) {
 	}
 }
 
-// checkSigningKey checks signing_key_path as CheckFiles does the HMAC key:
-// a missing file is not an error (the daemon reports core.signing_key and
-// bundles carry no bundle_signature), one that group or others can access
-// is.
+// checkSigningKey checks signing_key_path as CheckFiles does the API
+// token: a key that is not there is an error naming the command that makes
+// it (the daemon never runs silently unsigned; "" is the explicit way to run
+// without bundle_signature), one that group or others can access is too.
 func (p *Policy) checkSigningKey(e *errs) {
 	if p.SigningKeyPath == "" {
 		return
 	}
-	if _, missing, err := readSecret(p.SigningKeyPath); !missing && err != nil {
+	_, missing, err := readSecret(p.SigningKeyPath)
+	switch {
+	case missing:
+		e.add(keySigningKeyPath, 0, "%s does not exist: create it with `attestctl keygen --out %s` as the daemon's user "+
+			"(the unit's runtime-attestor-keygen does at start), then give verifiers %s.pub", p.SigningKeyPath, p.SigningKeyPath, p.SigningKeyPath)
+	case err != nil:
 		e.add(keySigningKeyPath, 0, "%v", err)
 	}
 }

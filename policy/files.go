@@ -26,6 +26,9 @@ const (
 //     not accessible to group or others and at least MinHMACKeyBytes long
 //     (the key is its raw bytes). A missing key file is not an error here:
 //     the daemon then runs unsigned and reports core.hmac_key.
+//   - signing_key_path, when set, must exist (else the error names the
+//     attestctl keygen command that makes it) and be a readable regular
+//     file not accessible to group or others.
 //
 // The secrets are read only to measure them; nothing is kept. Every
 // problem is an *Error naming the key.

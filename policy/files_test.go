@@ -61,7 +61,9 @@ func TestCheckFiles(t *testing.T) {
 		name           string
 		token, key     string // file contents; "-" = no file
 		tokMode, kMode os.FileMode
-		noToken        bool // api_token_path: ""
+		noToken        bool        // api_token_path: ""
+		signing        string      // signing_key_path: "" a good file, "-" no file, "off" = ""
+		sMode          os.FileMode // of the signing key (0 = 0600)
 		wantKeys       []string
 		msg            string
 	}{
@@ -78,6 +80,9 @@ func TestCheckFiles(t *testing.T) {
 		{name: "31-byte key", token: token, key: key32[:31], tokMode: 0o600, kMode: 0o600, wantKeys: []string{"hmac_key_path"}, msg: "shorter than 32"},
 		{name: "key world-readable", token: token, key: key32, tokMode: 0o600, kMode: 0o644, wantKeys: []string{"hmac_key_path"}, msg: "group or others"},
 		{name: "both bad", token: "x", key: "k", tokMode: 0o600, kMode: 0o600, wantKeys: []string{"api_token_path", "hmac_key_path"}},
+		{name: "signing key missing", token: token, key: key32, tokMode: 0o600, kMode: 0o600, signing: "-", wantKeys: []string{"signing_key_path"}, msg: "does not exist: create it with `attestctl keygen --out "},
+		{name: "signing key group-readable", token: token, key: key32, tokMode: 0o600, kMode: 0o600, sMode: 0o640, wantKeys: []string{"signing_key_path"}, msg: "group or others"},
+		{name: "no signing key configured", token: token, key: key32, tokMode: 0o600, kMode: 0o600, signing: "off"},
 	} {
 		sub := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
 		if err := os.Mkdir(sub, 0o700); err != nil {
@@ -93,6 +98,17 @@ func TestCheckFiles(t *testing.T) {
 		}
 		if tc.key != "-" {
 			write(t, p.HMACKeyPath, tc.key, tc.kMode)
+		}
+		p.SigningKeyPath = filepath.Join(sub, "signing.key")
+		switch tc.signing {
+		case "off":
+			p.SigningKeyPath = ""
+		case "":
+			mode := tc.sMode
+			if mode == 0 {
+				mode = 0o600
+			}
+			write(t, p.SigningKeyPath, "-----BEGIN PRIVATE KEY-----\n", mode)
 		}
 		err := p.CheckFiles()
 		probs := Problems(err)
@@ -113,7 +129,8 @@ func TestCheckFiles(t *testing.T) {
 	p := Default()
 	p.APITokenPath = dir
 	p.HMACKeyPath = dir
-	if probs := Problems(p.CheckFiles()); len(probs) != 2 {
+	p.SigningKeyPath = dir
+	if probs := Problems(p.CheckFiles()); len(probs) != 3 {
 		t.Errorf("folders accepted: %v", probs)
 	}
 }

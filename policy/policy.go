@@ -69,7 +69,7 @@ type Policy struct {
 	LogLevel           string                   // log_level
 
 	// The daemon's signing identity and TPM evidence (evidence.go).
-	SigningKeyPath    string // signing_key_path; "" = bundles carry no bundle_signature
+	SigningKeyPath    string // signing_key_path (DefaultSigningKeyPath); "" = bundles carry no bundle_signature
 	EvidenceTPMDevice string // evidence_tpm_device; "" = no quotes from a device
 	EvidenceTPMSocket string // evidence_tpm_socket: a swtpm socket, instead of the device
 	EvidencePCRs      []int  // evidence_pcrs: the PCRs GET /api/v1/evidence quotes
@@ -137,6 +137,7 @@ func Default() *Policy {
 		AttestationTimeout: 60 * time.Second,
 		MaxParallelPlugins: 2,
 		LogLevel:           "info",
+		SigningKeyPath:     DefaultSigningKeyPath,
 		EvidenceTPMDevice:  DefaultEvidenceTPMDevice,
 		EvidencePCRs:       append([]int(nil), DefaultEvidencePCRs...),
 		VerdictPCR:         DefaultVerdictPCR,

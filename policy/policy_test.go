@@ -125,6 +125,7 @@ func TestDevelopmentTemplate(t *testing.T) {
 		want := map[string]any{
 			"plugin_dir":       filepath.Join(r.root, "bin", "plugins"),
 			"hmac_key_path":    filepath.Join(r.run, "hmac.key"),
+			"signing_key_path": filepath.Join(r.run, "signing.key"),
 			"api_token_path":   filepath.Join(r.run, "api-token"),
 			"audit_log_path":   filepath.Join(r.run, "audit.jsonl"),
 			"refresh_interval": 30 * time.Second,
@@ -139,7 +140,7 @@ func TestDevelopmentTemplate(t *testing.T) {
 			"override":     sdk.SeverityInfo,
 		}
 		got := map[string]any{
-			"plugin_dir": p.PluginDir, "hmac_key_path": p.HMACKeyPath, "api_token_path": p.APITokenPath,
+			"plugin_dir": p.PluginDir, "hmac_key_path": p.HMACKeyPath, "signing_key_path": p.SigningKeyPath, "api_token_path": p.APITokenPath,
 			"audit_log_path": p.AuditLogPath, "refresh_interval": p.RefreshInterval, "require_tpm": p.RequireTPM,
 			"secure_boot": p.RequireSecureBoot, "service_binaries": p.ServiceBinaries, "policy_files": p.PolicyFiles,
 			"listen": p.Listen, "override": p.SeverityOverrides["kernel.tainted"],

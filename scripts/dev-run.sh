@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: start the daemon in the foreground on 127.0.0.1:8505 with the
 # development policy. Creates a development HMAC key and API token under
-# .run/ (mode 0600) the first time, renders the development policy there
-# the first time (your edits to .run/development.yaml are kept; delete it,
+# .run/ (mode 0600) and a signing key (.run/signing.key, Ed25519, with
+# signing.key.pub, made by attestctl keygen) the first time, renders the
+# development policy there the first time (your edits to .run/development.yaml are kept; delete it,
 # or run `make run-reset`, to render it again) and prints how to query the
 # daemon.
 #
@@ -26,6 +27,8 @@ if [[ ! -s "$run/api-token" ]]; then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$run/api-token"
   echo "make run: created development API token $run/api-token" >&2
 fi
+# The signing key: kept once made (attestctl keygen never replaces a key).
+"$root/bin/attestctl" keygen --if-missing --out "$run/signing.key" | sed 's/^/make run: signing key: /' >&2
 render() { sed -e "s|@ROOT@|$root|g" -e "s|@RUN@|$run|g" "$template"; }
 if [[ ! -e "$policy" ]]; then
   render >"$policy"
@@ -48,6 +51,8 @@ runtime-attestor (development policy $policy) on http://127.0.0.1:8505
   curl -s -X POST -H "Authorization: Bearer \$(cat $run/api-token)" http://127.0.0.1:8505/api/v1/refresh
   $root/bin/attestctl status
   $root/bin/attestctl verify-bundle --key $run/hmac.key <(curl -s http://127.0.0.1:8505/api/v1/attest)
+  $root/bin/attestctl verify-bundle --pubkey $run/signing.key.pub <(curl -s http://127.0.0.1:8505/api/v1/attest)
+  $root/bin/attestctl gate --pubkey $run/signing.key.pub
   $root/bin/attestctl audit verify --seed $run/audit.key.seed $run/audit.jsonl
 Edit $policy and send SIGHUP (kill -HUP \$(pgrep -n runtime-attestor)) or restart to apply;
 make run keeps your edits (make run-reset renders it again). Stop with Ctrl-C.

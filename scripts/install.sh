@@ -73,7 +73,11 @@ done
 install -d -m 0755 "${owner[@]}" "$destdir$libexec" "$destdir$plugins" "$destdir$prefix/bin" \
   "$destdir$unitdir" "$destdir$sysusersdir" "$destdir$docdir"
 install -m 0755 "${owner[@]}" "$bin/runtime-attestor" "$destdir$libexec/runtime-attestor"
-install -m 0755 "${owner[@]}" "$root/deploy/runtime-attestor-keygen" "$destdir$libexec/runtime-attestor-keygen"
+# The helper runs attestctl keygen: follow PREFIX.
+sed -e "s|/usr/bin/attestctl|$prefix/bin/attestctl|g" "$root/deploy/runtime-attestor-keygen" >"$destdir$libexec/runtime-attestor-keygen.tmp"
+chmod 0755 "$destdir$libexec/runtime-attestor-keygen.tmp"
+[[ ${#owner[@]} -eq 0 ]] || chown root:root "$destdir$libexec/runtime-attestor-keygen.tmp"
+mv -f "$destdir$libexec/runtime-attestor-keygen.tmp" "$destdir$libexec/runtime-attestor-keygen"
 for p in "${plugin_bins[@]}"; do
   install -m 0755 "${owner[@]}" "$p" "$destdir$plugins/$(basename "$p")"
 done

@@ -37,9 +37,7 @@ if [[ ! -s "$run/hmac.key" ]]; then
   head -c 32 /dev/urandom >"$run/hmac.key"
   echo "tpm-demo: created development HMAC key $run/hmac.key" >&2
 fi
-if [[ ! -s "$run/signing.key" ]]; then
-  "$root/bin/attestctl" keygen --out "$run/signing.key" >&2
-fi
+"$root/bin/attestctl" keygen --if-missing --out "$run/signing.key" >&2
 if [[ ! -s "$run/api-token" ]]; then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$run/api-token"
   echo "tpm-demo: created development API token $run/api-token" >&2
@@ -90,8 +88,8 @@ sed -e "s|@ROOT@|$root|g" -e "s|@RUN@|$run|g" \
   "$template" >"$policy"
 cat >>"$policy" <<EOT
 
-# The daemon's signing identity and TPM evidence (docs/tpm.md).
-signing_key_path: "$run/signing.key"
+# The TPM evidence is quoted by swtpm (docs/tpm.md); the signing key is the
+# template's (signing_key_path: $run/signing.key).
 evidence_tpm_socket: "$sock"
 EOT
 grep -q '^require_tpm: true$' "$policy" &&

@@ -30,18 +30,22 @@ const pluginPrefix = "attestor-check-"
 
 // baselineOpts are the flags of attestctl baseline.
 type baselineOpts struct {
-	policyPath, daemon, out string
-	acceptFindings          bool
-	timeout                 time.Duration
+	policyPath, daemon, out, bootRef string
+	acceptFindings                   bool
+	timeout                          time.Duration
 }
 
 func (a *app) baseline(args []string) int {
-	fs := a.flagSet("baseline", "[--policy FILE] [--daemon PATH] [-o FILE] [--accept-findings]",
+	fs := a.flagSet("baseline", "[--policy FILE] [--daemon PATH] [-o FILE] [--boot-reference FILE] [--accept-findings]",
 		"On a machine known to be good, measures it with the real plugins (runtime-attestor\n"+
 			"--once on a permissive copy of the policy) and writes a production policy that\n"+
 			"pins what it measured: every plugin's SHA-256, every service binary's digest,\n"+
-			"the ostree deployment reference, the PCR values when a TPM is there; it requires\n"+
-			"the TPM and Secure Boot when present and sets run_unlisted_plugins: false. The\n"+
+			"the ostree deployment reference and, when a TPM is there, the boot: a boot\n"+
+			"reference recorded from the event log the tpm plugin replayed (boot_reference,\n"+
+			"written beside -o as boot-reference.yaml, or to --boot-reference), and the raw\n"+
+			"values of the PCRs it does not cover (expected_pcrs); it requires the TPM and\n"+
+			"Secure Boot when present, signs bundles (signing_key_path) and sets\n"+
+			"run_unlisted_plugins: false. The\n"+
 			"other settings of --policy are carried over. Refuses when the measurement has\n"+
 			"findings of medium severity or more (the machine is not known to be good),\n"+
 			"unless --accept-findings. See docs/attestctl.md.")
@@ -49,6 +53,7 @@ func (a *app) baseline(args []string) int {
 	fs.StringVar(&o.policyPath, "policy", policy.DefaultPath, "the policy to start from (paths, plugin configs, weights)")
 	fs.StringVar(&o.daemon, "daemon", "", "the runtime-attestor executable (default: beside attestctl, then $PATH)")
 	fs.StringVar(&o.out, "o", "-", "where to write the policy (- for standard output); a file is created with mode 0600")
+	fs.StringVar(&o.bootRef, "boot-reference", "", "where to write the boot reference (default: boot-reference.yaml beside -o)")
 	fs.BoolVar(&o.acceptFindings, "accept-findings", false, "write the policy even when the measurement has findings of medium severity or more")
 	fs.DurationVar(&o.timeout, "timeout", 0, "how long the measurement may take (default: the policy's attestation_timeout + 30s)")
 	pos, code, ok := parse(fs, args)
@@ -83,6 +88,9 @@ func (a *app) baseline(args []string) int {
 	if bad := blocking(b); len(bad) > 0 && !o.acceptFindings {
 		return a.fail(exitFail, "baseline: this machine does not measure as good, so its measurements are not a baseline:\n  %s\nfix them, or pass --accept-findings to pin it as it is", strings.Join(bad, "\n  "))
 	}
+	if err := a.writeBootReference(pins, o); err != nil {
+		return a.fail(exitUsage, "baseline: %v", err)
+	}
 	out, err := renderBaseline(doc, pins, o.policyPath, time.Now().UTC())
 	if err != nil {
 		return a.fail(exitFail, "baseline: %v", err)
@@ -98,6 +106,33 @@ func (a *app) baseline(args []string) int {
 			o.out, len(pins.plugins), len(pins.services), o.out)
 	}
 	return exitOK
+}
+
+// writeBootReference writes the recorded boot reference where the policy
+// written will name it (boot_reference).
+func (a *app) writeBootReference(p *pins, o baselineOpts) error {
+	if p.bootRef == nil {
+		return nil
+	}
+	path, err := bootReferencePath(o.bootRef, o.out)
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		fmt.Fprintf(a.stderr, "attestctl: baseline: the policy goes to standard output: pass --boot-reference FILE to pin this boot's events; expected_pcrs pins the raw PCR values\n")
+		p.bootRef = nil
+		return nil
+	}
+	raw, err := p.bootRef.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(path, raw); err != nil {
+		return err
+	}
+	p.bootRefPath = path
+	fmt.Fprintf(a.stderr, "attestctl: baseline: wrote the boot reference %s (PCRs %s); install it there, or move it and change boot_reference\n", path, joinPCRs(p.bootRef.PCRList()))
+	return nil
 }
 
 // loadBase loads the policy to start from, as the daemon would (strict
@@ -146,6 +181,10 @@ func permissive(doc map[string]any) map[string]any {
 	d["require_tpm"] = false
 	d["require_secure_boot"] = false
 	d["expected_pcrs"] = map[string]any{}
+	d["boot_reference"] = ""
+	// Measuring needs no signature: the key may not exist yet (the unit
+	// makes it at first start) or be the service user's alone.
+	d["signing_key_path"] = ""
 	d["run_unlisted_plugins"] = true
 	if sb, ok := d["service_binaries"].(map[string]any); ok {
 		for name, v := range sb {

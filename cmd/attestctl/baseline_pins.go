@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/policy"
 )
 
@@ -18,10 +19,13 @@ import (
 type pins struct {
 	plugins     map[string]string // plugin name -> SHA-256 of attestor-check-<name>
 	services    map[string]policy.ServiceBinary
-	pcrs        map[int]string // empty without a TPM
-	tpm         bool           // a TPM answered: require_tpm
-	secureBoot  bool           // Secure Boot measured on: require_secure_boot
-	deployments []string       // ostree deployment_reference values: booted, then next
+	pcrs        map[int]string      // empty without a TPM
+	tpm         bool                // a TPM answered: require_tpm
+	secureBoot  bool                // Secure Boot measured on: require_secure_boot
+	deployments []string            // ostree deployment_reference values: booted, then next
+	bootRef     *eventlog.Reference // this boot's events, where a TPM replayed its log; nil otherwise
+	bootRefPath string              // where bootRef was written, for boot_reference; "" = not pinned
+	signingKey  string              // signing_key_path of the policy written
 	warnings    []string
 }
 
@@ -45,11 +49,29 @@ func derivePins(base *policy.Policy, b *bundle.Bundle) (*pins, error) {
 			p.pcrs[i] = v
 		}
 	}
+	if err := p.pinBootReference(b); err != nil {
+		return nil, err
+	}
 	p.secureBoot = b.BootMeasurements.SecureBoot != nil && *b.BootMeasurements.SecureBoot
 	if err := p.pinDeployments(b); err != nil {
 		return nil, err
 	}
+	p.pinSigningKey(base)
 	return p, nil
+}
+
+// pinSigningKey keeps the base policy's signing key, or names the default
+// one when the base runs without (signing_key_path: ""): a production
+// appliance signs its bundles, so that gates and verifiers need no secret.
+func (p *pins) pinSigningKey(base *policy.Policy) {
+	p.signingKey = base.SigningKeyPath
+	if p.signingKey == "" {
+		p.signingKey = policy.DefaultSigningKeyPath
+		p.warnings = append(p.warnings, fmt.Sprintf(`the base policy has signing_key_path: "" (no bundle_signature): the policy written signs with %s`, p.signingKey))
+	}
+	if _, err := os.Stat(p.signingKey); err != nil {
+		p.warnings = append(p.warnings, fmt.Sprintf("signing key %s does not exist yet: the unit's runtime-attestor-keygen makes it at start (by hand: attestctl keygen --out %s); the daemon does not start without it", p.signingKey, p.signingKey))
+	}
 }
 
 // pinPlugins hashes every attestor-check-* executable in dir. Where the

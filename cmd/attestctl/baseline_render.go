@@ -24,14 +24,16 @@ var baselineSections = []section{
 	{`--- Hardware roots ------------------------------------------------------------
 require_tpm and require_secure_boot are true when this machine has them:
 losing either later is a critical finding (state failed).
-expected_pcrs pins the PCR values the tpm plugin read here (the SHA-256
-bank; plugins.tpm.config.pcrs selects which, 0..7 by default). A firmware
-or boot loader update changes them: re-run attestctl baseline after it.
-Boot reference: when the tpm plugin is configured with a boot reference
-file (docs/tpm.md), that file, not raw PCR values, is the way to pin a
-boot chain that updates; point plugins.tpm.config at it and remove
-expected_pcrs. Empty without a TPM.`,
-		[]string{"require_tpm", "require_secure_boot", "expected_pcrs"}},
+boot_reference is the boot reference recorded here from the event log the
+tpm plugin replayed to the TPM's PCRs (docs/tpm.md): every event of every
+replayed PCR. A boot that measures another event is named (which PCR,
+which event, which digest). After a firmware, shim or kernel update, add
+the new boot with attestctl boot-reference record --merge, or run
+attestctl baseline again.
+expected_pcrs pins the raw values of the PCRs the boot reference does not
+cover (the SHA-256 bank; plugins.tpm.config.pcrs selects which, 0..7 by
+default); all of them when no event log replayed. Empty without a TPM.`,
+		[]string{"require_tpm", "require_secure_boot", "boot_reference", "expected_pcrs"}},
 	{`--- Service binaries -----------------------------------------------------------
 Every service binary, pinned to the digest measured here. A different file
 is binaries.digest_mismatch (high), a missing one binaries.missing.
@@ -49,6 +51,12 @@ plugin").`,
 		[]string{"plugins", "run_unlisted_plugins", "resident_plugins", "plugin_dir"}},
 	{`--- When and how --------------------------------------------------------------`,
 		[]string{"refresh_interval", "plugin_timeout", "attestation_timeout", "max_parallel_plugins"}},
+	{`--- Signing identity ------------------------------------------------------------
+signing_key_path signs every bundle (bundle_signature) and EAR result, so a
+gate or verifier needs only the public key (signing.key.pub beside it:
+attestctl gate --pubkey). The unit's runtime-attestor-keygen makes the key at
+first start; the daemon does not start without it.`,
+		[]string{"signing_key_path", "evidence_tpm_device", "evidence_tpm_socket", "evidence_pcrs", "verdict_pcr", "verdict_log_path"}},
 	{`--- Files and addresses ---------------------------------------------------------
 Carried over from the policy this baseline started from.`,
 		[]string{"hmac_key_path", "api_token_path", "listen", "audit_log_path", "log_level"}},
@@ -127,11 +135,9 @@ func applyPins(base map[string]any, p *pins) map[string]any {
 	doc := deepCopy(base).(map[string]any)
 	doc["require_tpm"] = p.tpm
 	doc["require_secure_boot"] = p.secureBoot
-	pcrs := map[int]string{}
-	for i, v := range p.pcrs {
-		pcrs[i] = v
-	}
-	doc["expected_pcrs"] = pcrs
+	doc["expected_pcrs"] = p.unreferencedPCRs()
+	doc["boot_reference"] = p.bootRefPath
+	doc["signing_key_path"] = p.signingKey
 	sb := map[string]any{}
 	for name, s := range p.services {
 		sb[name] = map[string]any{"path": s.Path, "sha256": s.SHA256}
@@ -202,7 +208,11 @@ func builtinsMissing(p *pins) []string {
 func machineNotes(p *pins) map[int]string {
 	tpm, sb := "no TPM answered: require_tpm stays false", "Secure Boot not on: require_secure_boot stays false"
 	if p.tpm {
-		tpm = fmt.Sprintf("a TPM answered: %d PCRs pinned", len(p.pcrs))
+		tpm = fmt.Sprintf("a TPM answered: %d PCR values pinned, no boot reference (no event log replayed)", len(p.unreferencedPCRs()))
+		if p.bootRefPath != "" {
+			tpm = fmt.Sprintf("a TPM answered: boot reference %s (PCRs %s), %d other PCR values pinned",
+				p.bootRefPath, joinPCRs(p.bootRef.PCRList()), len(p.unreferencedPCRs()))
+		}
 	}
 	if p.secureBoot {
 		sb = "Secure Boot on"

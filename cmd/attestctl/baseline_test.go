@@ -62,7 +62,7 @@ func TestBaselineAttestThenTamper(t *testing.T) {
 	if got := pol.ServiceBinaries["agent"]; got.SHA256 != wantAgent || got.Path != agent || len(pol.ServiceBinaries) != 1 {
 		t.Errorf("service_binaries = %+v, want only agent pinned to %s", pol.ServiceBinaries, wantAgent)
 	}
-	for _, want := range []string{"# --- Hardware roots", "# --- Plugins", "Boot reference:", "expected_deployments"} {
+	for _, want := range []string{"# --- Hardware roots", "# --- Plugins", "# --- Signing identity", "boot_reference is the boot reference", "expected_deployments"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("the baseline does not explain %q:\n%s", want, raw)
 		}

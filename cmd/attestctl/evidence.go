@@ -18,16 +18,20 @@ import (
 )
 
 func (a *app) keygen(args []string) int {
-	fs := a.flagSet("keygen", "--out FILE [--pub FILE] [--type ed25519|p256]",
+	fs := a.flagSet("keygen", "--out FILE [--pub FILE] [--type ed25519|p256] [--if-missing]",
 		"Creates the attestor's signing key (signing_key_path): a new private key in\n"+
 			"PKCS#8 PEM at FILE, mode 0600, and its public key in PEM at FILE.pub (or\n"+
 			"--pub), mode 0644, for verifiers (verify-bundle --pubkey, gate --pubkey).\n"+
 			"An existing file is never replaced. Run it as the attestor's user, or chown\n"+
 			"the key to that user. Ed25519 by default; p256 makes an ECDSA P-256 key\n"+
-			"(ES256) for relying parties that do not take EdDSA.")
+			"(ES256) for relying parties that do not take EdDSA.\n"+
+			"--if-missing (the unit's runtime-attestor-keygen): keep a usable key at FILE\n"+
+			"(writing FILE.pub from it when missing) and exit 0; a FILE.pub without FILE\n"+
+			"is an error (the identity verifiers pinned is gone), never a new key.")
 	out := fs.String("out", "", "the private key file to create (required)")
 	pub := fs.String("pub", "", "the public key file to create (default FILE.pub)")
 	kind := fs.String("type", identity.KeyEd25519, "key type: ed25519 or p256")
+	ifMissing := fs.Bool("if-missing", false, "keep an existing usable key instead of failing")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -43,6 +47,18 @@ func (a *app) keygen(args []string) int {
 	}
 	if *pub == "" {
 		*pub = *out + ".pub"
+	}
+	if *ifMissing {
+		s, created, err := identity.Ensure(*kind, *out, *pub)
+		if err != nil {
+			return a.fail(exitFail, "keygen: %v", err)
+		}
+		if !created {
+			fmt.Fprintf(a.stdout, "kept %s (%s); public key %s; key id %s\n", *out, s.Alg(), *pub, s.KeyID())
+			return exitOK
+		}
+		fmt.Fprintf(a.stdout, "created %s (%s, mode 0600) and %s; key id %s\n", *out, s.Alg(), *pub, s.KeyID())
+		return exitOK
 	}
 	s, err := identity.WriteNew(*kind, *out, *pub)
 	if err != nil {

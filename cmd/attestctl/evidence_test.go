@@ -34,6 +34,16 @@ func keygen(t *testing.T, args ...string) (key, pub string) {
 	return key, key + ".pub"
 }
 
+// keyID is the key id of the private key file.
+func keyID(t *testing.T, key string) string {
+	t.Helper()
+	s, err := identity.Load(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.KeyID()
+}
+
 func TestKeygen(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{"ed25519", "p256"} {
@@ -92,6 +102,11 @@ func TestVerifyBundlePubkey(t *testing.T) {
 		want string
 	}{
 		{[]string{"--pubkey", pub, fresh}, 0, "bundle signature OK: state attested, attestation 4"},
+		{[]string{"--pubkey", pub, fresh}, 0, "  bundle_signature: Ed25519 by key id " + keyID(t, key) + ", verified with " + pub + "\n"},
+		{[]string{"--pubkey", pub, fresh}, 0, "  bundle_hmac:      present, not checked (no --key)\n"},
+		{[]string{"--key", hmacKey, fresh}, 0, "  bundle_signature: Ed25519 by key id " + keyID(t, key) + ", not checked (no --pubkey)\n"},
+		{[]string{"--key", hmacKey, fresh}, 0, "  bundle_hmac:      HMAC-SHA256, verified with " + hmacKey + " (key fingerprint "},
+		{[]string{"--pubkey", otherPub, fresh}, 1, "signed by key " + keyID(t, key)[:16]},
 		{[]string{"--pubkey", pub, "--key", hmacKey, "--max-age", "5m", fresh}, 0, "bundle signature OK"},
 		{[]string{"--pubkey", otherPub, fresh}, 1, "not by this public key"},
 		{[]string{"--pubkey", pub, "--max-age", "5m", old}, 1, "more than --max-age 5m0s"},
@@ -167,8 +182,14 @@ func TestGateRefusesSquatter(t *testing.T) {
 			t.Errorf("Test %d: gate --pubkey against a squatter serving a %s bundle: %s", i, tc.name, r)
 		}
 	}
-	if r := gate(squatter(t, signedBundleWith(t, key, time.Now()), nil), "--pubkey", pub); r.code != 0 || r.stdout != "attestor state attested\n" {
-		t.Errorf("gate --pubkey refused a genuine signed bundle: %s", r)
+	s, err := identity.Load(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gate says which key signed what it believed.
+	want := "attestor state attested (bundle_signature Ed25519 by key id " + s.KeyID() + ", verified with " + pub + ")\n"
+	if r := gate(squatter(t, signedBundleWith(t, key, time.Now()), nil), "--pubkey", pub); r.code != 0 || r.stdout != want {
+		t.Errorf("gate --pubkey refused a genuine signed bundle: %s\nwant stdout %q", r, want)
 	}
 }
 
@@ -247,7 +268,11 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	gate := func(url string) result {
 		return attestctl(t, "", nil, "gate", "--addr", url, "--pubkey", pub, "--ak", akFile, "--timeout", "5s", "--interval", "100ms")
 	}
-	if r := gate("http://" + env.Addr); r.code != 0 || r.stdout != "attestor state attested\n" {
+	signer, err := identity.Load(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := gate("http://" + env.Addr); r.code != 0 || r.stdout != "attestor state attested (bundle_signature Ed25519 by key id "+signer.KeyID()+", verified with "+pub+"; TPM quote over a fresh nonce verified with the AK)\n" {
 		t.Errorf("gate --ak against the daemon: %s", r)
 	}
 	_, bundleBody := env.Get("/api/v1/attest")

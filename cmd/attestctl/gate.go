@@ -61,11 +61,13 @@ func (a *app) gate(args []string) int {
 		return a.usageError(fs, "%v", err)
 	}
 	poll := a.pollVerify
+	var sg *signedGate
 	if *pubFile != "" || *akFile != "" {
 		if *maxAge <= 0 {
 			return a.usageError(fs, "--max-age must be positive")
 		}
-		sg, code := a.newSignedGate(*pubFile, *akFile, *maxAge, *until == "degraded")
+		var code int
+		sg, code = a.newSignedGate(*pubFile, *akFile, *maxAge, *until == "degraded")
 		if code != exitOK {
 			return code
 		}
@@ -74,12 +76,13 @@ func (a *app) gate(args []string) int {
 		fmt.Fprintf(a.stderr, "attestctl: gate: warning: no --pubkey: any process that answers on the port can pass this gate\n")
 	}
 
-	return a.waitFor(poll, accept, *total, *interval)
+	return a.waitFor(poll, accept, sg, *total, *interval)
 }
 
 // waitFor polls until the state is accepted (exit 0), failed or the time
-// is up (exit 1), telling each new reason for waiting once.
-func (a *app) waitFor(poll func(context.Context) (state.State, string), accept func(state.State) bool, total, interval time.Duration) int {
+// is up (exit 1), telling each new reason for waiting once. sg, when not
+// nil, is the signed gate whose key the accepted answer names.
+func (a *app) waitFor(poll func(context.Context) (state.State, string), accept func(state.State) bool, sg *signedGate, total, interval time.Duration) int {
 	ctx, cancel := context.WithTimeout(context.Background(), total)
 	defer cancel()
 	last, lastReported := "", ""
@@ -87,7 +90,11 @@ func (a *app) waitFor(poll func(context.Context) (state.State, string), accept f
 		st, reason := poll(ctx)
 		switch {
 		case st != "" && accept(st):
-			fmt.Fprintf(a.stdout, "attestor state %s\n", st)
+			if sg != nil { // which key the answer was signed with
+				fmt.Fprintf(a.stdout, "attestor state %s (%s)\n", st, sg.verified)
+			} else {
+				fmt.Fprintf(a.stdout, "attestor state %s\n", st)
+			}
 			return exitOK
 		case st == state.Failed:
 			return a.fail(exitFail, "gate: attestor state is failed (it holds until the attestor restarts)")

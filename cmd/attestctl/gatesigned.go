@@ -22,6 +22,10 @@ type signedGate struct {
 	v             *bundleVerifier
 	ak            crypto.PublicKey // nil: no evidence asked for
 	allowDegraded bool
+	pubFile       string
+	// verified says what the last trusted answer was verified with: the
+	// bundle_signature's algorithm and key id, and the evidence.
+	verified string
 }
 
 func (a *app) newSignedGate(pubFile, akFile string, maxAge time.Duration, allowDegraded bool) (*signedGate, int) {
@@ -29,7 +33,7 @@ func (a *app) newSignedGate(pubFile, akFile string, maxAge time.Duration, allowD
 	if code != exitOK {
 		return nil, code
 	}
-	g := &signedGate{a: a, v: v, allowDegraded: allowDegraded}
+	g := &signedGate{a: a, v: v, allowDegraded: allowDegraded, pubFile: pubFile}
 	if akFile != "" {
 		raw, err := os.ReadFile(akFile)
 		if err != nil {
@@ -67,6 +71,7 @@ func (g *signedGate) poll(ctx context.Context) (state.State, string) {
 	if err != nil {
 		return "", "answer NOT trusted: " + err.Error()
 	}
+	g.verified = "bundle_signature " + signatureText(info.Signature) + ", verified with " + g.pubFile
 	return stateOf(info.State)
 }
 
@@ -94,6 +99,10 @@ func (g *signedGate) pollEvidence(ctx context.Context) (state.State, string) {
 	info, err := g.v.check(ev.Evidence.Bundle, time.Now())
 	if err != nil {
 		return "", "evidence NOT trusted: " + err.Error()
+	}
+	g.verified = "TPM quote over a fresh nonce verified with the AK"
+	if g.v.pub != nil {
+		g.verified = "bundle_signature " + signatureText(info.Signature) + ", verified with " + g.pubFile + "; " + g.verified
 	}
 	return stateOf(info.State)
 }

@@ -239,7 +239,8 @@ func TestStatus(t *testing.T) {
 		"Secure Boot:    enabled",
 		"Services:       2 digested",
 		"Failures:       3",
-		"Bundle:         sequence 7, 2026-03-13T12:00:00.000Z, signed",
+		"Bundle:         sequence 7, 2026-03-13T12:00:00.000Z, bundle_hmac",
+		`Signed by:      nobody: no bundle_signature (signing_key_path is "" or its key was unusable: core.signing_key)`,
 		"CHECK     VERSION  DURATION  FINDINGS  FAULT",
 		"binaries  1.0.0    42ms      1         -",
 		"kernel    1.1.0    3ms       2         -",
@@ -380,7 +381,10 @@ func TestVerifyBundle(t *testing.T) {
 	ok := func(t *testing.T, stdin string, args ...string) {
 		t.Helper()
 		r := attestctl(t, stdin, nil, append([]string{"verify-bundle", "--key", keyFile}, args...)...)
-		if r.code != 0 || r.stdout != "bundle signature OK: state degraded, attestation 7 at 2026-03-13T12:00:00.000Z\n" {
+		want := "bundle signature OK: state degraded, attestation 7 at 2026-03-13T12:00:00.000Z\n" +
+			"  bundle_hmac:      HMAC-SHA256, verified with " + keyFile + " (key fingerprint " + fingerprint(testKey) + ")\n" +
+			"  bundle_signature: none\n"
+		if r.code != 0 || r.stdout != want {
 			t.Errorf("verify-bundle %q: %s", args, r)
 		}
 	}

@@ -97,11 +97,13 @@ func writeSummary(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now ti
 	row("Deployment:", "%s", orDash(st.DeploymentDigest))
 	row("Failures:", "%d", st.FailureCount)
 	if b != nil {
-		signed := "signed"
+		hmac := "bundle_hmac"
 		if b.BundleHMAC == "" {
-			signed = "UNSIGNED"
+			hmac = "no bundle_hmac (UNSIGNED)"
 		}
-		row("Bundle:", "sequence %d, %s, %s", b.Sequence, b.Timestamp, signed)
+		row("Bundle:", "sequence %d, %s, %s", b.Sequence, b.Timestamp, hmac)
+		// Not verified here (status needs no key): verify-bundle --pubkey.
+		row("Signed by:", "%s", signerText(b.BundleSignature))
 	}
 	w.Flush()
 }
@@ -167,6 +169,14 @@ func writeFindings(out io.Writer, failures []bundle.Failure) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Severity, clean(f.Code), clean(orDash(f.Plugin)), clean(orDash(f.Subject)), clean(f.Message))
 	}
 	w.Flush()
+}
+
+// signerText names the key of a bundle_signature, as status shows it.
+func signerText(s *bundle.Signature) string {
+	if s == nil {
+		return `nobody: no bundle_signature (signing_key_path is "" or its key was unusable: core.signing_key)`
+	}
+	return signatureText(s) + " (bundle_signature; check it: attestctl verify-bundle --pubkey)"
 }
 
 // ago says how long ago d was, coarsely.

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +69,52 @@ func (a *app) verifyBundle(args []string) int {
 	}
 	fmt.Fprintf(a.stdout, "bundle signature OK: state %s, attestation %d at %s\n",
 		clean(orDash(info.State)), info.Sequence, clean(orDash(info.Timestamp)))
+	for _, l := range v.signedBy(info, *keyFile, *pubFile) {
+		fmt.Fprintln(a.stdout, l)
+	}
 	return exitOK
+}
+
+// signedBy says which keys signed a verified bundle: bundle_signature's
+// algorithm and key id (checked or not), and for bundle_hmac, which carries
+// no key id, the fingerprint of the key file it was checked with.
+func (v *bundleVerifier) signedBy(info bundleInfo, keyFile, pubFile string) []string {
+	var out []string
+	switch {
+	case v.hmacKey != nil:
+		out = append(out, fmt.Sprintf("  bundle_hmac:      HMAC-SHA256, verified with %s (key fingerprint %s)", keyFile, hmacFingerprint(v.hmacKey)))
+	case info.HMAC != "":
+		out = append(out, "  bundle_hmac:      present, not checked (no --key)")
+	default:
+		out = append(out, "  bundle_hmac:      none")
+	}
+	sig := signatureText(info.Signature)
+	switch {
+	case v.pub != nil:
+		sig += ", verified with " + pubFile
+	case info.Signature != nil:
+		sig += ", not checked (no --pubkey)"
+	}
+	return append(out, "  bundle_signature: "+sig)
+}
+
+// signatureText names a bundle_signature's algorithm and key id.
+func signatureText(s *bundle.Signature) string {
+	if s == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s by key id %s", clean(orDash(s.Alg)), clean(orDash(s.KeyID)))
+}
+
+// hmacFingerprint identifies an HMAC key without revealing it: the first 8
+// bytes (16 hex characters) of SHA-256 over a label and the key. Two key
+// files with the same fingerprint hold the same key; the fingerprint lets
+// an operator tell, after a rotation, which key a bundle verified under.
+func hmacFingerprint(key []byte) string {
+	h := sha256.New()
+	h.Write([]byte("runtime-attestor bundle_hmac key fingerprint\x00"))
+	h.Write(key)
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // bundleVerifier holds what a bundle is checked with.
@@ -79,9 +126,11 @@ type bundleVerifier struct {
 
 // bundleInfo is the part of a bundle a verifier reports.
 type bundleInfo struct {
-	State     string `json:"state"`
-	Sequence  uint64 `json:"sequence"`
-	Timestamp string `json:"timestamp"`
+	State     string            `json:"state"`
+	Sequence  uint64            `json:"sequence"`
+	Timestamp string            `json:"timestamp"`
+	HMAC      string            `json:"bundle_hmac"`
+	Signature *bundle.Signature `json:"bundle_signature"`
 }
 
 // loadVerifier reads the key files. An HMAC key shorter than

@@ -106,7 +106,9 @@ type daemon struct {
 }
 
 // loadPolicy loads, validates and checks the files of the policy at path
-// and returns it with the SHA-256 of the file's bytes.
+// (the signing key included: a daemon whose policy names a key it cannot
+// use does not start, and a reload naming one is refused) and returns it
+// with the SHA-256 of the file's bytes.
 func loadPolicy(path string) (*policy.Policy, string, error) {
 	pol, err := policy.Load(path) // its errors name the file
 	if err != nil {
@@ -116,6 +118,9 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 		return nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
 	if err := trustFiles(path, pol); err != nil {
+		return nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	if err := signingKeyUsable(pol); err != nil {
 		return nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
 	return pol, pol.SourceSHA256, nil

@@ -67,6 +67,9 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 			return grants{}, fmt.Errorf("plugins.%s: %w", name, err)
 		}
 	}
+	if err := evidenceSocketReach(pol, out.rules, sandbox.ABI()); err != nil {
+		return grants{}, err
+	}
 	return out, nil
 }
 

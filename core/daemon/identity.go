@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
@@ -13,6 +16,20 @@ import (
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
+
+// signingKeyUsable loads the key at signing_key_path, when set, to refuse
+// at start (and at reload) a file that is there but is not a usable key;
+// CheckFiles already refused a missing one, naming the command that makes
+// it.
+func signingKeyUsable(pol *policy.Policy) error {
+	if pol.SigningKeyPath == "" {
+		return nil
+	}
+	if _, err := identity.Load(pol.SigningKeyPath); err != nil {
+		return fmt.Errorf("signing_key_path: %w (make a new one with `attestctl keygen --out FILE`)", err)
+	}
+	return nil
+}
 
 // identityFor loads the daemon's signing identity under pol: the signing
 // key (signing_key_path) and the TPM that quotes evidence. A key that
@@ -32,6 +49,8 @@ func (d *daemon) identityFor(pol *policy.Policy) (api.Identity, *verdict.Measure
 			secret = s.DeriveSecret(evidence.SecretLabel)
 			d.logger.Info("signing identity", "alg", s.Alg(), "key_id", s.KeyID())
 		}
+	} else {
+		d.logger.Warn(`signing_key_path is "": bundles carry no bundle_signature, EAR and evidence are refused, and attestctl gate --pubkey refuses every answer`)
 	}
 	var measured verdict.TPM
 	if open := tpmOpener(pol); open != nil {
@@ -87,4 +106,39 @@ func identityRules(pol *policy.Policy) sandbox.Rules {
 		r.ReadWrite = []string{filepath.Dir(pol.VerdictLogPath)}
 	}
 	return r
+}
+
+// unixSocketABI is the first Landlock ABI that confines connecting to a
+// pathname Unix socket (LANDLOCK_ACCESS_FS_RESOLVE_UNIX).
+const unixSocketABI = 9
+
+// evidenceSocketReach refuses an evidence_tpm_socket that a plugin could
+// connect to. Every plugin's seccomp filter denies connect(2) unless its
+// grant holds a Unix socket or a TCP port to connect to
+// (sandbox.MayConnect); from Landlock ABI 9 on, such a plugin reaches only
+// the sockets its grant lists. Below ABI 9 (abi is the kernel's) a plugin
+// that may connect at all reaches every pathname Unix socket, the
+// evidence TPM's included, and could extend the verdict PCR or exhaust the
+// TPM: the policy is refused, naming those plugins. A plugin whose grant
+// lists the evidence socket itself was given the TPM by the operator, as
+// the tpm plugin is given /dev/tpmrm0.
+func evidenceSocketReach(pol *policy.Policy, grants map[string]sandbox.Rules, abi int) error {
+	if pol.EvidenceTPMSocket == "" || abi >= unixSocketABI {
+		return nil
+	}
+	sock := filepath.Clean(pol.EvidenceTPMSocket)
+	var reach []string
+	for name, g := range grants {
+		if sandbox.MayConnect(g) && !slices.Contains(g.UnixSockets, sock) {
+			reach = append(reach, name)
+		}
+	}
+	if len(reach) == 0 {
+		return nil
+	}
+	slices.Sort(reach)
+	return fmt.Errorf("evidence_tpm_socket: %s is reachable by plugin %s: its grant lets it connect (unix_sockets or connect_tcp), "+
+		"and Landlock ABI %d (below %d) does not confine connecting to Unix sockets, so it could extend verdict_pcr or use the TPM; "+
+		"quote with evidence_tpm_device instead, narrow or disable %s, or run on a kernel with Landlock ABI %d",
+		sock, strings.Join(reach, ", "), abi, unixSocketABI, strings.Join(reach, ", "), unixSocketABI)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/daemontest"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // TestHostileVsIdentity: with a signing key, an audit MAC
@@ -21,10 +20,12 @@ import (
 // a third-party plugin granted nothing — one that never confines itself,
 // and one that declares the whole file system — tries to read the signing
 // key, the audit key and the seed, to append to and replace the verdict
-// log, to replace the signing key, and (where Landlock confines pathname
-// Unix sockets, ABI 9) to reach the evidence TPM: a TLS handshake, then a
-// raw TPM2_PCR_Extend of the verdict PCR. Every attempt is refused by the
-// host's confinement, and the key and log are as they were.
+// log, to replace the signing key, and to reach the evidence TPM: a TLS
+// handshake, then a raw TPM2_PCR_Extend of the verdict PCR. Every attempt
+// is refused by the host's confinement (the TPM socket by the plugin's
+// seccomp filter, which has no connect(2) for a plugin granted no socket,
+// whatever the kernel's Landlock ABI), the verdict PCR holds only the
+// daemon's extends, and the key and log are as they were.
 func TestHostileVsIdentity(t *testing.T) {
 	t.Parallel()
 	// Short subtest names: the plugins' socket paths live under t.TempDir.
@@ -52,20 +53,13 @@ func TestHostileVsIdentity(t *testing.T) {
 				"create": []string{filepath.Join(idDir, "planted"), filepath.Join(e.RunDir, "verdict.log.planted")},
 				"rename": [][2]string{{signingKey, signingKey + ".stolen"}, {verdictLog, verdictLog + ".old"}},
 			}
-			want := 11
-			if sandbox.ABI() >= 9 {
-				attacks["connect"] = []string{tpm.Socket}
-				attacks["extend_pcr"] = []string{tpm.Socket}
-				want += 2
-			} else {
-				// Before Landlock ABI 9 a pathname Unix socket is not
-				// confined (docs/plugins.md): any plugin reaches an
-				// evidence_tpm_socket and can extend the verdict PCR.
-				t.Logf("Landlock ABI %d: the evidence TPM socket is not tried (reachable before ABI 9)", sandbox.ABI())
-			}
+			attacks["connect"] = []string{tpm.Socket}
+			attacks["extend_pcr"] = []string{tpm.Socket}
+			const want = 13
 			plan := mustJSON(t, attacks)
-			e.WritePolicy(strings.Replace(e.DevelopmentPolicy(), "\nplugins:\n", "\nplugins:\n  vendor:\n    config: "+plan+"\n", 1) +
-				"\nsigning_key_path: " + signingKey + "\nevidence_tpm_socket: " + tpm.Socket + "\n")
+			pol := strings.Replace(e.DevelopmentPolicy(), "\nplugins:\n", "\nplugins:\n  vendor:\n    config: "+plan+"\n", 1)
+			pol = strings.Replace(pol, `signing_key_path: "`+e.SigningKey+`"`, "signing_key_path: "+signingKey, 1)
+			e.WritePolicy(pol + "\nevidence_tpm_socket: " + tpm.Socket + "\n")
 			p := e.Start()
 			defer p.Stop()
 			// The first verdict is measured just after it is served; the
@@ -104,9 +98,39 @@ func TestHostileVsIdentity(t *testing.T) {
 			}
 			for what, outcome := range tries {
 				o, _ := outcome.(string)
-				if o == "ok" || !strings.Contains(o, "permission denied") || strings.Contains(o, "reached") || strings.Contains(o, "connected") {
-					t.Errorf("%s: %v, want permission denied", what, outcome)
+				// Files: Landlock (EACCES). The TPM socket: seccomp
+				// (EPERM), before any Landlock check.
+				deny := "permission denied"
+				if strings.HasPrefix(what, "connect ") || strings.HasPrefix(what, "extend_pcr ") {
+					deny = "operation not permitted"
 				}
+				if o == "ok" || !strings.Contains(o, deny) || strings.Contains(o, "reached") || strings.Contains(o, "connected") {
+					t.Errorf("%s: %v, want %s", what, outcome, deny)
+				}
+			}
+			// The verdict PCR holds the daemon's extends only: the verdict
+			// log the evidence carries replays to its quoted value.
+			_, akBody := e.Get("/api/v1/ak")
+			var ak struct {
+				PEM string `json:"pem"`
+			}
+			if err := json.Unmarshal(akBody, &ak); err != nil || ak.PEM == "" {
+				t.Fatalf("ak: %v: %s", err, akBody)
+			}
+			nonce := strings.Repeat("a5", 32)
+			code, ev := e.Get("/api/v1/evidence?nonce=" + nonce)
+			if code != http.StatusOK {
+				t.Fatalf("evidence: %d %s", code, ev)
+			}
+			akFile, evFile := filepath.Join(e.Dir, "ak.pem"), filepath.Join(e.Dir, "evidence.json")
+			for f, b := range map[string][]byte{akFile: []byte(ak.PEM), evFile: ev} {
+				if err := os.WriteFile(f, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rc, out, errOut := e.RunAttestctl(nil, "verify-evidence", "--ak", akFile, "--nonce", nonce, "--pubkey", signingKey+".pub", "--allow-degraded", evFile)
+			if rc != 0 || !strings.Contains(out, "replay PCR 13") {
+				t.Errorf("verify-evidence: exit %d\n%s%s", rc, out, errOut)
 			}
 			if k, err := os.ReadFile(signingKey); err != nil || string(k) != string(keyBefore) {
 				t.Errorf("the signing key changed or went: %v", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
@@ -62,6 +63,11 @@ func newFixture(t *testing.T, plugins []echoPlugin, tweak func(*policy.Policy)) 
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(pol.HMACKeyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The default signing key, made as the unit's keygen helper does.
+	pol.SigningKeyPath = filepath.Join(dir, "signing.key")
+	if _, err := identity.WriteNew(identity.KeyEd25519, pol.SigningKeyPath, pol.SigningKeyPath+".pub"); err != nil {
 		t.Fatal(err)
 	}
 	if tweak != nil {

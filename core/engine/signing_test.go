@@ -42,7 +42,7 @@ func TestBundleSignature(t *testing.T) {
 	} {
 		var keyPath string
 		f := newFixture(t, []echoPlugin{{name: "vendor"}}, func(p *policy.Policy) {
-			keyPath = filepath.Join(filepath.Dir(p.HMACKeyPath), "signing.key")
+			keyPath = filepath.Join(filepath.Dir(p.HMACKeyPath), "case.key") // not the fixture's own key
 			p.SigningKeyPath = keyPath
 		})
 		s := tc.setup(t, keyPath)

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"os"
 
@@ -113,10 +114,51 @@ func WriteNew(kind, keyPath, pubPath string) (*Signer, error) {
 	return s, nil
 }
 
+// Ensure is WriteNew when neither keyPath nor pubPath exists, and keeps an
+// existing key otherwise: it loads it (so an unusable key is an error, never
+// replaced) and writes its public key to pubPath when that is missing. A
+// public key without its private key is an error: the identity verifiers
+// pinned is gone, and making a new one is the operator's decision (remove
+// pubPath first). created reports whether a new key was made.
+func Ensure(kind, keyPath, pubPath string) (s *Signer, created bool, err error) {
+	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		if _, perr := os.Lstat(pubPath); perr == nil {
+			return nil, false, fmt.Errorf("%s exists but its private key %s does not: the identity verifiers pinned is gone; "+
+				"remove %s to make a new one, and give verifiers the new public key", pubPath, keyPath, pubPath)
+		}
+		s, err := WriteNew(kind, keyPath, pubPath)
+		return s, err == nil, err
+	}
+	s, err = Load(keyPath)
+	if err != nil {
+		return nil, false, err
+	}
+	old, err := os.ReadFile(pubPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, false, writeExcl(pubPath, s.PublicPEM(), 0o644)
+	case err != nil:
+		return nil, false, fmt.Errorf("read public key %s: %w", pubPath, err)
+	}
+	if pub, perr := ParsePublicPEM(old); perr != nil {
+		return nil, false, fmt.Errorf("public key %s: %w", pubPath, perr)
+	} else if id, _ := KeyID(pub); id != s.KeyID() {
+		return nil, false, fmt.Errorf("public key %s (key id %s) is not that of %s (key id %s)", pubPath, id, keyPath, s.KeyID())
+	}
+	return s, false, nil
+}
+
 func writeExcl(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("create %s: %w (an existing key is never replaced: remove it first to rotate)", path, err)
+	}
+	// The mode asked for, whatever the umask (a service's UMask=0077 would
+	// make the public key 0600).
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("chmod %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()

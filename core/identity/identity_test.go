@@ -99,3 +99,65 @@ func TestLoadRefuses(t *testing.T) {
 		t.Error("a missing key loaded")
 	}
 }
+
+// TestEnsure: a first call makes the key pair; later calls keep it (the
+// same key id, bytes untouched) and restore a missing public key; a public
+// key left without its private key, a public key of another key and an
+// unusable key are errors, and nothing is replaced.
+func TestEnsure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, pub := filepath.Join(dir, "signing.key"), filepath.Join(dir, "signing.key.pub")
+	s, created, err := Ensure(KeyEd25519, key, pub)
+	if err != nil || !created {
+		t.Fatalf("first Ensure: created %v, %v", created, err)
+	}
+	keyBytes, _ := os.ReadFile(key)
+	again, created, err := Ensure(KeyEd25519, key, pub)
+	if err != nil || created || again.KeyID() != s.KeyID() {
+		t.Fatalf("second Ensure: created %v, key id %s (want %s), %v", created, again.KeyID(), s.KeyID(), err)
+	}
+	if err := os.Remove(pub); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := Ensure(KeyEd25519, key, pub); err != nil || created {
+		t.Fatalf("Ensure without the .pub: created %v, %v", created, err)
+	}
+	raw, _ := os.ReadFile(pub)
+	if pk, err := ParsePublicPEM(raw); err != nil {
+		t.Fatalf("restored .pub: %v", err)
+	} else if id, _ := KeyID(pk); id != s.KeyID() {
+		t.Errorf("restored .pub has key id %s, want %s", id, s.KeyID())
+	}
+	if now, _ := os.ReadFile(key); string(now) != string(keyBytes) {
+		t.Error("Ensure rewrote the private key")
+	}
+
+	otherDir := t.TempDir()
+	other, err := WriteNew(KeyEd25519, filepath.Join(otherDir, "k"), filepath.Join(otherDir, "k.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, other.PublicPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ensure(KeyEd25519, key, pub); err == nil || !strings.Contains(err.Error(), "is not that of") {
+		t.Errorf("Ensure with another key's .pub: %v", err)
+	}
+	orphan := filepath.Join(otherDir, "k.pub")
+	if err := os.Remove(filepath.Join(otherDir, "k")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ensure(KeyEd25519, filepath.Join(otherDir, "k"), orphan); err == nil || !strings.Contains(err.Error(), "identity verifiers pinned is gone") {
+		t.Errorf("Ensure with a .pub and no key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(otherDir, "k")); err == nil {
+		t.Error("Ensure made a new key beside an orphaned .pub")
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ensure(KeyEd25519, key, pub); err == nil || !strings.Contains(err.Error(), "chmod 0600") {
+		t.Errorf("Ensure with a key others can read: %v", err)
+	}
+}

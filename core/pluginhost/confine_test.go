@@ -113,6 +113,11 @@ func TestHostileConfined(t *testing.T) {
 				t.Errorf("%s: %s: %s, want refused", name, what, outcome)
 			}
 		}
+		// Granted no socket, the plugin has no connect(2) at all: refused
+		// by seccomp whatever the Landlock ABI, before any handshake.
+		if o := attempts(t, r)["connect "+goodSock]; !strings.Contains(o, "operation not permitted") {
+			t.Errorf("%s: connect %s: %q, want operation not permitted", name, goodSock, o)
+		}
 	}
 	for _, f := range []string{filepath.Join(hs.host.runDir, "planted"), filepath.Join(l.runtime, "planted"), filepath.Join(dir, FilePrefix+"planted"), filepath.Join(dir, FilePrefix+"tpm")} {
 		if _, err := os.Lstat(f); err == nil {

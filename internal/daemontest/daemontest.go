@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
 
@@ -44,6 +45,10 @@ type Env struct {
 	PolicyPath string
 	KeyPath    string
 	TokenPath  string
+	// SigningKey is the daemon's Ed25519 signing key (signing_key_path of
+	// the development policy), made as `make run` does, with
+	// SigningKey+".pub" beside it.
+	SigningKey string
 	AuditPath  string
 	Addr       string // host:port the policy listens on
 	Token      string
@@ -104,6 +109,10 @@ func New(t testing.TB, opts Options) *Env {
 	e.Token = hex.EncodeToString(tok)
 	writeFile(t, e.KeyPath, key)
 	writeFile(t, e.TokenPath, []byte(e.Token+"\n"))
+	e.SigningKey = filepath.Join(e.RunDir, "signing.key")
+	if _, err := identity.WriteNew(identity.KeyEd25519, e.SigningKey, e.SigningKey+".pub"); err != nil {
+		t.Fatal(err)
+	}
 	e.Addr = FreeAddr(t)
 	e.PolicyPath = filepath.Join(dir, "attestation.yaml")
 	e.WritePolicy(e.DevelopmentPolicy())

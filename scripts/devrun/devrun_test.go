@@ -1,7 +1,8 @@
 // Package devrun tests scripts/dev-run.sh, the script behind `make run`,
 // in a copy of the files it reads: it renders .run/development.yaml once,
 // keeps the user's edits on the next start, says when the template moved
-// on and how to reset, and prints its banner.
+// on and how to reset, makes the signing key the policy names once (with
+// the real attestctl) and keeps it, and prints its banner.
 package devrun
 
 import (
@@ -30,6 +31,11 @@ func TestDevRunKeepsEdits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	bin := filepath.Join(tree, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Install(t, testbin.Build(t, "./cmd/attestctl", "attestctl"), bin, "attestctl")
 	run := func() string {
 		t.Helper()
 		out, err := exec.Command(filepath.Join(tree, "scripts/dev-run.sh"), "--render-only").CombinedOutput()
@@ -52,6 +58,18 @@ func TestDevRunKeepsEdits(t *testing.T) {
 		t.Errorf("first run output:\n%s", out)
 	}
 
+	key := filepath.Join(tree, ".run/signing.key")
+	if !strings.Contains(string(raw), `signing_key_path: "`+key+`"`) || !strings.Contains(out, "created "+key) {
+		t.Errorf("the policy names no signing key made by the first run:\n%s\n%s", raw, out)
+	}
+	keyBytes, err := os.ReadFile(key)
+	if fi, serr := os.Stat(key); err != nil || serr != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signing key: %v %v %v", fi, err, serr)
+	}
+	if _, err := os.Stat(key + ".pub"); err != nil {
+		t.Errorf("no public key beside the signing key: %v", err)
+	}
+
 	edited := string(raw) + "\n# my edit\n"
 	if err := os.WriteFile(policy, []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
@@ -62,6 +80,9 @@ func TestDevRunKeepsEdits(t *testing.T) {
 	}
 	if strings.Contains(out, "has changed") {
 		t.Errorf("warned about a template that did not change:\n%s", out)
+	}
+	if got, _ := os.ReadFile(key); string(got) != string(keyBytes) || !strings.Contains(out, "kept "+key) {
+		t.Errorf("the second run did not keep the signing key:\n%s", out)
 	}
 
 	tmpl := filepath.Join(tree, "policy/examples/development.yaml.in")

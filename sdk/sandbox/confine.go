@@ -33,7 +33,11 @@ var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_rulese
 // needs to run (its ELF interpreter and libraries, found through the
 // descriptor). Unless r grants a TCP port, sockets are Unix sockets only
 // (socket(2) of any other family fails with EPERM): no network, UDP
-// included, which Landlock does not cover.
+// included, which Landlock does not cover. Unless r grants a Unix socket
+// or a TCP port to connect to (MayConnect), connect(2) fails with EPERM
+// too: the plugin can listen on and accept from its go-plugin socket, and
+// reach no socket at all, whatever the kernel's Landlock ABI (Landlock
+// confines pathname Unix sockets only from ABI v9 on).
 //
 // It returns only on failure, and the caller must then exit: the thread
 // may be partly confined. Only this thread is confined; execveat ends every
@@ -102,8 +106,16 @@ func landlockThread(r Rules) (int, error) {
 	return abi, nil
 }
 
+// MayConnect reports whether a plugin confined with r may call connect(2):
+// only when r grants a Unix socket or a TCP port to connect to. A plugin
+// serving go-plugin only listens and accepts.
+func MayConnect(r Rules) bool {
+	return len(r.UnixSockets) > 0 || len(r.ConnectTCP) > 0
+}
+
 // confinedFilter is p's allowlist plus the narrowing calls, on the calling
-// thread only, with socket(2) limited to AF_UNIX unless r grants TCP.
+// thread only, with socket(2) limited to AF_UNIX unless r grants TCP and
+// without connect(2) unless MayConnect(r).
 func confinedFilter(p Profile, r Rules) (seccomp.Filter, error) {
 	names := append(p.Syscalls(), narrowing...)
 	if names == nil {
@@ -111,8 +123,9 @@ func confinedFilter(p Profile, r Rules) (seccomp.Filter, error) {
 	}
 	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow}
 	tcp := len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0
+	connect := MayConnect(r)
 	for _, n := range names {
-		if !tcp && n == "socket" {
+		if (!tcp && n == "socket") || (!connect && n == "connect") {
 			continue
 		}
 		group.Names = append(group.Names, n)

@@ -27,6 +27,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/policy"
 )
 
@@ -130,6 +131,12 @@ func New(root, dir string, bins Bins, spec Spec) (*Layout, error) {
 		return nil, fmt.Errorf("layout: %w", err)
 	}
 	if err := os.WriteFile(l.TokenPath, []byte(l.Token+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("layout: %w", err)
+	}
+	// The development policy's signing_key_path, made as `make run` does:
+	// the daemon does not start without it.
+	signing := filepath.Join(l.RunDir, "signing.key")
+	if _, err := identity.WriteNew(identity.KeyEd25519, signing, signing+".pub"); err != nil {
 		return nil, fmt.Errorf("layout: %w", err)
 	}
 	addr, err := freeAddr()
