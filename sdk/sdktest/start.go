@@ -3,6 +3,7 @@ package sdktest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,8 +55,8 @@ type Options struct {
 //
 // The plugin is described (and its description checked) before Start
 // returns, and killed when the test ends. The go command must be on PATH
-// (go test puts it there); each Start links the plugin once more (the go
-// build cache keeps the rest).
+// (go test puts it there). Tests running at the same time share one build
+// of a package.
 func Start(t testing.TB, opts Options) *Harness {
 	t.Helper()
 	bin := buildPlugin(t, opts.Package)
@@ -113,26 +114,78 @@ func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (
 	}
 }
 
-// buildPlugin builds pkg into a folder of the test's and returns the
-// executable's path.
+// builds are the plugins built by this test binary, by package path,
+// shared by the harnesses that use them at the same time: the tests of a
+// table link the plugin once, and the executable goes with the last of
+// them.
+var builds = struct {
+	sync.Mutex
+	m map[string]*build
+}{m: map[string]*build{}}
+
+type build struct {
+	once sync.Once
+	refs int
+	dir  string
+	path string
+	err  error
+}
+
+// buildPlugin builds pkg, or takes the build another running test made,
+// and returns the executable's path; the test's cleanup lets it go.
 func buildPlugin(t testing.TB, pkg string) string {
 	t.Helper()
 	if pkg == "" {
 		pkg = "."
 	}
+	key, err := filepath.Abs(pkg)
+	if err != nil || !strings.HasPrefix(pkg, ".") {
+		key = pkg // an import path
+	}
+	builds.Lock()
+	b := builds.m[key]
+	if b == nil {
+		b = &build{}
+		builds.m[key] = b
+	}
+	b.refs++
+	builds.Unlock()
+	t.Cleanup(func() {
+		builds.Lock()
+		defer builds.Unlock()
+		if b.refs--; b.refs == 0 {
+			delete(builds.m, key)
+			if b.dir != "" {
+				_ = os.RemoveAll(b.dir)
+			}
+		}
+	})
+	b.once.Do(func() { b.dir, b.path, b.err = goBuild(pkg) })
+	if b.err != nil {
+		t.Fatalf("sdktest: %v", b.err)
+	}
+	return b.path
+}
+
+// goBuild builds pkg without cgo, as plugins ship, into a new folder.
+func goBuild(pkg string) (dir, path string, err error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out := filepath.Join(t.TempDir(), "attestor-check-plugin")
-	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", out, pkg)
+	dir, err = os.MkdirTemp("", "sdktest-build-")
+	if err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, "attestor-check-plugin")
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", path, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("sdktest: go build %s: %v\n%s", pkg, err, stderr.String())
+		return dir, "", fmt.Errorf("go build %s: %v\n%s", pkg, err, stderr.String())
 	}
-	return out
+	return dir, path, nil
 }
 
 // logBuffer collects the plugin's stderr (hclog JSON lines).
