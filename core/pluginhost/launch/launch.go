@@ -126,20 +126,6 @@ func readSpec() (Spec, error) {
 	return s, nil
 }
 
-// fdReader reads a descriptor with pread, leaving it open.
-type fdReader int
-
-func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := unix.Pread(int(r), p, off)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 && len(p) > 0 {
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
 // RulesFile returns a sealed, read-only memory file holding s, to pass to
 // the launcher as RulesFD. The caller closes it once the launcher started.
 func RulesFile(s Spec) (*os.File, error) {
