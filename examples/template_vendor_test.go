@@ -9,13 +9,14 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
 
-// TestTemplateTestsInVendorModule: the template copied into a vendor's own
-// module, tests included, passes `go test` there offline: sdktest.Start
+// TestTemplateTestsInVendorModule: the template folder copied into a
+// vendor's own module, tests and README included, passes `go test` there
+// offline: sdktest.Start
 // builds the vendor's plugin inside the vendor's module and runs it in the
 // daemon's sandbox, with no TestMain and nothing of the daemon imported.
 func TestTemplateTestsInVendorModule(t *testing.T) {
 	t.Parallel()
-	mod := testbin.VendorModule(t, "./examples/template-check", "main.go", "check.go", "check_test.go")
+	mod := testbin.VendorModule(t, "./examples/template-check", "main.go", "check.go", "check_test.go", "README.md")
 	cmd := exec.Command("go", "test", "-count=1", "-v", ".")
 	cmd.Dir = mod
 	cmd.Env = testbin.Offline()
