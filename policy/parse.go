@@ -512,9 +512,9 @@ func (ps *parser) plugins(key string, n *yaml.Node) {
 	}
 }
 
-// sandbox parses plugins.<name>.sandbox: the extra paths a plugin needs
-// beyond what the built-in checks declare (a third-party plugin inherits the
-// daemon's sandbox and can only narrow it).
+// sandbox parses plugins.<name>.sandbox: what the plugin may touch (for a
+// built-in, beyond what its executable declares): lists of clean absolute
+// paths, and TCP ports to bind or connect to.
 func (ps *parser) sandbox(key string, n *yaml.Node, dst *sandbox.Rules) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
@@ -525,38 +525,53 @@ func (ps *parser) sandbox(key string, n *yaml.Node, dst *sandbox.Rules) {
 	}
 	for _, f := range fields {
 		fk := join(key, f.key)
-		var list *[]string
-		switch f.key {
-		case "read_only":
-			list = &dst.ReadOnly
-		case "read_write":
-			list = &dst.ReadWrite
-		case "exec":
-			list = &dst.Exec
-		case "devices":
-			list = &dst.Devices
-		case "unix_sockets":
-			list = &dst.UnixSockets
+		paths := map[string]*[]string{"read_only": &dst.ReadOnly, "read_write": &dst.ReadWrite, "exec": &dst.Exec,
+			"devices": &dst.Devices, "unix_sockets": &dst.UnixSockets}
+		ports := map[string]*[]uint16{"bind_tcp": &dst.BindTCP, "connect_tcp": &dst.ConnectTCP}
+		switch {
+		case paths[f.key] != nil:
+			ps.sandboxPaths(fk, f.v, paths[f.key])
+		case ports[f.key] != nil:
+			ps.sandboxPorts(fk, f.v, ports[f.key])
 		default:
-			ps.e.add(fk, f.k.Line, "unknown key%s", suggest(f.key, []string{"read_only", "read_write", "exec", "devices", "unix_sockets"}))
+			ps.e.add(fk, f.k.Line, "unknown key%s", suggest(f.key, []string{"read_only", "read_write", "exec", "devices", "unix_sockets", "bind_tcp", "connect_tcp"}))
+		}
+	}
+}
+
+// sandboxPaths parses a list of clean absolute paths into list.
+func (ps *parser) sandboxPaths(key string, n *yaml.Node, list *[]string) {
+	if n.Kind != yaml.SequenceNode {
+		ps.e.add(key, n.Line, "want a list of absolute paths, got %s", describe(n))
+		return
+	}
+	for i, item := range n.Content {
+		ik := fmt.Sprintf("%s[%d]", key, i)
+		if item.Kind != yaml.ScalarNode || item.Tag != "!!str" {
+			ps.e.add(ik, item.Line, "want an absolute path, got %s", describe(item))
 			continue
 		}
-		if f.v.Kind != yaml.SequenceNode {
-			ps.e.add(fk, f.v.Line, "want a list of absolute paths, got %s", describe(f.v))
+		if !filepath.IsAbs(item.Value) || filepath.Clean(item.Value) != item.Value || strings.ContainsRune(item.Value, 0) {
+			ps.e.add(ik, item.Line, "want a clean absolute path, got %q", item.Value)
 			continue
 		}
-		for i, item := range f.v.Content {
-			ik := fmt.Sprintf("%s[%d]", fk, i)
-			if item.Kind != yaml.ScalarNode || item.Tag != "!!str" {
-				ps.e.add(ik, item.Line, "want an absolute path, got %s", describe(item))
-				continue
-			}
-			if !filepath.IsAbs(item.Value) || filepath.Clean(item.Value) != item.Value || strings.ContainsRune(item.Value, 0) {
-				ps.e.add(ik, item.Line, "want a clean absolute path, got %q", item.Value)
-				continue
-			}
-			*list = append(*list, item.Value)
+		*list = append(*list, item.Value)
+	}
+}
+
+// sandboxPorts parses a list of TCP ports (1 to 65535) into list.
+func (ps *parser) sandboxPorts(key string, n *yaml.Node, list *[]uint16) {
+	if n.Kind != yaml.SequenceNode {
+		ps.e.add(key, n.Line, "want a list of TCP ports, got %s", describe(n))
+		return
+	}
+	for i, item := range n.Content {
+		port, err := strconv.ParseUint(item.Value, 10, 16)
+		if item.Kind != yaml.ScalarNode || item.Tag != "!!int" || err != nil || port == 0 {
+			ps.e.add(fmt.Sprintf("%s[%d]", key, i), item.Line, "want a TCP port from 1 to 65535, got %s", describe(item))
+			continue
 		}
+		*list = append(*list, uint16(port))
 	}
 }
 

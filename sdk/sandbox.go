@@ -67,19 +67,24 @@ func DeclaredSandbox(ctx context.Context, c Check, cfg []byte) (sb Sandbox, ok b
 // declares one and the process is a plugin the daemon started (the
 // handshake cookie is set): a check served in-process by sdktest leaves the
 // test process alone. It logs what was enforced, once.
-func applySandbox(c Check, logger hclog.Logger) error {
+// It returns the rules when Landlock enforces them.
+func applySandbox(c Check, logger hclog.Logger) (*sandbox.Rules, error) {
 	s, ok := c.(Sandboxer)
 	if !ok || os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
-		return nil
+		return nil, nil
 	}
 	rules := s.Sandbox()
 	st, err := sandbox.ApplyPlugin(rules)
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	logger.Info("sandboxed", "landlock_abi", st.ABI, "landlock", st.Landlock, "reason", st.Reason,
 		"seccomp", st.Seccomp, "profile", st.Profile, "skipped", st.Skipped, "summary", st.String())
-	return nil
+	if !st.Landlock {
+		return nil, nil
+	}
+	applied := sandbox.ForPlugin(rules)
+	return &applied, nil
 }
 
 // sandboxOnce applies the check's sandbox after its first successful
@@ -87,8 +92,12 @@ func applySandbox(c Check, logger hclog.Logger) error {
 // answer, which the daemon reports as core.plugin_config.
 func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
 	if !s.sandboxed {
-		if err := applySandbox(s.check, s.logger); err != nil {
+		applied, err := applySandbox(s.check, s.logger)
+		if err != nil {
 			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		if applied != nil {
+			s.denials.declare(*applied)
 		}
 		s.sandboxed = true
 	}

@@ -48,7 +48,7 @@ type serverPlugin struct {
 }
 
 func (p *serverPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterCheckServer(s, &server{check: p.impl, logger: p.logger, sem: make(chan struct{}, 1)})
+	pb.RegisterCheckServer(s, &server{check: p.impl, logger: p.logger, sem: make(chan struct{}, 1), denials: &denials{check: p.impl}})
 	return nil
 }
 
@@ -66,6 +66,9 @@ type server struct {
 	// sandboxed is set once the check's declared sandbox is applied
 	// (sandbox.go); guarded by sem.
 	sandboxed bool
+	// denials explains the permission errors the sandbox caused in the
+	// check's answers (denied.go).
+	denials *denials
 }
 
 func (s *server) lock(ctx context.Context) error {
@@ -140,7 +143,7 @@ func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.
 	}
 	res, merr := s.check.Measure(ctx, r)
 	if merr != nil {
-		return nil, status.Error(codes.Unknown, merr.Error())
+		return nil, status.Error(codes.Unknown, s.denials.explain(merr.Error()))
 	}
 	if res == nil {
 		res = NewResult()
@@ -155,7 +158,7 @@ func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.
 	}
 	out := &pb.MeasureResponse{MeasurementsJson: raw}
 	for _, f := range res.Findings {
-		out.Findings = append(out.Findings, &pb.Finding{Code: f.Code, Severity: pb.Severity(f.Severity), Message: f.Message, Subject: f.Subject})
+		out.Findings = append(out.Findings, &pb.Finding{Code: f.Code, Severity: pb.Severity(f.Severity), Message: s.denials.explain(f.Message), Subject: f.Subject})
 	}
 	return out, nil
 }

@@ -108,8 +108,8 @@ func TestThirdPartyShortfall(t *testing.T) {
 	}
 	msg := n[0].Message
 	for _, want := range []string{
-		"plugins.vendor.sandbox.read_only: [/etc/os-release]",
-		"plugins.vendor.sandbox.devices: [/dev/null]",
+		`plugins.vendor.sandbox.read_only: ["/etc/os-release"]`,
+		`plugins.vendor.sandbox.devices: ["/dev/null"]`,
 		"plugins.vendor.sandbox.connect_tcp: [443]",
 		"Never granted, files only the daemon may touch: " + pol.SigningKeyPath,
 	} {

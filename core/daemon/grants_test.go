@@ -48,6 +48,9 @@ func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 			"plugins.vendor: its sandbox grants"},
 		{"third-party plugin granted the whole file system", third(sandbox.Rules{ReadOnly: []string{"/"}}), "plugins.vendor"},
 		{"third-party plugin granted an unrelated folder", third(sandbox.Rules{ReadOnly: []string{"/var/lib/secure-ai/logsx"}}), ""},
+		{"third-party plugin granted the daemon's port", third(sandbox.Rules{BindTCP: []uint16{8505}}),
+			"plugins.vendor: its sandbox grants binding TCP port 8505, the port the daemon listens on"},
+		{"third-party plugin granted another port", third(sandbox.Rules{BindTCP: []uint16{8506}, ConnectTCP: []uint16{8505}}), ""},
 	}
 	// A grant through a symbolic link reaches what the link points to.
 	dir := t.TempDir()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,7 +50,20 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 				"move the file to a folder no plugin is granted, or narrow the grant", c.a, c.path, c.key)
 		}
 	}
+	if _, port, err := net.SplitHostPort(pol.Listen); err == nil && slices.Contains(g.BindTCP, parsePort(port)) {
+		return fmt.Errorf("its sandbox grants binding TCP port %s, the port the daemon listens on (listen: %s): "+
+			"a plugin bound there could answer in the daemon's place; remove %s from bind_tcp", port, pol.Listen, port)
+	}
 	return nil
+}
+
+// parsePort is port as a number, 0 when it is not one.
+func parsePort(port string) uint16 {
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return 0
+	}
+	return uint16(n)
 }
 
 // resolved is path with its symbolic links resolved, as far as they

@@ -37,7 +37,7 @@ func shortfall(pol *policy.Policy, name string, declared, granted sandbox.Rules)
 			case exposes(pol, single(l.key, p)) != nil:
 				never = append(never, p)
 			default:
-				want = append(want, p)
+				want = append(want, strconv.Quote(p))
 			}
 		}
 		if len(want) > 0 {

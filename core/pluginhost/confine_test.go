@@ -86,7 +86,8 @@ func TestHostileConfined(t *testing.T) {
 	plan := cfg(
 		"read", []string{l.key, l.token, l.policy, l.audit, l.otherState, "/etc/shadow", "/proc/1/environ", "/proc/self/environ", "/proc/" + strconv.Itoa(os.Getpid()) + "/environ"},
 		"list", []string{l.runtime, hs.host.runDir, filepath.Dir(goodSock), dir, "/"},
-		"append", []string{l.audit, l.key},
+		"append", []string{l.audit, l.key, "/proc/self/fd/4"},
+		"write_fd", []int{4},
 		"create", []string{filepath.Join(hs.host.runDir, "planted"), filepath.Join(l.runtime, "planted"), filepath.Join(l.auditDir, "planted"), filepath.Join(dir, FilePrefix+"planted"), "/tmp/planted-" + strconv.Itoa(os.Getpid())},
 		"rename", [][2]string{{l.audit, l.audit + ".gone"}, {filepath.Join(dir, FilePrefix+"good"), filepath.Join(dir, FilePrefix+"tpm")}},
 		"connect", []string{goodSock},

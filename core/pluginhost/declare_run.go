@@ -69,11 +69,11 @@ func (d *Declarer) command(p *plugin, bf *binFile, config []byte, stdout, stderr
 		return nil, nil, err
 	}
 	env := []string{
-		"PATH=" + envPath(), sdk.LogLevelEnv + "=" + d.opts.LogLevel, "GOMAXPROCS=1",
+		"PATH=" + launch.PATH(), sdk.LogLevelEnv + "=" + d.opts.LogLevel, "GOMAXPROCS=1",
 		sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue,
 		declare.Env + "=" + declare.EnvValue,
 	}
-	cmd, rules, err := LaunchCommand(d.opts.Launcher, bf.f, p.path, env, sandbox.Rules{})
+	cmd, rules, err := launch.Command(d.opts.Launcher, bf.f, p.path, env, sandbox.Rules{})
 	if err != nil {
 		in.Close()
 		return nil, nil, err

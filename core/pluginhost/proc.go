@@ -3,26 +3,17 @@ package pluginhost
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
-
-// defaultPath is the plugins' PATH when the daemon has none.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // maxSocketPath is the size of sun_path, with its terminating NUL.
 const maxSocketPath = 108
@@ -81,99 +72,47 @@ func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
 }
 
 // startProcess starts the plugin through the launcher and dispenses its
-// client. The process go-plugin forks is the host's own executable in
-// launcher mode (package launch): it confines itself with the plugin's
-// rules and then executes the verified descriptor, so the plugin's first
-// instruction already runs confined and the bytes that run are the bytes
-// verify hashed. On error everything it started is stopped again.
+// client (launch.Plugin, the one description of a plugin's start). The
+// process go-plugin forks is the host's own executable in launcher mode
+// (package launch): it confines itself with the plugin's rules and then
+// executes the verified descriptor, so the plugin's first instruction
+// already runs confined and the bytes that run are the bytes verify
+// hashed. On error everything it started is stopped again.
 func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, error) {
-	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if useNS {
-		attr.Cloneflags = syscall.CLONE_NEWPID
-	}
 	sock, err := h.socketFolder(p)
 	if err != nil {
 		return nil, &startError{err: err}
 	}
-	env := []string{
-		"PATH=" + envPath(), sdk.LogLevelEnv + "=" + h.opts.LogLevel, "GOMAXPROCS=" + strconv.Itoa(h.opts.GOMAXPROCS),
-		// go-plugin sets this only for a RunnerFunc; with our own Cmd we do.
-		goplugin.EnvUnixSocketDir + "=" + sock,
+	rl := newRelay(h.log.Named(p.name))
+	lp := launch.Plugin{
+		Launcher: h.launcher, Binary: bf.f, Argv0: p.path,
+		// p.spec.Sandbox is decided by the daemon (from the policy and,
+		// for a built-in, its declaration); the launcher adds only the
+		// socket folder.
+		Rules: p.spec.Sandbox, SocketDir: sock,
+		LogLevel: h.opts.LogLevel, GOMAXPROCS: h.opts.GOMAXPROCS, PIDNamespace: useNS,
+		StartTimeout: h.opts.StartTimeout, MaxAnswerBytes: h.opts.MaxAnswerBytes,
+		// The relay re-logs stderr under the plugin's name.
+		Stderr: rl,
 	}
-	cmd, rules, err := LaunchCommand(h.launcher, bf.f, p.path, env, h.rulesFor(p, sock))
+	client, cmd, rules, err := lp.Client()
 	if err != nil {
 		_ = os.RemoveAll(sock)
 		return nil, &startError{err: err}
 	}
 	defer rules.Close()
-	cmd.SysProcAttr = attr
-	rl := newRelay(h.log.Named(p.name))
-	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              cmd,
-		// No SecureConfig: it would hash a path again, and the launcher
-		// executes the descriptor that verify hashed.
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		StartTimeout:     h.opts.StartTimeout,
-		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(h.opts.MaxAnswerBytes))},
-		// go-plugin's own stderr parser panics on hclog-looking JSON whose
-		// "@message" is not a string, which would let a plugin kill the
-		// daemon; its logger is off and the relay re-logs stderr under the
-		// plugin's name instead.
-		Logger: hclog.New(&hclog.LoggerOptions{Name: p.name, Level: hclog.Off, Output: io.Discard}),
-		Stderr: rl,
-	})
 	in := &instance{client: client, cmd: cmd, relay: rl, pidNS: useNS, sock: sock, bin: *bf}
 	in.bin.f = nil // the caller owns and closes the descriptor
-	fail := func(err error) (*instance, error) {
-		status := h.shutdown(p.name, in, false)
-		return nil, &startError{err: err, status: status, tail: rl.tail()}
-	}
-	rpc, err := client.Client()
+	wc, err := launch.Dispense(client)
 	if cmd.Process != nil {
 		in.pid = cmd.Process.Pid
 	}
 	if err != nil {
-		return fail(err)
-	}
-	raw, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		return fail(err)
-	}
-	wc, ok := raw.(*wire.Client)
-	if !ok {
-		return fail(fmt.Errorf("dispensed %T, not a check client", raw))
+		status := h.shutdown(p.name, in, false)
+		return nil, &startError{err: err, status: status, tail: rl.tail()}
 	}
 	in.check = wc
 	return in, nil
-}
-
-// LaunchCommand returns the command that starts the plugin file bin (open,
-// and verified by the caller) through launcher, a program that calls
-// launch.Main first (the daemon's own executable), confined to rules; argv0
-// is the plugin's argv[0] and env its environment. The caller sets
-// SysProcAttr, starts the command (through go-plugin) and then closes the
-// returned rules file. The host starts every plugin this way; so does
-// internal/plugintest.
-func LaunchCommand(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules) (*exec.Cmd, io.Closer, error) {
-	rf, err := launch.RulesFile(launch.Spec{Rules: rules})
-	if err != nil {
-		return nil, nil, err
-	}
-	return &exec.Cmd{
-		Path: launcher,
-		// argv[0] is the plugin's path in the plugin directory, for ps;
-		// the launcher hands the same argv to the plugin.
-		Args: []string{argv0},
-		Env:  append(slices.Clone(env), launch.Env+"="+strconv.Itoa(launch.BinaryFD)+","+strconv.Itoa(launch.RulesFD)),
-		Dir:  "/",
-		// fd 3: the verified plugin file, which the launcher executes (it
-		// stays open in the plugin, read-only); fd 4: its rules.
-		ExtraFiles: []*os.File{bin, rf},
-	}, rf, nil
 }
 
 // socketFolder makes the folder (0700) in which this plugin process makes
@@ -200,21 +139,6 @@ func (h *Host) socketFolder(p *plugin) (string, error) {
 		return "", fmt.Errorf("make the plugin's socket folder: %w", err)
 	}
 	return d, nil
-}
-
-// rulesFor is what p may touch: its grant (Spec.Sandbox, decided by the
-// daemon from the policy and, for a built-in, its declaration), plus its
-// own socket folder. Nothing else: not the host's private folder, not
-// another plugin's socket, not the policy, the keys or the audit log.
-func (h *Host) rulesFor(p *plugin, sock string) sandbox.Rules {
-	return p.spec.Sandbox.Merge(sandbox.Rules{ReadWrite: []string{sock}})
-}
-
-func envPath() string {
-	if p := os.Getenv("PATH"); p != "" {
-		return p
-	}
-	return defaultPath
 }
 
 // shutdown stops a plugin process and its group or namespace and releases

@@ -40,10 +40,11 @@ type config struct {
 }
 
 // Interface guards: the compiler checks that Check is a check plugin that
-// takes configuration.
+// takes configuration and declares its sandbox.
 var (
 	_ sdk.Check      = (*Check)(nil)
 	_ sdk.Configurer = (*Check)(nil)
+	_ sdk.Sandboxer  = (*Check)(nil)
 )
 
 // New returns the check with its default configuration.
@@ -74,8 +75,20 @@ func (c *Check) Configure(_ context.Context, cfg sdk.Config) error {
 		if !filepath.IsAbs(p) {
 			return sdk.ConfigErrorf(fmt.Sprintf("paths[%d]", i), "%q is not an absolute path", p)
 		}
+		c.cfg.Paths[i] = filepath.Clean(p)
 	}
 	return nil
+}
+
+// Sandbox declares exactly what Measure touches: the configured files, to
+// read. The plugin runs in a sandbox from its first instruction: the
+// daemon grants a third-party plugin only what the policy lists under
+// plugins.template.sandbox, and right after Configure the SDK narrows the
+// process further to this declaration. A file neither lists cannot be
+// opened ("permission denied"); the README gives operators the policy
+// lines, and sdktest.Start runs the plugin under both layers in go test.
+func (c *Check) Sandbox() sdk.Sandbox {
+	return sdk.Sandbox{ReadOnly: c.cfg.Paths}
 }
 
 // Measure takes one measurement. What is wrong becomes a finding; an error

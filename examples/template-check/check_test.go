@@ -11,9 +11,61 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
 )
 
-// The sdktest harness serves the check over a real gRPC connection through
-// the same code sdk.Serve uses, and holds every answer to the daemon's
-// protocol rules: no daemon needed.
+// Two harnesses, both holding every answer to the daemon's protocol rules,
+// no daemon needed: sdktest.New serves the check in-process (fast, for the
+// logic, against fixture files); sdktest.Start builds this plugin and runs
+// it as the daemon does, in the sandbox the policy grants and the check
+// declares (for what it reads on the real system).
+
+// osRelease is the file the template reads by default; the README tells
+// operators to grant it.
+const osRelease = "/etc/os-release"
+
+// TestSandboxAsShipped: the plugin as the daemon runs it, with the README's
+// policy lines (plugins.template.sandbox.read_only: ["/etc/os-release"]),
+// reads its default file; with nothing granted the finding says which
+// policy line is missing.
+func TestSandboxAsShipped(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(osRelease); err != nil {
+		t.Skipf("this system has no %s: %v", osRelease, err)
+	}
+	// The grant is the README's own policy lines: the README cannot
+	// drift from what works.
+	granted := sdktest.Start(t, sdktest.Options{Grant: sdktest.DocumentedGrant(t, "README.md", name)})
+	if err := granted.Configure(map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	res := granted.MustMeasure()
+	var digests map[string]string
+	if err := res.Decode("digests", &digests); err != nil || len(res.Findings) != 0 || len(digests[osRelease]) != 64 {
+		t.Fatalf("granted: findings %+v, digests %v (%v)", res.Findings, digests, err)
+	}
+
+	denied := sdktest.Start(t, sdktest.Options{})
+	if err := denied.Configure(map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	res = denied.MustMeasure()
+	fs := res.Find(codeMissing)
+	want := `open /etc/os-release: permission denied — the plugin's sandbox does not allow it; grant it in the policy: plugins.template.sandbox.read_only: ["/etc/os-release"]`
+	if landlock(t) && (len(fs) != 1 || !strings.Contains(fs[0].Message, want)) {
+		t.Fatalf("nothing granted: findings %+v, want one %s saying %q", res.Findings, codeMissing, want)
+	}
+}
+
+// landlock reports whether the kernel enforces file sandboxes; without
+// Landlock nothing is denied (the daemon then reports
+// core.plugin_unconfined).
+func landlock(t *testing.T) bool {
+	t.Helper()
+	raw, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err == nil && !strings.Contains(string(raw), "landlock") {
+		t.Log("the kernel has no Landlock: nothing is denied")
+		return false
+	}
+	return true
+}
 
 func TestMeasure(t *testing.T) {
 	t.Parallel()

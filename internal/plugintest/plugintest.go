@@ -1,11 +1,12 @@
 // Package plugintest starts a built-in plugin executable the way the
 // daemon's plugin host (core/pluginhost) does, through the host's own launch
-// code (pluginhost.LaunchCommand and the runtime-attestor executable as the
-// launcher: confined before its first instruction, the verified descriptor
-// executed with execveat) — its own PID namespace when permitted, its own
-// process group, a minimal environment, AutoMTLS, working folder "/" — so
-// that plugin tests see the plugin start under the host's confinement and
-// narrow itself to its declared sandbox as it does in production.
+// code (launch.Plugin, which the host starts every plugin with, and the
+// runtime-attestor executable as the launcher: confined before its first
+// instruction, the verified descriptor executed with execveat) — its own
+// PID namespace when permitted, its own process group, a minimal
+// environment, AutoMTLS, working folder "/" — so that plugin tests see the
+// plugin start under the host's confinement and narrow itself to its
+// declared sandbox as it does in production.
 //
 // The host's grant here is wide (the file system read-only and executable,
 // the devices, the temporary folder read-write, Unix sockets only, no
@@ -17,20 +18,17 @@ package plugintest
 import (
 	"context"
 	"debug/buildinfo"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
-	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -70,47 +68,28 @@ func Start(t *testing.T, name string) *Plugin {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sock := t.TempDir()
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		sdk.LogLevelEnv + "=info",
-		sandbox.PluginSocketEnv + "=" + sock,
+	logs := &LogBuffer{}
+	lp := launch.Plugin{
+		Launcher: launcher, Binary: f, Argv0: bin,
+		Rules: testGrant(), SocketDir: t.TempDir(), LogLevel: "info",
+		PIDNamespace: os.Geteuid() == 0, StartTimeout: 30 * time.Second, Stderr: logs,
 	}
-	cmd, rules, err := pluginhost.LaunchCommand(launcher, f, bin, env, testGrant(sock))
+	client, _, rules, err := lp.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rules.Close()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
-	}
-	logs := &LogBuffer{}
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		StartTimeout:     30 * time.Second,
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Info, Output: logs}),
-	})
 	t.Cleanup(func() {
 		client.Kill()
 		if t.Failed() {
 			t.Logf("plugin log:\n%s", logs)
 		}
 	})
-	rpc, err := client.Client()
+	wc, err := launch.Dispense(client)
 	if err != nil {
 		t.Fatalf("start %s: %v\n%s", name, err, logs)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Plugin{Client: raw.(*wire.Client), PID: client.ReattachConfig().Pid, Logs: logs, Kill: client.Kill}
+	p := &Plugin{Client: wc, PID: client.ReattachConfig().Pid, Logs: logs, Kill: client.Kill}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if p.Desc, err = p.Describe(ctx); err != nil || p.Desc.Name != name {
@@ -124,8 +103,8 @@ func Start(t *testing.T, name string) *Plugin {
 // filter leaves connect(2) to a plugin that declares a socket (the tpm
 // plugin's swtpm, ostree's system bus): what confines it is its own
 // declaration.
-func testGrant(sock string) sandbox.Rules {
-	return sandbox.Rules{ReadOnly: []string{"/"}, Exec: []string{"/"}, Devices: []string{"/dev"}, ReadWrite: []string{"/tmp", os.TempDir(), sock}, UnixSockets: []string{"/"}}
+func testGrant() sandbox.Rules {
+	return sandbox.Rules{ReadOnly: []string{"/"}, Exec: []string{"/"}, Devices: []string{"/dev"}, ReadWrite: []string{"/tmp", os.TempDir()}, UnixSockets: []string{"/"}}
 }
 
 // MustConfigure sends cfg (a JSON object) and, on the first call, checks that
@@ -150,19 +129,19 @@ func (p *Plugin) MustConfigure(t *testing.T, cfg []byte) {
 	if seccomp && (!strings.Contains(string(status), "\nSeccomp:\t2\n") || !strings.Contains(string(status), "\nNoNewPrivs:\t1\n")) {
 		t.Fatalf("plugin %d has no seccomp filter after Configure:\n%s", p.PID, status)
 	}
-	want := "landlock=true"
-	if sandbox.ABI() == 0 {
-		want = "landlock=false"
-	}
+	wantLandlock := sandbox.ABI() > 0
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.Logs.String(), "sandboxed:") {
+	for {
+		if rec, ok := p.Logs.record("sandboxed"); ok {
+			if rec["landlock"] != wantLandlock || rec["seccomp"] != seccomp {
+				t.Fatalf("sandbox log %v, want landlock=%t and seccomp=%t", rec, wantLandlock, seccomp)
+			}
+			return
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the plugin never logged that it is sandboxed:\n%s", p.Logs)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	if line := p.Logs.line("sandboxed:"); !strings.Contains(line, want) || !strings.Contains(line, fmt.Sprintf("seccomp=%t", seccomp)) {
-		t.Fatalf("sandbox log %q, want %s and seccomp=%t", line, want, seccomp)
 	}
 }
 
@@ -187,7 +166,7 @@ func NeedLandlock(t *testing.T) {
 	}
 }
 
-// LogBuffer collects the host's log of the plugin's output.
+// LogBuffer collects the plugin's stderr: hclog JSON, one record a line.
 type LogBuffer struct {
 	mu  sync.Mutex
 	buf strings.Builder
@@ -205,14 +184,16 @@ func (b *LogBuffer) String() string {
 	return b.buf.String()
 }
 
-// line returns the first line containing s.
-func (b *LogBuffer) line(s string) string {
+// record returns the first of the plugin's hclog JSON log lines whose
+// message is msg.
+func (b *LogBuffer) record(msg string) (map[string]any, bool) {
 	for _, l := range strings.Split(b.String(), "\n") {
-		if strings.Contains(l, s) {
-			return l
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["@message"] == msg {
+			return rec, true
 		}
 	}
-	return ""
+	return nil, false
 }
 
 // DefaultState is the state the default policy's weights and thresholds

@@ -1,7 +1,29 @@
 // Package sdktest lets a plugin author test a check in go test, without the
-// daemon: the check is served over a real in-process gRPC connection through
-// the same server code sdk.Serve uses, and every answer is held to the same
-// protocol rules the daemon enforces.
+// daemon, in two ways that share one Harness:
+//
+//   - Start builds the plugin's main package and runs it as the daemon
+//     does: a real process started by the daemon's own launcher code,
+//     confined to what the policy grants (Options.Grant) before its first
+//     instruction and to its declared Sandbox() after Configure. A file the
+//     check reads that the sandbox does not allow is denied here as under
+//     the daemon, with a finding that names the path and the policy line
+//     that grants it. Test what the check reads on the real system this
+//     way.
+//   - New serves a check value in-process, unconfined, over a real gRPC
+//     connection through the same server code the plugin uses: fast, for
+//     the check's logic against fixture files. It imposes no sandbox.
+//
+// Both hold every answer to the protocol rules the daemon enforces.
+//
+//	func TestReadsOSRelease(t *testing.T) {
+//		h := sdktest.Start(t, sdktest.Options{Grant: sdk.Sandbox{ReadOnly: []string{"/etc/os-release"}}})
+//		if err := h.Configure(map[string]any{"paths": []string{"/etc/os-release"}}); err != nil {
+//			t.Fatal(err)
+//		}
+//		if res := h.MustMeasure(); len(res.Findings) != 0 {
+//			t.Fatalf("findings %+v", res.Findings)
+//		}
+//	}
 //
 //	func TestHello(t *testing.T) {
 //		h := sdktest.New(t, check{})
@@ -11,6 +33,10 @@
 //		res := h.MustMeasure()
 //		if !res.Has("hello.absent") { t.Fatal("want hello.absent") }
 //	}
+//
+// A test binary that imports sdktest is the launcher of the plugins Start
+// runs (it re-executes itself in launcher mode, see Start): nothing to add
+// to TestMain.
 package sdktest
 
 import (
@@ -30,7 +56,8 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
-// Harness serves one check to an in-process client.
+// Harness talks to one check: served in-process (New) or a plugin process
+// (Start).
 type Harness struct {
 	t       testing.TB
 	client  *wire.Client
@@ -38,8 +65,9 @@ type Harness struct {
 	Timeout time.Duration // per call; default 30s
 }
 
-// New serves c and describes it; a description that breaks the protocol
-// fails the test.
+// New serves c in-process, unconfined, and describes it; a description
+// that breaks the protocol fails the test. c's Sandbox() is not applied:
+// use Start to run the check under the sandbox the daemon imposes.
 func New(t testing.TB, c sdk.Check) *Harness {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "sdktest", Output: hclog.DefaultOutput, Level: hclog.Warn})
@@ -53,7 +81,14 @@ func New(t testing.TB, c sdk.Check) *Harness {
 		}
 	})
 	t.Cleanup(func() { _ = conn.Close() })
-	h := &Harness{t: t, client: wire.NewClient(pb.NewCheckClient(conn)), Timeout: wire.DefaultTimeout}
+	return describe(t, wire.NewClient(pb.NewCheckClient(conn)))
+}
+
+// describe asks the plugin behind client to describe itself; a
+// description that breaks the protocol fails the test.
+func describe(t testing.TB, client *wire.Client) *Harness {
+	t.Helper()
+	h := &Harness{t: t, client: client, Timeout: wire.DefaultTimeout}
 	ctx, cancel := h.ctx()
 	defer cancel()
 	d, err := h.client.Describe(ctx)

@@ -9,7 +9,9 @@
 // confines its one thread (Landlock, seccomp, no_new_privs) and executes
 // the verified descriptor with execveat(fd, "", AT_EMPTY_PATH): the bytes
 // that were hashed run, from no path anyone could rename over, and nothing
-// the plugin's code does comes before its confinement.
+// the plugin's code does comes before its confinement. The rules file stays
+// open in the plugin, read-only and sealed, named by sandbox.GrantFDEnv:
+// the SDK reads its grant there to explain a denial.
 //
 // A program that hosts plugins calls Main first thing in its main (the
 // daemon, and test binaries that run a plugin host in-process).
@@ -91,15 +93,23 @@ func run(v string) error {
 	if err != nil {
 		return err
 	}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, Env+"=") })
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, Env+"=") || strings.HasPrefix(kv, sandbox.GrantFDEnv+"=")
+	})
+	// The rules stay open in the plugin, read-only and sealed, as its
+	// grant (sandbox.HostGrant): where Landlock enforces them, the SDK
+	// tells a denial by the sandbox from another permission error with it.
+	if sandbox.ABI() > 0 {
+		env = append(env, sandbox.GrantFDEnv+"="+strconv.Itoa(RulesFD))
+	}
 	_, err = sandbox.ExecConfined(BinaryFD, os.Args, env, spec.Rules)
 	return err
 }
 
 func readSpec() (Spec, error) {
-	f := os.NewFile(RulesFD, "rules")
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, maxRules+1))
+	// Read at offset 0 through the descriptor number, with no *os.File
+	// whose finalizer could close it before the plugin inherits it.
+	raw, err := io.ReadAll(io.NewSectionReader(fdReader(RulesFD), 0, maxRules+1))
 	if err != nil {
 		return Spec{}, fmt.Errorf("read the rules: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,10 @@ type Plan struct {
 	// /dev), and extends the verdict PCR (13), as a plugin would that
 	// wants to break the daemon's verdict log.
 	ExtendPCR []string `json:"extend_pcr"`
+	// WriteFD writes to inherited descriptors (the launcher leaves the
+	// plugin's grant open as fd 4, sealed) and, when that fails, grows
+	// them with ftruncate.
+	WriteFD []int `json:"write_fd"`
 	// SignalParent sends SIGCONT (harmless, but a kill(2) all the same) to
 	// the plugin's parent, the daemon when the plugin has no PID namespace.
 	SignalParent bool `json:"signal_parent"`
@@ -94,6 +99,15 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	}
 	for _, x := range p.Exec {
 		try("exec "+x, exec.CommandContext(ctx, x).Run())
+	}
+	for _, fd := range p.WriteFD {
+		_, err := syscall.Write(fd, []byte("{}"))
+		if err != nil {
+			if terr := syscall.Ftruncate(fd, 1<<20); terr == nil {
+				err = nil
+			}
+		}
+		try("write fd "+strconv.Itoa(fd), err)
 	}
 	for _, t := range p.ExtendPCR {
 		try("extend_pcr "+t, extendPCR(ctx, t))

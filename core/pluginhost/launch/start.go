@@ -1,0 +1,185 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/sdk/wire"
+)
+
+// defaultPath is the plugins' PATH when the host has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Plugin is how a host starts one plugin process: the one description of
+// a plugin's start that the daemon's plugin host, internal/plugintest and
+// sdk/sdktest share, so that a plugin under test starts exactly as it
+// starts under the daemon.
+type Plugin struct {
+	// Launcher is a program that calls Main first thing (the daemon's own
+	// executable, or a test binary that does).
+	Launcher string
+	// Binary is the plugin file, open and verified by the caller; the
+	// launcher executes this descriptor. The caller closes it.
+	Binary *os.File
+	// Argv0 is the plugin's argv[0] (its path in the plugin folder, for ps).
+	Argv0 string
+	// Rules is what the host grants the plugin. Client adds SocketDir.
+	Rules sandbox.Rules
+	// SocketDir is the plugin's own folder (0700) for its go-plugin Unix
+	// socket, passed as PLUGIN_UNIX_SOCKET_DIR and granted read-write.
+	SocketDir string
+	// LogLevel is passed in sdk.LogLevelEnv; GOMAXPROCS, when above 0, in
+	// GOMAXPROCS. PATH is the host's, or a default.
+	LogLevel   string
+	GOMAXPROCS int
+	// PIDNamespace starts the plugin as PID 1 of a PID namespace of its
+	// own (needs CAP_SYS_ADMIN). The plugin always gets its own process
+	// group and SIGKILL when the forking thread exits.
+	PIDNamespace bool
+	// StartTimeout bounds the go-plugin handshake; MaxAnswerBytes the
+	// size of one gRPC answer (0: gRPC's default).
+	StartTimeout   time.Duration
+	MaxAnswerBytes int
+	// Stderr receives the plugin's stderr (hclog JSON); nil discards it.
+	// go-plugin's own stderr parser is never used: it panics on
+	// hclog-looking JSON whose "@message" is not a string, which would let
+	// a plugin kill its host.
+	Stderr io.Writer
+}
+
+// Env returns the plugin's whole environment: PATH, the log level,
+// GOMAXPROCS and its socket folder. go-plugin adds its handshake
+// variables, the launcher removes its own.
+func (p Plugin) Env() []string {
+	env := []string{"PATH=" + PATH(), sdk.LogLevelEnv + "=" + p.LogLevel}
+	if p.GOMAXPROCS > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(p.GOMAXPROCS))
+	}
+	// go-plugin sets this only for a RunnerFunc; with our own Cmd we do.
+	return append(env, goplugin.EnvUnixSocketDir+"="+p.SocketDir)
+}
+
+// PATH is the search path a plugin is given: the daemon's own, or a
+// minimal system one when the daemon has none.
+func PATH() string {
+	if path := os.Getenv("PATH"); path != "" {
+		return path
+	}
+	return defaultPath
+}
+
+// Grant is what the launcher imposes: Rules plus the socket folder. Nothing
+// else: not the host's private folder, not another plugin's socket.
+func (p Plugin) Grant() sandbox.Rules {
+	return p.Rules.Merge(sandbox.Rules{ReadWrite: []string{p.SocketDir}})
+}
+
+// Client returns the go-plugin client that starts p through the launcher
+// (not started yet: its Client method starts it), and the rules file, to
+// close once the process started. The process go-plugin forks is the
+// launcher, which confines itself with p.Grant() and executes p.Binary.
+func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
+	if p.SocketDir == "" {
+		return nil, nil, nil, errors.New("launch: the plugin has no socket folder")
+	}
+	cmd, rules, err := Command(p.Launcher, p.Binary, p.Argv0, p.Env(), p.Grant())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if p.PIDNamespace {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	}
+	var dial []grpc.DialOption
+	if p.MaxAnswerBytes > 0 {
+		dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.MaxAnswerBytes)))
+	}
+	stderr := p.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: wire.ClientPluginSets(),
+		Cmd:              cmd,
+		// No SecureConfig: it would hash a path again, and the launcher
+		// executes the descriptor the caller verified.
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		StartTimeout:     p.StartTimeout,
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		GRPCDialOptions:  dial,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Off, Output: io.Discard}),
+		Stderr:           stderr,
+	})
+	return client, cmd, rules, nil
+}
+
+// Dispense completes the handshake of a client from Plugin.Client (it
+// starts the process if it has not started) and returns its check client.
+func Dispense(c *goplugin.Client) (*wire.Client, error) {
+	rpc, err := c.Client()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		return nil, err
+	}
+	wc, ok := raw.(*wire.Client)
+	if !ok {
+		return nil, fmt.Errorf("dispensed %T, not a check client", raw)
+	}
+	return wc, nil
+}
+
+// Command returns the command that starts the plugin file bin (open, and
+// verified by the caller) through launcher, confined to rules; argv0 is the
+// plugin's argv[0] and env its environment. The caller sets SysProcAttr,
+// starts the command (through go-plugin) and then closes the returned
+// rules file. Plugin.Client is the whole start; Command is its first step.
+func Command(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules) (*exec.Cmd, io.Closer, error) {
+	rf, err := RulesFile(Spec{Rules: rules})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &exec.Cmd{
+		Path: launcher,
+		// argv[0] is the plugin's path in the plugin directory, for ps;
+		// the launcher hands the same argv to the plugin.
+		Args: []string{argv0},
+		Env:  append(slices.Clone(env), Env+"="+strconv.Itoa(BinaryFD)+","+strconv.Itoa(RulesFD)),
+		Dir:  "/",
+		// fd 3: the verified plugin file, which the launcher executes (it
+		// stays open in the plugin, read-only); fd 4: its rules.
+		ExtraFiles: []*os.File{bin, rf},
+	}, rf, nil
+}
+
+// fdReader reads a descriptor with pread, leaving it open.
+type fdReader int
+
+func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(r), p, off)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,79 @@
+package launch
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+)
+
+// TestGrantReadByThePlugin: the rules file the host hands the launcher is
+// what the plugin side reads back as its grant (sandbox.HostGrant), so the
+// two encodings cannot drift.
+func TestGrantReadByThePlugin(t *testing.T) {
+	want := sandbox.Rules{ReadOnly: []string{"/etc/os-release"}, ReadWrite: []string{"/run/x"}, Devices: []string{"/dev/tpmrm0"}, ConnectTCP: []uint16{443}}
+	f, err := RulesFile(Spec{Rules: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t.Setenv(sandbox.GrantFDEnv, strconv.Itoa(int(f.Fd())))
+	got, ok := sandbox.HostGrant()
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("HostGrant() = %+v, %t; want %+v", got, ok, want)
+	}
+	// Read twice: the descriptor stays open and is read from its start.
+	if again, ok := sandbox.HostGrant(); !ok || !reflect.DeepEqual(again, want) {
+		t.Fatalf("second HostGrant() = %+v, %t", again, ok)
+	}
+	for _, v := range []string{"", "x", "2", "987654"} {
+		t.Setenv(sandbox.GrantFDEnv, v)
+		if _, ok := sandbox.HostGrant(); ok {
+			t.Errorf("%s=%q: a grant was read", sandbox.GrantFDEnv, v)
+		}
+	}
+}
+
+// TestPluginStartDescription: what a plugin gets from Plugin: its grant
+// plus its socket folder and nothing else, and an environment of PATH,
+// the log level, GOMAXPROCS, the socket folder and the launcher's variable.
+func TestPluginStartDescription(t *testing.T) {
+	t.Parallel()
+	bin, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	p := Plugin{Launcher: "/proc/self/exe", Binary: bin, Argv0: "/plugins/attestor-check-x",
+		Rules: sandbox.Rules{ReadOnly: []string{"/etc/x"}}, SocketDir: "/run/sock", LogLevel: "debug", GOMAXPROCS: 1}
+	if g := p.Grant(); !reflect.DeepEqual(g, sandbox.Rules{ReadOnly: []string{"/etc/x"}, ReadWrite: []string{"/run/sock"}}) {
+		t.Errorf("grant %+v", g)
+	}
+	client, cmd, rules, err := p.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rules.Close()
+	defer client.Kill()
+	var names []string
+	for _, kv := range cmd.Env {
+		names = append(names, kv[:strings.IndexByte(kv, '=')])
+	}
+	slices.Sort(names)
+	want := []string{"GOMAXPROCS", Env, sdk.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
+	slices.Sort(want)
+	if !slices.Equal(names, want) || cmd.Args[0] != p.Argv0 || cmd.Dir != "/" || len(cmd.ExtraFiles) != 2 || cmd.ExtraFiles[0] != bin {
+		t.Errorf("command env %v args %v dir %q files %d", names, cmd.Args, cmd.Dir, len(cmd.ExtraFiles))
+	}
+	if !cmd.SysProcAttr.Setpgid || cmd.SysProcAttr.Pdeathsig == 0 || cmd.SysProcAttr.Cloneflags != 0 {
+		t.Errorf("process attributes %+v", cmd.SysProcAttr)
+	}
+	if _, _, _, err := (Plugin{Launcher: "/proc/self/exe", Binary: bin}).Client(); err == nil {
+		t.Error("a plugin without a socket folder was given a client")
+	}
+}
