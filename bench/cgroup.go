@@ -183,6 +183,7 @@ type peaks struct {
 	Tasks  int64 // threads, as the kernel counted them (pids.peak): what TasksMax= limits
 	Charge int64 // memory charged, page cache included (what MemoryMax= limits), as the kernel recorded it
 	RSS    int64 // resident memory summed over the processes, sampled (rss)
+	Anon   int64 // of which anonymous (not file-backed), sampled the same way
 }
 
 // kernelPeaks reads Tasks and Charge.
@@ -196,28 +197,30 @@ func (g *group) kernelPeaks() (peaks, error) {
 }
 
 // rss sums the resident memory of the group's processes every 10 ms until
-// stop is closed, and then sends the largest sum. A process's shared pages
-// (its executable) count in full: the figure is an upper bound of what
-// the processes need resident.
-func (g *group) rss(stop <-chan struct{}) <-chan int64 {
-	out := make(chan int64, 1)
+// stop is closed, and then sends the largest sums (RSS and Anon). A
+// process's file pages (its executable) count in full in RSS: an upper
+// bound of what the processes hold resident.
+func (g *group) rss(stop <-chan struct{}) <-chan peaks {
+	out := make(chan peaks, 1)
 	procs := g.file("memory", "cgroup.procs", "cgroup.procs")
 	page := int64(os.Getpagesize())
 	go func() {
-		var peak int64
+		var peak peaks
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			var sum int64
+			var rss, anon int64
 			b, _ := os.ReadFile(procs)
 			for _, pid := range strings.Fields(string(b)) {
+				// statm: size resident shared(file-backed) … in pages
 				statm, _ := os.ReadFile("/proc/" + pid + "/statm")
-				if f := strings.Fields(string(statm)); len(f) > 1 {
-					n, _ := strconv.ParseInt(f[1], 10, 64)
-					sum += n * page
+				if f := strings.Fields(string(statm)); len(f) > 2 {
+					res, _ := strconv.ParseInt(f[1], 10, 64)
+					shared, _ := strconv.ParseInt(f[2], 10, 64)
+					rss, anon = rss+res*page, anon+(res-shared)*page
 				}
 			}
-			peak = max(peak, sum)
+			peak.RSS, peak.Anon = max(peak.RSS, rss), max(peak.Anon, anon)
 			select {
 			case <-stop:
 				out <- peak

@@ -123,7 +123,7 @@ type daemon struct {
 	notify  *net.UnixConn
 	client  *http.Client
 	stopRSS chan struct{}
-	rss     <-chan int64
+	rss     <-chan peaks
 }
 
 // startDaemon starts the daemon in g with GOMAXPROCS=1 and NOTIFY_SOCKET,
@@ -249,9 +249,9 @@ func (d *daemon) stop() (peaks, error) {
 	}
 	close(d.stopRSS)
 	d.stopRSS = nil
-	rss := <-d.rss
+	sampled := <-d.rss
 	p, perr := d.g.kernelPeaks()
-	p.RSS = rss
+	p.RSS, p.Anon = sampled.RSS, sampled.Anon
 	return p, errors.Join(err, perr)
 }
 

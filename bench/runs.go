@@ -56,6 +56,7 @@ func newTable(cfg config) *table {
 		{"hashcpu1", "binaries.HashFiles ÷ openssl dgst (CPU time), same files", "in process, GOMAXPROCS=1, no quota", "x", 0},
 		{"tasks/q", "peak tasks of the unit (pids.peak)", q + ", whole run", "tasks", 24},
 		{"rss/q", "peak memory of the unit: RSS summed over its processes", q + ", whole run", "MiB", 64},
+		{"anon/q", "peak anonymous memory of the unit, summed the same way", q + ", whole run", "MiB", 0},
 		{"mem/q", "peak memory charged to the unit (memory.max_usage_in_bytes)", q + ", whole run", "MiB", 0},
 		{"tasks/r", "peak tasks of the unit (pids.peak)", "resident run, " + qs + ", no tasks limit", "tasks", 0},
 		{"rss/r", "peak memory of the unit: RSS summed over its processes", "resident run, " + qs + ", no tasks limit", "MiB", 0},
@@ -136,6 +137,7 @@ func (b *bench) onDemand(quota int) error {
 	if quota > 0 {
 		b.t.add("tasks/q", float64(p.Tasks))
 		b.t.add("rss/q", float64(p.RSS)/(1<<20))
+		b.t.add("anon/q", float64(p.Anon)/(1<<20))
 		b.t.add("mem/q", float64(p.Charge)/(1<<20))
 	}
 	return nil
