@@ -277,9 +277,10 @@ func (b *bench) resident() error {
 }
 
 // hashRatios compares the binaries plugin's hashing, in process, with
-// openssl on the same files, interleaved, at GOMAXPROCS 1 and 2.
+// openssl on the same files, interleaved, at GOMAXPROCS 1 and 2, in at
+// least five rounds (each takes a fraction of a second).
 func (b *bench) hashRatios(paths []string) error {
-	for range b.cfg.Runs {
+	for range max(5, b.cfg.Runs) {
 		swall, scpu, err := openssl(paths, nil)
 		if err != nil {
 			return err
