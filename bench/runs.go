@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,6 +43,7 @@ func newTable(cfg config) *table {
 		{"p50busy/q", "/api/v1/verify p50 while attesting", q, "ms", 0},
 		{"maxbusy/q", "/api/v1/verify max while attesting", q, "ms", 0},
 		{"p99idle/q", "/api/v1/verify p99, idle", q, "ms", 0},
+		{"reqcpu/q", "CPU per /api/v1/verify request, idle", q, "ms", 0},
 		{"p99busy/f", "/api/v1/verify p99 while attesting", free, "ms", 0},
 		{"maxbusy/f", "/api/v1/verify max while attesting", free, "ms", 0},
 		{"p99bare/q", "bare net/http, same JSON: p99", "bare server, " + qs + ", GOMAXPROCS=1", "ms", 0},
@@ -107,11 +109,9 @@ func (b *bench) onDemand(quota int) error {
 		return err
 	}
 	if quota > 0 {
-		lat, err := probeWhile(verify, func() error { time.Sleep(b.window()); return nil })
-		if err != nil {
+		if err := b.probeIdle(d, verify); err != nil {
 			return err
 		}
-		b.t.add("p99idle/q", ms(percentile(lat, 0.99)))
 	}
 	for range b.cfg.Attests {
 		wall, cpu, err := d.refresh(ctx)
@@ -140,6 +140,29 @@ func (b *bench) onDemand(quota int) error {
 		b.t.add("anon/q", float64(p.Anon)/(1<<20))
 		b.t.add("mem/q", float64(p.Charge)/(1<<20))
 	}
+	return nil
+}
+
+// probeIdle probes the idle daemon: latency, and the CPU one request costs
+// the unit.
+func (b *bench) probeIdle(d *daemon, verify string) error {
+	cpu0, err := d.g.cpu()
+	if err != nil {
+		return err
+	}
+	lat, err := probeWhile(verify, func() error { time.Sleep(b.window()); return nil })
+	if err != nil {
+		return err
+	}
+	cpu1, err := d.g.cpu()
+	if err != nil {
+		return err
+	}
+	if len(lat) == 0 {
+		return errors.New("probe: no request answered")
+	}
+	b.t.add("p99idle/q", ms(percentile(lat, 0.99)))
+	b.t.add("reqcpu/q", ms(cpu1-cpu0)/float64(len(lat)))
 	return nil
 }
 
