@@ -78,6 +78,9 @@ proto:
 	  --go-grpc_out=sdk/proto/attestorv1 --go-grpc_opt=paths=source_relative \
 	  check.proto
 
+# As root: the daemon under the unit's limits (a cgroup with 10% of one CPU,
+# MemoryMax, TasksMax, GOMAXPROCS=1) beside openssl and a bare HTTP server;
+# writes bench/RESULTS.md (docs/performance.md).
 bench: deps build
 	@./scripts/bench.sh
 

@@ -4,7 +4,7 @@
 #   gcc, libssl-dev  cgo build of the TPM 2.0 simulator used by the tests
 #   swtpm, swtpm-tools  software TPM for the end-to-end TPM test and demo
 #   protobuf-compiler  protoc for `make proto`
-#   wrk              HTTP load generator for `make bench`
+#   openssl          `openssl dgst -sha256`, the hashing baseline of `make bench`
 #   systemd          systemd-analyze for the unit tests
 #   ostree           writes the real sysroots the ostree plugin's tests measure
 #   fsverity         `fsverity digest`, which checks the plugin's composefs digests
@@ -12,7 +12,7 @@
 #                    (the package's own server is disabled again when this
 #                    script installed it)
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler wrk systemd ostree fsverity prometheus)
+want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)
 missing=()
 # tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.
 # python3-cryptography: the docs' Python verifiers of bundle_signature and EAR.

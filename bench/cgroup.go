@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// limits are the unit's resource settings (CPUQuota=, MemoryMax=, TasksMax=).
+type limits struct {
+	CPUPercent int   // of one CPU per 100 ms period; 0: no quota
+	MemoryMax  int64 // bytes; -1: no limit
+	TasksMax   int   // -1: no limit
+}
+
+// group is one cgroup holding a process tree under measurement: a directory
+// of the unified hierarchy (cgroup v2), or one directory in each of the v1
+// hierarchies cpu, cpuacct, memory and pids. On v1 each is a child of the
+// cgroup this process runs in, so the benchmark stays inside whatever
+// confines it; on v2 it is a child of the root, the one cgroup that may hold
+// both processes and controllers.
+type group struct {
+	v2   bool
+	dirs map[string]string // v1: controller → directory; v2: "" → directory
+}
+
+const cgroupFS = "/sys/fs/cgroup"
+
+// newGroup creates a group named name with lim applied.
+func newGroup(name string, lim limits) (*group, error) {
+	if _, err := os.Stat(filepath.Join(cgroupFS, "cgroup.controllers")); err == nil {
+		return newGroupV2(name, lim)
+	}
+	return newGroupV1(name, lim)
+}
+
+func newGroupV2(name string, lim limits) (*group, error) {
+	if err := os.WriteFile(filepath.Join(cgroupFS, "cgroup.subtree_control"), []byte("+cpu +memory +pids"), 0); err != nil {
+		return nil, fmt.Errorf("cgroup v2: enable cpu, memory and pids: %w", err)
+	}
+	dir := filepath.Join(cgroupFS, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cgroup v2: %w", err)
+	}
+	g := &group{v2: true, dirs: map[string]string{"": dir}}
+	quota, mem, tasks := "max", "max", "max"
+	if lim.CPUPercent > 0 {
+		quota = strconv.Itoa(lim.CPUPercent * 1000)
+	}
+	if lim.MemoryMax > 0 {
+		mem = strconv.FormatInt(lim.MemoryMax, 10)
+	}
+	if lim.TasksMax > 0 {
+		tasks = strconv.Itoa(lim.TasksMax)
+	}
+	err := errors.Join(
+		write(dir, "cpu.max", quota+" 100000"),
+		write(dir, "memory.max", mem),
+		write(dir, "pids.max", tasks))
+	if err != nil {
+		g.remove()
+		return nil, err
+	}
+	return g, nil
+}
+
+func newGroupV1(name string, lim limits) (*group, error) {
+	own, err := ownCgroups()
+	if err != nil {
+		return nil, err
+	}
+	g := &group{dirs: map[string]string{}}
+	created := map[string]string{} // real path of a hierarchy → our directory in it
+	for _, ctrl := range []string{"cpu", "cpuacct", "memory", "pids"} {
+		mount, err := filepath.EvalSymlinks(filepath.Join(cgroupFS, ctrl))
+		if err != nil {
+			g.remove()
+			return nil, fmt.Errorf("cgroup v1: no %s hierarchy: %w", ctrl, err)
+		}
+		if dir, ok := created[mount]; ok { // co-mounted (cpu,cpuacct)
+			g.dirs[ctrl] = dir
+			continue
+		}
+		dir := filepath.Join(mount, own[ctrl], name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			g.remove()
+			return nil, fmt.Errorf("cgroup v1: %w", err)
+		}
+		created[mount], g.dirs[ctrl] = dir, dir
+	}
+	quota, tasks := "-1", "max"
+	if lim.CPUPercent > 0 {
+		quota = strconv.Itoa(lim.CPUPercent * 1000)
+	}
+	if lim.TasksMax > 0 {
+		tasks = strconv.Itoa(lim.TasksMax)
+	}
+	err = errors.Join(
+		write(g.dirs["cpu"], "cpu.cfs_period_us", "100000"),
+		write(g.dirs["cpu"], "cpu.cfs_quota_us", quota),
+		write(g.dirs["memory"], "memory.limit_in_bytes", strconv.FormatInt(lim.MemoryMax, 10)),
+		write(g.dirs["pids"], "pids.max", tasks))
+	if err != nil {
+		g.remove()
+		return nil, err
+	}
+	return g, nil
+}
+
+// ownCgroups reads /proc/self/cgroup: v1 controller → this process's path.
+func ownCgroups() (map[string]string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	own := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			own[c] = parts[2]
+		}
+	}
+	return own, sc.Err()
+}
+
+func write(dir, file, value string) error {
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0); err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	return nil
+}
+
+func (g *group) file(ctrl, v1, v2 string) string {
+	if g.v2 {
+		return filepath.Join(g.dirs[""], v2)
+	}
+	return filepath.Join(g.dirs[ctrl], v1)
+}
+
+// command returns a command that joins the group and then executes name:
+// a shell writes its own pid to every cgroup.procs of the group before it
+// executes the program, so the program and all it starts run in the group
+// from their first instruction.
+func (g *group) command(env []string, name string, args ...string) *exec.Cmd {
+	const script = `for f in $ATTESTOR_BENCH_CGROUP; do echo $$ >"$f" || exit 125; done
+unset ATTESTOR_BENCH_CGROUP; exec "$@"`
+	var procs []string
+	seen := map[string]bool{}
+	for _, dir := range g.dirs {
+		if !seen[dir] {
+			seen[dir] = true
+			procs = append(procs, filepath.Join(dir, "cgroup.procs"))
+		}
+	}
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh", name}, args...)...)
+	cmd.Env = append(env, "ATTESTOR_BENCH_CGROUP="+strings.Join(procs, " "))
+	return cmd
+}
+
+// cpu is the CPU time the group's processes used so far.
+func (g *group) cpu() (time.Duration, error) {
+	if g.v2 {
+		v, err := readKey(g.file("", "", "cpu.stat"), "usage_usec")
+		return time.Duration(v) * time.Microsecond, err
+	}
+	v, err := readInt(g.file("cpuacct", "cpuacct.usage", ""))
+	return time.Duration(v), err
+}
+
+// peaks are the most a group held at once.
+type peaks struct {
+	Tasks  int64 // threads, as the kernel counted them (pids.peak): what TasksMax= limits
+	Charge int64 // memory charged, page cache included (what MemoryMax= limits), as the kernel recorded it
+	RSS    int64 // resident memory summed over the processes, sampled (rss)
+	Anon   int64 // of which anonymous (not file-backed), sampled the same way
+}
+
+// kernelPeaks reads Tasks and Charge.
+func (g *group) kernelPeaks() (peaks, error) {
+	tasks, err := readInt(g.file("pids", "pids.peak", "pids.peak"))
+	if err != nil {
+		return peaks{}, err
+	}
+	mem, err := readInt(g.file("memory", "memory.max_usage_in_bytes", "memory.peak"))
+	return peaks{Tasks: tasks, Charge: mem}, err
+}
+
+// rss sums the resident memory of the group's processes every 10 ms until
+// stop is closed, and then sends the largest sums (RSS and Anon). A
+// process's file pages (its executable) count in full in RSS: an upper
+// bound of what the processes hold resident.
+func (g *group) rss(stop <-chan struct{}) <-chan peaks {
+	out := make(chan peaks, 1)
+	procs := g.file("memory", "cgroup.procs", "cgroup.procs")
+	page := int64(os.Getpagesize())
+	go func() {
+		var peak peaks
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var rss, anon int64
+			b, _ := os.ReadFile(procs)
+			for _, pid := range strings.Fields(string(b)) {
+				// statm: size resident shared(file-backed) … in pages
+				statm, _ := os.ReadFile("/proc/" + pid + "/statm")
+				if f := strings.Fields(string(statm)); len(f) > 2 {
+					res, _ := strconv.ParseInt(f[1], 10, 64)
+					shared, _ := strconv.ParseInt(f[2], 10, 64)
+					rss, anon = rss+res*page, anon+(res-shared)*page
+				}
+			}
+			peak.RSS, peak.Anon = max(peak.RSS, rss), max(peak.Anon, anon)
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// remove removes the group once its processes are gone (a plugin may still
+// be exiting when the daemon has).
+func (g *group) remove() {
+	for _, dir := range g.dirs {
+		for i := 0; i < 100; i++ {
+			if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+func readKey(path, key string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", path, key)
+}
