@@ -32,13 +32,18 @@
 //
 // # Compatibility promise
 //
-// The exported API of package sdk and package sdktest follows semantic
-// versioning within major version 1 of this module: identifiers are not
-// removed or changed incompatibly; new optional interfaces, struct fields and
-// functions may be added. The wire protocol is versioned separately
-// (ProtocolVersion); a daemon speaks every protocol version it has ever
-// shipped, so a plugin built against an older SDK keeps working with a newer
-// daemon. Finding codes that a plugin documents are part of that plugin's
-// contract: operators key severity overrides and alerts on them, so a code
-// keeps its meaning once released.
+// Releases of the module are tagged vMAJOR.MINOR.PATCH (docs/plugins.md,
+// "Depending on the SDK"). While MAJOR is 0, a PATCH release never changes
+// an exported name of sdk, sdk/sdktest or sdk/sandbox incompatibly and a
+// MINOR release may, listing each such change in its release notes; from
+// v1.0.0 on, no incompatible change without a new major version. Names
+// documented as used by the daemon or the wire layer (Handshake,
+// PluginName, NewConfig, DeclaredSandbox) are outside the promise. New
+// optional interfaces, struct fields and functions may be added in any
+// release. The wire protocol is versioned separately (ProtocolVersion); a
+// daemon speaks every protocol version it has ever shipped, so a plugin
+// built against an older SDK keeps working with a newer daemon. Finding
+// codes that a plugin documents are part of that plugin's contract:
+// operators key severity overrides and alerts on them, so a code keeps its
+// meaning once released.
 package sdk
