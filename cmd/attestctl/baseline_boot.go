@@ -10,7 +10,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 // bootLogMeasure is the part of the tpm plugin's

@@ -14,8 +14,8 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/internal/daemontest"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 // pcrExtend extends pcr's SHA-256 bank with digest.

@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/secure-ai/runtime-attestor/core/bundle"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 // pins is what a baseline pins, derived from one measurement.

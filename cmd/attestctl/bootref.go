@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 const bootRefText = `record writes a boot reference from this machine's event logs: per PCR, every

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 var rhel8Log = filepath.Join("..", "..", "plugins", "tpm", "testdata", "eventlog", "rhel8-uefi.bin")

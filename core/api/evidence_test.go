@@ -19,7 +19,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 )
 
 type keepOpen struct{ tpmio.Conn }

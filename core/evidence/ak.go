@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // SecretLabel is the label under which the daemon derives its AK secret

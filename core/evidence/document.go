@@ -13,7 +13,7 @@ import (
 	"strconv"
 
 	"github.com/secure-ai/runtime-attestor/core/bundle"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // Version is evidence_version.

@@ -22,8 +22,8 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 	"github.com/secure-ai/runtime-attestor/internal/tpmsim"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 )
 
 // The go-tpm-tools simulator is one per process: tests that use it

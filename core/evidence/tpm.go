@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // Errors a caller tells apart with errors.Is.

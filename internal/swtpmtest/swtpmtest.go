@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 )
 
 // TPM is a running swtpm.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-tpm-tools/simulator"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 )
 
 // Open starts a fresh go-tpm-tools simulator, closed when the test

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 // maxMismatchFindings bounds the findings of one boot that differs from its

@@ -18,10 +18,10 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 // realLog reads a real event log of testdata/eventlog (see its README).

@@ -24,9 +24,9 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // Version is the plugin's version.

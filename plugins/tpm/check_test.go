@@ -18,9 +18,9 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // These tests run the check against the go-tpm-tools TPM 2.0 simulator

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // maxClockRecords caps the TPM identities the tracker remembers (and the

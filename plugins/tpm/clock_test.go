@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // Two TPM key names (000b: SHA-256).

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // The state file (state_file) holds the clock high-water marks between

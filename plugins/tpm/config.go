@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/eventlog"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
 // DefaultDevice is the kernel's TPM 2.0 resource manager, shared between

@@ -1,8 +1,8 @@
 package tpm
 
 import (
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // Finding codes. They are part of the plugin's contract: operators key

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 var update = flag.Bool("update", false, "regenerate plugins/tpm/attest/testdata from the TPM simulator")

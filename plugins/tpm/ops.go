@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/attest"
+	"github.com/secure-ai/runtime-attestor/tpm/attest"
 )
 
 // pcrValues maps a PCR index to its SHA-256 value.

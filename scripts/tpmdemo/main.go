@@ -25,8 +25,8 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm"
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
 )
 
 // bootEvents is what the demo's "firmware" measures, one event per PCR, as

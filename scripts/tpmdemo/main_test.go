@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/plugins/tpm/tpmio"
+	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 )
 
 // startSwtpm starts swtpm as scripts/tpm-demo.sh does, in a temporary
