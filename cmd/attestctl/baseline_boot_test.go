@@ -39,7 +39,7 @@ func pcrExtend(t *testing.T, tpm transport.TPM, pcr int, digest []byte) {
 // attested; a PCR the reference covers extended afterwards (a boot that is
 // not the recorded one) is not.
 func TestBaselinePinsBootReference(t *testing.T) {
-	good, err := os.ReadFile(filepath.Join("..", "..", "plugins", "tpm", "testdata", "eventlog", "rhel8-uefi.bin"))
+	good, err := os.ReadFile(filepath.Join("..", "..", "tpm", "testdata", "eventlog", "rhel8-uefi.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/tpm/eventlog"
 )
 
-var rhel8Log = filepath.Join("..", "..", "plugins", "tpm", "testdata", "eventlog", "rhel8-uefi.bin")
+var rhel8Log = filepath.Join("..", "..", "tpm", "testdata", "eventlog", "rhel8-uefi.bin")
 
 // TestBootReferenceRecord: the binary records a reference from a real log,
 // and --merge adds a changed boot as a variant that the comparison accepts

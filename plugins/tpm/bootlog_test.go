@@ -27,7 +27,7 @@ import (
 // realLog reads a real event log of testdata/eventlog (see its README).
 func realLog(t *testing.T, name string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "eventlog", name+".bin"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "tpm", "testdata", "eventlog", name+".bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestRealLogsReplayAgainstTheQuote(t *testing.T) {
 				t.Fatalf("Test %d: quote not verified", i)
 			}
 			var real map[string]map[string]string
-			j, _ := os.ReadFile(filepath.Join("testdata", "eventlog", tc.name+".pcrs.json"))
+			j, _ := os.ReadFile(filepath.Join("..", "..", "tpm", "testdata", "eventlog", tc.name+".pcrs.json"))
 			if err := json.Unmarshal(j, &real); err != nil {
 				t.Fatal(err)
 			}
@@ -383,7 +383,7 @@ func bootBoth(t *testing.T, tpm transport.TPM, raw []byte) {
 func TestCryptoAgileLogBothBanks(t *testing.T) {
 	raw := realLog(t, "arch-linux-workstation")
 	var real map[string]map[string]string
-	j, _ := os.ReadFile(filepath.Join("testdata", "eventlog", "arch-linux-workstation.pcrs.json"))
+	j, _ := os.ReadFile(filepath.Join("..", "..", "tpm", "testdata", "eventlog", "arch-linux-workstation.pcrs.json"))
 	if err := json.Unmarshal(j, &real); err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestFIFOInsteadOfAFile(t *testing.T) {
 // named by its place in systemd's log.
 func TestUserspaceLogThroughTheQuote(t *testing.T) {
 	fwRaw := realLog(t, "rhel8-uefi")
-	userRaw, err := os.ReadFile(filepath.Join("testdata", "eventlog", "tpm2-measure.log"))
+	userRaw, err := os.ReadFile(filepath.Join("..", "..", "tpm", "testdata", "eventlog", "tpm2-measure.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -348,7 +348,7 @@ func perPCR(evs []Event, p int) []Event {
 // and matches the real boot it was taken from but for the second shim.
 func TestDocumentedReference(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "tpm.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "tpm.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
