@@ -73,6 +73,7 @@ func TestParseErrors(t *testing.T) {
 		{"listen port zero", "listen: 127.0.0.1:0\n", "listen", 1, "1 to 65535"},
 		{"listen port big", "listen: 127.0.0.1:70000\n", "listen", 1, "1 to 65535"},
 		{"listen port name", "listen: 127.0.0.1:http\n", "listen", 1, "1 to 65535"},
+		{"listen port with a sign", "listen: \"127.0.0.1:+8505\"\n", "listen", 1, "digits only"},
 		{"listen hostname", "listen: example.com:8505\n", "listen", 1, "not an IP address"},
 		{"listen every interface", "listen: :8505\n", "listen", 0, "not a loopback address"},
 		{"listen 0.0.0.0", "listen: 0.0.0.0:8505\n", "listen", 0, "allow_remote_listen: true"},

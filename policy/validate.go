@@ -274,9 +274,9 @@ func checkListen(addr string) string {
 	if err != nil {
 		return fmt.Sprintf("%q is not host:port (e.g. 127.0.0.1:8505)", addr)
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Sprintf("port %q is not a number from 1 to 65535", port)
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n < 1 { // ParseUint, unlike Atoi, refuses a sign: "+8505" is not this port to the sandbox
+		return fmt.Sprintf("port %q is not a number from 1 to 65535 (digits only)", port)
 	}
 	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
 		return fmt.Sprintf("host %q is not an IP address (or localhost, or empty for every interface)", host)

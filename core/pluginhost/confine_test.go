@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +95,7 @@ func TestHostileConfined(t *testing.T) {
 		"tcp", []string{tcp.Addr().String()},
 		"udp", []string{udp.LocalAddr().String()},
 		"exec", []string{"/bin/true", "/proc/self/exe"},
+		"raw", true,
 	)
 	specs := []Spec{{Name: "hostile", Enabled: true, ConfigJSON: plan}, {Name: "wide", Enabled: true, ConfigJSON: plan}}
 	hs.host.mu.Lock()
@@ -278,4 +280,73 @@ func TestConfinementReported(t *testing.T) {
 			t.Errorf("no Landlock: confinement %q, findings %v; want it said, with core.plugin_unconfined", r.Confinement, r.Findings)
 		}
 	}
+}
+
+// TestHostileWithTCPGrant: a plugin granted one TCP port to connect to
+// gets TCP and nothing else of the network: no UDP, no raw or SCTP socket,
+// and no MPTCP socket, with which it could bind any port (the daemon's
+// included) past Landlock, which confines TCP ports only.
+func TestHostileWithTCPGrant(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	install(t, dir, "hostile", "hostile")
+	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	port := uint16(tcp.Addr().(*net.TCPAddr).Port)
+	free := freeTCPAddr(t)
+	plan := cfg("tcp", []string{tcp.Addr().String()}, "udp", []string{udp.LocalAddr().String()},
+		"bind_mptcp", []string{free}, "raw", true)
+	hs := newStrictHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "hostile", Enabled: true, ConfigJSON: plan,
+		Sandbox: sandbox.Rules{ConnectTCP: []uint16{port}}}}})
+	hs.start()
+	r := hs.measure()["hostile"]
+	if r.Fault != "" {
+		t.Fatalf("fault %s %v", r.Fault, r.Findings)
+	}
+	got := attempts(t, r)
+	t.Logf("attempts: %v", got)
+	if got["tcp "+tcp.Addr().String()] != "ok" {
+		t.Errorf("the granted TCP port: %q, want ok", got["tcp "+tcp.Addr().String()])
+	}
+	refused := []string{"udp " + udp.LocalAddr().String(), "socket raw", "socket sctp", "socket dgram", "socket unix dgram", "socket unix seqpacket"}
+	if mptcpWorks() {
+		refused = append(refused, "bind_mptcp "+free)
+	} else {
+		t.Log("this kernel has no MPTCP: its refusal proves nothing here")
+	}
+	for _, what := range refused {
+		if o := got[what]; !strings.Contains(o, "operation not permitted") {
+			t.Errorf("%s: %q, want operation not permitted", what, o)
+		}
+	}
+}
+
+// freeTCPAddr is a loopback address whose port nobody listens on.
+func freeTCPAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// mptcpWorks reports whether this process, unconfined, can open an MPTCP
+// socket.
+func mptcpWorks() bool {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 262)
+	if err != nil {
+		return false
+	}
+	syscall.Close(fd)
+	return true
 }

@@ -31,13 +31,14 @@ var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_rulese
 //
 // The rules also grant executing (and reading) that one file, and what it
 // needs to run (its ELF interpreter and libraries, found through the
-// descriptor). Unless r grants a TCP port, sockets are Unix sockets only
-// (socket(2) of any other family fails with EPERM): no network, UDP
-// included, which Landlock does not cover. Unless r grants a Unix socket
-// or a TCP port to connect to (MayConnect), connect(2) fails with EPERM
-// too: the plugin can listen on and accept from its go-plugin socket, and
-// reach no socket at all, whatever the kernel's Landlock ABI (Landlock
-// confines pathname Unix sockets only from ABI v9 on).
+// descriptor). Sockets are stream sockets only: Unix ones, and TCP ones
+// when r grants a TCP port (socketConditions; any other socket(2) fails
+// with EPERM): no UDP, raw, MPTCP or Unix datagram socket, which Landlock
+// does not cover. Unless r grants a Unix socket or a TCP port to connect
+// to (MayConnect), connect(2) fails with EPERM too: the plugin can listen
+// on and accept from its go-plugin socket, and reach no socket at all,
+// whatever the kernel's Landlock ABI (Landlock confines pathname Unix
+// sockets only from ABI v9 on).
 //
 // It returns only on failure, and the caller must then exit: the thread
 // may be partly confined. Only this thread is confined; execveat ends every
@@ -122,26 +123,49 @@ func confinedFilter(p Profile, r Rules) (seccomp.Filter, error) {
 		return seccomp.Filter{}, fmt.Errorf("unknown seccomp profile %d", int(p))
 	}
 	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow}
-	tcp := len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0
 	connect := MayConnect(r)
 	for _, n := range names {
-		if (!tcp && n == "socket") || (!connect && n == "connect") {
+		if n == "socket" || (!connect && n == "connect") {
 			continue
 		}
 		group.Names = append(group.Names, n)
 	}
-	if !tcp {
-		group.NamesWithCondtions = []seccomp.NameWithConditions{{
-			Name:       "socket",
-			Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}},
-		}}
-	}
+	group.NamesWithCondtions = socketConditions(len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0)
 	group.Names = sortUnique(group.Names)
 	return seccomp.Filter{
 		NoNewPrivs: true,
 		Flag:       seccomp.FilterFlagLog,
 		Policy:     seccomp.Policy{DefaultAction: seccomp.ActionErrno, Syscalls: []seccomp.SyscallGroup{group}},
 	}, nil
+}
+
+// socketConditions are the socket(2) calls a plugin may make: stream
+// sockets only (SOCK_STREAM, optionally with SOCK_NONBLOCK and
+// SOCK_CLOEXEC), of AF_UNIX, and with tcp of AF_INET or AF_INET6 with
+// protocol 0 or IPPROTO_TCP. Landlock confines TCP ports only, so any
+// other socket (UDP, raw, MPTCP, SCTP) would reach the network, or bind
+// the daemon's port, unconfined; and a Unix datagram socket could send to
+// the journal or syslog without connect(2).
+func socketConditions(tcp bool) []seccomp.NameWithConditions {
+	eq := func(arg uint32, v uint64) seccomp.Condition {
+		return seccomp.Condition{Argument: arg, Operation: seccomp.Equal, Value: v}
+	}
+	const flags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
+	stream := []seccomp.Condition{
+		{Argument: 1, Operation: seccomp.BitsSet, Value: unix.SOCK_STREAM},
+		{Argument: 1, Operation: seccomp.BitsNotSet, Value: ^uint64(unix.SOCK_STREAM | flags)},
+	}
+	out := []seccomp.NameWithConditions{{Name: "socket", Conditions: append(seccomp.ArgumentConditions{eq(0, unix.AF_UNIX)}, stream...)}}
+	if !tcp {
+		return out
+	}
+	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
+		for _, proto := range []uint64{0, unix.IPPROTO_TCP} {
+			c := append(seccomp.ArgumentConditions{eq(0, family), eq(2, proto)}, stream...)
+			out = append(out, seccomp.NameWithConditions{Name: "socket", Conditions: c})
+		}
+	}
+	return out
 }
 
 // execveat executes the file open as fd.

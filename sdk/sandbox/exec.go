@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 )
 
 // closure is what running a set of executables needs from the file system.
@@ -115,7 +116,7 @@ func (w *walker) inspect(p string, depth int) error {
 		if interp == "" || !filepath.IsAbs(interp) || depth >= maxScriptChain {
 			return nil
 		}
-		return w.addExec(filepath.Clean(interp), depth+1)
+		return w.addInterpreter(filepath.Clean(interp), depth+1)
 	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
 		ef, err := elf.NewFile(f)
 		if err != nil {
@@ -125,6 +126,24 @@ func (w *walker) inspect(p string, depth int) error {
 		return w.elfDeps(p, ef, depth)
 	}
 	return nil
+}
+
+// rootsAlong reports whether p and every folder above it belong to root
+// and are writable by root only (a symbolic link itself by its owner only).
+func rootsAlong(p string) bool {
+	for q := p; ; q = filepath.Dir(q) {
+		fi, err := os.Lstat(q)
+		if err != nil {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Uid != 0 || (fi.Mode()&fs.ModeSymlink == 0 && fi.Mode().Perm()&0o022 != 0) {
+			return false
+		}
+		if q == "/" {
+			return true
+		}
+	}
 }
 
 // scriptInterpreter returns the interpreter named on a "#!" line.
@@ -137,24 +156,60 @@ func scriptInterpreter(head []byte) string {
 	return fields[0]
 }
 
+// elfDeps adds the ELF interpreter of ef and its libraries. Only the first
+// PT_INTERP counts, as for the kernel: a second one names nothing the
+// program can run with, only what a hostile executable would like to read.
 func (w *walker) elfDeps(p string, ef *elf.File, depth int) error {
 	for _, prog := range ef.Progs {
 		if prog.Type != elf.PT_INTERP {
 			continue
 		}
-		raw, err := io.ReadAll(prog.Open())
+		raw, err := io.ReadAll(io.LimitReader(prog.Open(), 4096))
 		if err != nil {
 			return fmt.Errorf("read PT_INTERP of %s: %w", p, err)
 		}
 		interp := string(bytes.TrimRight(raw, "\x00"))
 		if filepath.IsAbs(interp) {
 			w.dynamic = true
-			if err := w.addExec(filepath.Clean(interp), depth+1); err != nil {
+			if err := w.addInterpreter(filepath.Clean(interp), depth+1); err != nil {
 				return err
 			}
 		}
+		break
 	}
 	return w.libs(p, ef)
+}
+
+// addInterpreter adds the interpreter an executable names (its PT_INTERP
+// or "#!" line), only when it is a regular file that can be one: an ELF
+// object or a script. The name comes from the executable's own bytes,
+// which a plugin's author controls, so a folder or any other file (a key,
+// a log) is never granted: executing the plugin then fails, and nothing is
+// readable that its grant does not list.
+//
+// The interpreter must also be root's, along its whole path and its link's
+// target's: nobody else can swap it for a link to something else between
+// this check and the ruleset's own open of the path.
+func (w *walker) addInterpreter(p string, depth int) error {
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil || !rootsAlong(p) || !rootsAlong(real) {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	if !bytes.HasPrefix(head[:n], []byte(elf.ELFMAG)) && !bytes.HasPrefix(head[:n], []byte("#!")) {
+		return nil
+	}
+	return w.addExec(p, depth)
 }
 
 // libs adds the shared libraries ef needs, recursively.

@@ -10,8 +10,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -36,7 +38,12 @@ type Plan struct {
 	Connect []string    `json:"connect"` // connect to a Unix socket, then a TLS handshake
 	TCP     []string    `json:"tcp"`     // connect to host:port
 	UDP     []string    `json:"udp"`     // send a datagram to host:port
-	Exec    []string    `json:"exec"`    // run a program
+	// BindMPTCP binds an MPTCP socket to host:port (IPv4): a TCP grant
+	// must not open the network to protocols Landlock does not confine.
+	BindMPTCP []string `json:"bind_mptcp"`
+	// Raw opens raw, SCTP, UDP and Unix datagram and seqpacket sockets.
+	Raw  bool     `json:"raw"`
+	Exec []string `json:"exec"` // run a program
 	// ExtendPCR reaches a TPM, a swtpm socket or a device (a path under
 	// /dev), and extends the verdict PCR (13), as a plugin would that
 	// wants to break the daemon's verdict log.
@@ -96,6 +103,16 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	}
 	for _, a := range p.UDP {
 		try("udp "+a, udp(a))
+	}
+	for _, a := range p.BindMPTCP {
+		try("bind_mptcp "+a, bindMPTCP(a))
+	}
+	if p.Raw {
+		try("socket raw", socketClose(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP))
+		try("socket sctp", socketClose(syscall.AF_INET, syscall.SOCK_STREAM, 132))
+		try("socket dgram", socketClose(syscall.AF_INET6, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0))
+		try("socket unix dgram", socketClose(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0))
+		try("socket unix seqpacket", socketClose(syscall.AF_UNIX, syscall.SOCK_SEQPACKET, 0))
 	}
 	for _, x := range p.Exec {
 		try("exec "+x, exec.CommandContext(ctx, x).Run())
@@ -195,6 +212,33 @@ func extendPCR(ctx context.Context, path string) error {
 		return errors.New("reached the TPM, extend refused: " + err.Error())
 	}
 	return nil
+}
+
+// ipprotoMPTCP is IPPROTO_MPTCP (linux/in.h).
+const ipprotoMPTCP = 262
+
+func bindMPTCP(addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, ipprotoMPTCP)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	return syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+}
+
+func socketClose(family, typ, proto int) error {
+	fd, err := syscall.Socket(family, typ, proto)
+	if err != nil {
+		return err
+	}
+	return syscall.Close(fd)
 }
 
 func udp(addr string) error {

@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// elfWithInterpreters is a minimal 64-bit ELF executable whose program
+// headers are one PT_INTERP per name, in order: what a hostile plugin's
+// author can write into its own executable.
+func elfWithInterpreters(names ...string) []byte {
+	const ehsize, phsize = 64, 56
+	strs := ehsize + phsize*len(names)
+	var hdr, ph, data bytes.Buffer
+	hdr.Write([]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)})
+	hdr.Write(make([]byte, 9))
+	le := binary.LittleEndian
+	for _, v := range []any{uint16(elf.ET_EXEC), uint16(elf.EM_X86_64), uint32(elf.EV_CURRENT), uint64(0x400000),
+		uint64(ehsize), uint64(0), uint32(0), uint16(ehsize), uint16(phsize), uint16(len(names)), uint16(64), uint16(0), uint16(0)} {
+		_ = binary.Write(&hdr, le, v)
+	}
+	for _, n := range names {
+		off := uint64(strs + data.Len())
+		data.WriteString(n + "\x00")
+		size := uint64(len(n) + 1)
+		for _, v := range []any{uint32(elf.PT_INTERP), uint32(elf.PF_R), off, off, off, size, size, uint64(1)} {
+			_ = binary.Write(&ph, le, v)
+		}
+	}
+	return slices.Concat(hdr.Bytes(), ph.Bytes(), data.Bytes())
+}
+
+// TestInterpreterNamedByTheExecutable: the interpreter an executable names
+// is granted only when the kernel would run it (the first PT_INTERP) and it
+// is a root-owned ELF object or script along a root-only path: never a
+// folder, a file of another kind, a second PT_INTERP or a file someone
+// else could swap.
+func TestInterpreterNamedByTheExecutable(t *testing.T) {
+	t.Parallel()
+	loader := "/lib64/ld-linux-x86-64.so.2"
+	if _, err := os.Stat(loader); err != nil || !rootsAlong(loader) {
+		t.Skipf("no root-owned %s here", loader)
+	}
+	dir := t.TempDir()
+	copied := filepath.Join(dir, "ld.so")
+	raw, err := os.ReadFile(loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copied, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.Mkdir(secrets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		content []byte
+		granted []string // interpreters that must be granted
+		never   []string // paths that must not be
+	}{
+		{"the loader", elfWithInterpreters(loader), []string{loader}, nil},
+		{"a second PT_INTERP of /", elfWithInterpreters(loader, "/"), []string{loader}, []string{"/"}},
+		{"a second PT_INTERP of a secrets folder", elfWithInterpreters(loader, secrets), []string{loader}, []string{secrets}},
+		{"a folder", elfWithInterpreters("/"), nil, []string{"/"}},
+		{"a file that is no interpreter", elfWithInterpreters("/etc/passwd"), nil, []string{"/etc/passwd"}},
+		{"a loader others could swap", elfWithInterpreters(copied), nil, []string{copied}},
+		{"a script naming /", []byte("#!/\n"), nil, []string{"/"}},
+		{"a script naming a secrets folder", []byte("#!" + secrets + "\n"), nil, []string{secrets}},
+		{"a script naming a key", []byte("#!/etc/passwd\n"), nil, []string{"/etc/passwd"}},
+	}
+	for i, c := range cases {
+		exe := filepath.Join(dir, "plugin"+string(rune('a'+i)))
+		if err := os.WriteFile(exe, c.content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := execClosure([]string{exe}, systemLDConfig())
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		for _, p := range c.granted {
+			if !slices.Contains(cl.exec, p) {
+				t.Errorf("%s: exec %v lacks %s", c.name, cl.exec, p)
+			}
+		}
+		for _, p := range c.never {
+			if slices.Contains(cl.exec, p) || slices.Contains(cl.read, p) {
+				t.Errorf("%s: %s granted (exec %v, read %v)", c.name, p, cl.exec, cl.read)
+			}
+		}
+	}
+}
