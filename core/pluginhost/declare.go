@@ -133,7 +133,12 @@ func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []
 	r, ok := d.cache[key]
 	if !ok {
 		r = d.declare(ctx, p, bf, config)
-		d.cache[key] = r
+		// A run out of time says nothing of the executable (a loaded
+		// machine, or a local process starving it): the next reload runs it
+		// again. Any other outcome is the executable's own.
+		if r.err == nil || r.err.Kind != FaultTimeout {
+			d.cache[key] = r
+		}
 	}
 	if r.err != nil {
 		return nil, r.err

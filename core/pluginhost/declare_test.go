@@ -104,7 +104,8 @@ func TestDeclareHostile(t *testing.T) {
 
 // TestDeclareCache: one declare run per executable and configuration; a
 // changed configuration or a replaced executable declares again, a
-// failure is remembered too, and a pin mismatch runs nothing.
+// failure is remembered too (a run out of time is not: that says nothing
+// of the executable), and a pin mismatch runs nothing.
 func TestDeclareCache(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -144,20 +145,29 @@ func TestDeclareCache(t *testing.T) {
 	if got := step(a, 3); got.SHA256 == first.SHA256 {
 		t.Error("the replaced executable has the old digest")
 	}
+	exit := map[string]any{"declare": "exit"}
+	for range 2 {
+		if _, err := declareIn(t, d, dir, "vendor", exit); err == nil {
+			t.Fatal("a declare run that exited declared")
+		}
+	}
+	if d.Runs() != 4 {
+		t.Errorf("%d declare runs after an exit asked twice, want 4", d.Runs())
+	}
 	hang := map[string]any{"declare": "hang"}
 	for range 2 {
 		if _, err := declareIn(t, d, dir, "vendor", hang); err == nil {
 			t.Fatal("a hanging declare run declared")
 		}
 	}
-	if d.Runs() != 4 {
-		t.Errorf("%d declare runs after a hang asked twice, want 4", d.Runs())
+	if d.Runs() != 6 {
+		t.Errorf("%d declare runs after a hang asked twice, want 6 (a timeout is not remembered)", d.Runs())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err = d.Declare(ctx, dir, "vendor", strings.Repeat("0", 64), declareConfig(t, a))
 	var de *DeclareError
-	if !errors.As(err, &de) || de.Kind != FaultUntrusted || d.Runs() != 4 {
+	if !errors.As(err, &de) || de.Kind != FaultUntrusted || d.Runs() != 6 {
 		t.Errorf("pinned to another digest: %v after %d runs, want untrusted and no run", err, d.Runs())
 	}
 	if _, err := declareIn(t, d, dir, "absent", a); !errors.As(err, &de) || de.Kind != FaultMissing {
