@@ -47,10 +47,12 @@ type turn struct {
 }
 
 // beginTurn takes what the attestation needs from the engine, consumes the
-// first measurement and numbers the attestation.
-func (e *Engine) beginTurn() *turn {
+// first measurement and numbers the attestation. From here on f answers no
+// refresh asked later.
+func (e *Engine) beginTurn(f *flight) *turn {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	f.measuring = true
 	t := &turn{p: e.policy, polSHA: e.policySHA256, host: e.host, reloadErr: e.reloadErr, prev: e.prevState, first: e.first}
 	e.first = nil
 	e.seq++

@@ -114,8 +114,9 @@ type Engine struct {
 	policy       *policy.Policy
 	policySHA256 string
 	host         Host
-	first        *First // consumed by the first attestation; nil after a reload
-	flight       *flight
+	first        *First  // consumed by the first attestation; nil after a reload
+	flight       *flight // the attestation running
+	next         *flight // the refresh queued behind it
 	closed       bool
 	reloadErr    error // last refused reload, until a good one
 	prevState    state.State
@@ -131,11 +132,15 @@ type counters struct {
 	attest, degrade, fail, refresh uint64
 }
 
-// flight is one running attestation that callers may join.
+// flight is one attestation that callers may join.
 type flight struct {
 	done chan struct{}
 	snap api.Snapshot
 	err  error
+	// measuring: its measurement has begun (or was taken at the daemon's
+	// start), so it cannot answer a refresh asked after that. Guarded by
+	// the engine's mu.
+	measuring bool
 }
 
 // New returns an engine in state pending.
@@ -218,28 +223,57 @@ func (e *Engine) Attest(ctx context.Context) (api.Snapshot, error) {
 // ErrClosed is returned once the engine is closed.
 var ErrClosed = errors.New("engine is shut down")
 
+// start returns the attestation a caller waits for. A periodic attestation
+// joins the one running. A refresh joins it only while its measurement has
+// not begun: a refresh asked after that (after the operator changed a file,
+// say) must be answered by a measurement made after it, so it is queued
+// as the next attestation, which every later caller joins until it runs.
 func (e *Engine) start(refresh bool) (*flight, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil, ErrClosed
 	}
-	if e.flight != nil {
+	if e.next != nil {
+		return e.next, nil
+	}
+	if e.flight != nil && (!refresh || !e.flight.measuring) {
 		return e.flight, nil
 	}
 	f := &flight{done: make(chan struct{})}
-	e.flight = f
 	if refresh {
 		e.counters.refresh++
 	}
-	go func() {
-		f.snap, f.err = e.run()
-		e.mu.Lock()
-		e.flight = nil
-		e.mu.Unlock()
-		close(f.done)
-	}()
+	if prev := e.flight; prev != nil {
+		e.next = f
+		go func() {
+			<-prev.done
+			e.mu.Lock()
+			e.next = nil
+			if e.closed {
+				e.mu.Unlock()
+				f.err = ErrClosed
+				close(f.done)
+				return
+			}
+			e.flight = f
+			e.mu.Unlock()
+			e.fly(f)
+		}()
+		return f, nil
+	}
+	e.flight = f
+	go e.fly(f)
 	return f, nil
+}
+
+// fly runs the attestation f, the engine's flight, and ends it.
+func (e *Engine) fly(f *flight) {
+	f.snap, f.err = e.run(f)
+	e.mu.Lock()
+	e.flight = nil
+	e.mu.Unlock()
+	close(f.done)
 }
 
 // Run attests at once and then every refresh_interval until ctx is done.
@@ -339,10 +373,10 @@ func (e *Engine) record(typ string, data any) {
 // run performs one attestation, stage by stage (attestation.go): take the
 // engine's state, measure, merge, add the daemon's own findings, seal,
 // write the audit trail, publish.
-func (e *Engine) run() (api.Snapshot, error) {
+func (e *Engine) run(f *flight) (api.Snapshot, error) {
 	e.attestMu.Lock()
 	defer e.attestMu.Unlock()
-	t := e.beginTurn()
+	t := e.beginTurn(f)
 	if err := e.measure(t); err != nil {
 		return api.Snapshot{}, err
 	}

@@ -435,3 +435,61 @@ func TestUnsignableMeasurementsAreDiscarded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRefreshAfterMeasuringBegan: a refresh asked once an attestation's
+// measurement has begun is answered by a later attestation (a file changed
+// just before the refresh must be seen), and refreshes asked meanwhile
+// share that one.
+func TestRefreshAfterMeasuringBegan(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []echoPlugin{{name: "vendor"}}, nil)
+	first, err := f.engine.start(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		f.engine.mu.Lock()
+		began := first.measuring
+		f.engine.mu.Unlock()
+		if began {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the attestation never began measuring")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second, err := f.engine.start(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := f.engine.start(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatal("a refresh asked after the measurement began joined it")
+	}
+	<-first.done
+	<-second.done
+	<-third.done
+	if first.err != nil || second.err != nil {
+		t.Fatal(first.err, second.err)
+	}
+	seq := func(fl *flight) uint64 {
+		var b struct {
+			Sequence uint64 `json:"sequence"`
+		}
+		if err := json.Unmarshal(fl.snap.Bundle, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Sequence
+	}
+	if seq(second) <= seq(first) {
+		t.Errorf("the later refresh got attestation %d, the earlier %d", seq(second), seq(first))
+	}
+	if seq(third) != seq(second) {
+		t.Errorf("a refresh asked beside the queued one got attestation %d, want %d", seq(third), seq(second))
+	}
+}
