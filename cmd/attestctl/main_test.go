@@ -20,6 +20,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -171,12 +172,12 @@ func marshal(t *testing.T, v any) []byte {
 	return raw
 }
 
-func snapshotOf(t *testing.T, b bundle.Bundle) api.Snapshot {
-	return api.Snapshot{
+func snapshotOf(t *testing.T, b bundle.Bundle) engine.Snapshot {
+	return engine.Snapshot{
 		State: b.State, Bundle: marshal(t, b), SecureBoot: true, ServiceCount: 2, FailureCount: len(b.Failures),
 		PolicyDigest: *b.PolicyDigest, DeploymentDigest: *b.DeploymentDigest, Score: b.Score,
 		LastAttested: time.Date(2026, 3, 13, 12, 0, 0, 0, time.UTC), AttestCount: 7, DegradeCount: 7, RefreshCount: 1,
-		Plugins: []api.PluginStatus{
+		Plugins: []engine.PluginStatus{
 			{Name: "binaries", Version: "1.0.0", Duration: 42 * time.Millisecond, Findings: 1},
 			{Name: "kernel", Version: "1.1.0", Duration: 3 * time.Millisecond, Findings: 2},
 			{Name: "ostree", Version: "0.9.0", Duration: 1200 * time.Millisecond, Findings: 1},
@@ -293,7 +294,7 @@ func TestStatus(t *testing.T) {
 
 func TestStatusPendingAndUnreachable(t *testing.T) {
 	t.Parallel()
-	url := serve(t, apitest.New(api.Snapshot{State: state.Pending}), "")
+	url := serve(t, apitest.New(engine.Snapshot{State: state.Pending}), "")
 	r := attestctl(t, "", nil, "status", "--addr", url)
 	if r.code != 0 || !strings.Contains(r.stdout, "State:          pending (score 0)") || !strings.Contains(r.stdout, "TPM:            absent") ||
 		!strings.Contains(r.stdout, "Last attested:  never (pending)") || !strings.Contains(r.stdout, "No checks have run yet.") {
@@ -313,8 +314,8 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("ok", func(t *testing.T) {
 		t.Parallel()
-		att := apitest.New(api.Snapshot{State: state.Degraded})
-		att.SetNext(func(api.Snapshot) (api.Snapshot, error) { return newSnap, nil })
+		att := apitest.New(engine.Snapshot{State: state.Degraded})
+		att.SetNext(func(engine.Snapshot) (engine.Snapshot, error) { return newSnap, nil })
 		url := serve(t, att, token)
 		r := attestctl(t, "", nil, "--addr", url, "refresh", "--token-file", tokFile)
 		if r.code != 0 || r.stdout != "refreshed: state attested (attestation 7 at 2026-03-13T12:00:00.000Z, score 26)\n" {
@@ -329,7 +330,9 @@ func TestRefresh(t *testing.T) {
 		url := serve(t, apitest.New(newSnap), token)
 		noTokenURL := serve(t, apitest.New(newSnap), "")
 		broken := apitest.New(newSnap)
-		broken.SetNext(func(api.Snapshot) (api.Snapshot, error) { return api.Snapshot{}, fmt.Errorf("engine is shut down") })
+		broken.SetNext(func(engine.Snapshot) (engine.Snapshot, error) {
+			return engine.Snapshot{}, fmt.Errorf("engine is shut down")
+		})
 		brokenURL := serve(t, broken, token)
 		for i, tc := range []struct {
 			url, file string
@@ -510,7 +513,7 @@ func TestGate(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
-			url := serve(t, apitest.New(api.Snapshot{State: tc.st}), "")
+			url := serve(t, apitest.New(engine.Snapshot{State: tc.st}), "")
 			r := attestctl(t, "", nil, append([]string{"gate", "--addr", url}, tc.args...)...)
 			if r.code != tc.code || r.stdout != tc.stdout || !strings.Contains(r.stderr, tc.stderr) {
 				t.Errorf("Test %d: gate %q against %s: %s", i, tc.args, tc.st, r)
@@ -529,7 +532,7 @@ func TestGate(t *testing.T) {
 
 	t.Run("pending then attested", func(t *testing.T) {
 		t.Parallel()
-		att := apitest.New(api.Snapshot{State: state.Pending})
+		att := apitest.New(engine.Snapshot{State: state.Pending})
 		url := serve(t, att, "")
 		cmd := command(t, "", nil, "gate", "--addr", url, "--timeout", "1m", "--interval", "20ms")
 		stderr, err := cmd.StderrPipe()
@@ -549,7 +552,7 @@ func TestGate(t *testing.T) {
 		if !sc.Scan() || sc.Text() != "attestctl: gate: waiting: attestor state is pending" {
 			t.Fatalf("gate's second line: %q", sc.Text())
 		}
-		att.Set(api.Snapshot{State: state.Attested})
+		att.Set(engine.Snapshot{State: state.Attested})
 		_, _ = io.Copy(io.Discard, stderr)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("gate: %v (stdout %q)", err, stdout.String())

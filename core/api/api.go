@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -19,79 +18,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 )
-
-// Snapshot is the daemon's state as of the last finished attestation. Reads never wait on a running one.
-//
-// A Snapshot handed out is never modified afterwards: the server caches the
-// encoded /api/v1/attest response per Bundle slice.
-type Snapshot struct {
-	State            state.State
-	Bundle           json.RawMessage // signed bundle JSON exactly as signed; nil while pending
-	TPMAvailable     bool
-	TPMQuoteVerified bool
-	SecureBoot       bool
-	PolicyDigest     string
-	DeploymentDigest string
-	ServiceCount     int
-	FailureCount     int
-	Score            int
-	LastAttested     time.Time // zero while pending
-
-	// The spec's counters: attestations run (attest_count), those that
-	// ended degraded (degrade_count) and failed (fail_count); and the
-	// attestations started by refresh requests.
-	AttestCount, DegradeCount, FailCount, RefreshCount uint64
-
-	Plugins []PluginStatus
-
-	// AuditLastSeq and AuditLastHash are the audit log's head when this
-	// snapshot was published: the seq of its last record and the SHA-256
-	// of that line (what `attestctl audit verify` prints). An operator who
-	// keeps them can tell a log cut short at its end, which no hash chain
-	// shows by itself. Zero and "" without an audit log.
-	AuditLastSeq  uint64
-	AuditLastHash string
-
-	// Latched is why the state is failed (nil otherwise): set by the
-	// attestation that first failed, kept until the daemon restarts.
-	Latched *Latch
-
-	// AuditWriteFailures counts the audit records that could not be
-	// written since the daemon started (as of this snapshot).
-	AuditWriteFailures uint64
-}
-
-// PluginStatus is one check plugin's last run.
-type PluginStatus struct {
-	Name, Version string
-	Duration      time.Duration // last run
-	Fault         string        // last fault, "" if none
-	FaultCount    uint64        // cumulative
-	Findings      int           // last run
-	Confinement   string        // what the host imposed on its process, last run
-}
 
 // Attestor is what the API serves: the engine.
 type Attestor interface {
-	Snapshot() Snapshot
+	Snapshot() engine.Snapshot
 	// Refresh runs (or joins the already running) attestation and returns the snapshot it produced.
 	// Concurrent callers share one attestation.
-	Refresh(ctx context.Context) (Snapshot, error)
-}
-
-// Auditor records refresh requests (the audit log).
-type Auditor interface {
-	Append(typ string, data any) error
+	Refresh(ctx context.Context) (engine.Snapshot, error)
 }
 
 // Options configure a Server.
 type Options struct {
 	Attestor Attestor
-	Audit    Auditor      // refresh requests are audited here (may be nil in tests)
-	Token    []byte       // bearer token for POST /api/v1/refresh; nil/empty = refresh refused (403), never open
-	Logger   hclog.Logger // nil: no logging
+	Audit    engine.Auditor // refresh requests are audited here (may be nil in tests)
+	Token    []byte         // bearer token for POST /api/v1/refresh; nil/empty = refresh refused (403), never open
+	Logger   hclog.Logger   // nil: no logging
 	// MaxConns bounds the connections open at once per listener (default
 	// 1024) and MaxConnsPerPeer those of one peer (default 32): past either,
 	// the oldest connection that runs no handler is closed to make room
@@ -133,7 +76,7 @@ const (
 // Server is the HTTP API.
 type Server struct {
 	att            Attestor
-	audit          Auditor
+	audit          engine.Auditor
 	log            hclog.Logger
 	refreshTimeout time.Duration
 	maxConns       int

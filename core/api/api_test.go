@@ -26,6 +26,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -35,7 +36,7 @@ func TestHealth(t *testing.T) {
 	for _, st := range []state.State{state.Pending, state.Attested, state.Degraded, state.Failed} {
 		t.Run(string(st), func(t *testing.T) {
 			t.Parallel()
-			s := start(t, apitest.New(api.Snapshot{State: st}), api.Options{})
+			s := start(t, apitest.New(engine.Snapshot{State: st}), api.Options{})
 			r := get(t, s.url+"/health")
 			want := `{"status":"ok","state":"` + string(st) + `"}` + "\n"
 			if r.code != http.StatusOK || string(r.body) != want {
@@ -64,7 +65,7 @@ func TestVerify(t *testing.T) {
 	} {
 		t.Run(string(tc.st), func(t *testing.T) {
 			t.Parallel()
-			s := start(t, apitest.New(api.Snapshot{State: tc.st}), api.Options{})
+			s := start(t, apitest.New(engine.Snapshot{State: tc.st}), api.Options{})
 			r := get(t, s.url+"/api/v1/verify")
 			want := fmt.Sprintf(`{"verified":%t,"state":"%s"}`+"\n", tc.code == http.StatusOK, tc.st)
 			if r.code != tc.code || string(r.body) != want {
@@ -76,7 +77,7 @@ func TestVerify(t *testing.T) {
 
 func TestAttestServesBundleVerbatim(t *testing.T) {
 	t.Parallel()
-	att := apitest.New(api.Snapshot{State: state.Pending})
+	att := apitest.New(engine.Snapshot{State: state.Pending})
 	s := start(t, att, api.Options{})
 
 	r := get(t, s.url+"/api/v1/attest")
@@ -86,7 +87,7 @@ func TestAttestServesBundleVerbatim(t *testing.T) {
 
 	for i, st := range []state.State{state.Attested, state.Degraded, state.Attested} {
 		raw := signedBundle(t, st, uint64(i+1))
-		att.Set(api.Snapshot{State: st, Bundle: raw})
+		att.Set(engine.Snapshot{State: st, Bundle: raw})
 		for range 2 { // the second answer comes from the cache
 			r := get(t, s.url+"/api/v1/attest")
 			if r.code != http.StatusOK {
@@ -110,7 +111,7 @@ func TestAttestServesBundleVerbatim(t *testing.T) {
 	}
 
 	// An engine bug (invalid bundle bytes) is a 500, not broken JSON.
-	att.Set(api.Snapshot{State: state.Attested, Bundle: json.RawMessage(`{"state":`)})
+	att.Set(engine.Snapshot{State: state.Attested, Bundle: json.RawMessage(`{"state":`)})
 	r = get(t, s.url+"/api/v1/attest")
 	if r.code != http.StatusInternalServerError || string(r.body) != `{"error":"internal error"}`+"\n" {
 		t.Fatalf("invalid bundle: GET /api/v1/attest = %d %q, want 500", r.code, r.body)
@@ -139,8 +140,8 @@ func TestSecurityStatus(t *testing.T) {
 	t.Run("latched failed", func(t *testing.T) {
 		t.Parallel()
 		since := time.Date(2026, 3, 13, 10, 0, 0, 0, time.FixedZone("x", 3600))
-		s := start(t, apitest.New(api.Snapshot{State: state.Failed, Latched: &api.Latch{Since: since, Sequence: 4, Score: 100,
-			Findings: []api.LatchFinding{{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}}}}), api.Options{})
+		s := start(t, apitest.New(engine.Snapshot{State: state.Failed, Latched: &engine.Latch{Since: since, Sequence: 4, Score: 100,
+			Findings: []engine.LatchFinding{{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}}}}), api.Options{})
 		r := get(t, s.url+"/api/security/status")
 		var st api.StatusResponse
 		if err := json.Unmarshal(r.body, &st); err != nil {
@@ -148,14 +149,14 @@ func TestSecurityStatus(t *testing.T) {
 		}
 		l := st.Latched
 		if l == nil || l.Since != "2026-03-13T09:00:00Z" || l.Sequence != 4 || l.Score != 100 || len(l.Findings) != 1 ||
-			l.Findings[0] != (api.LatchFinding{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}) ||
+			l.Findings[0] != (engine.LatchFinding{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}) ||
 			l.Clears != api.LatchClears {
 			t.Errorf("latched = %s", r.body)
 		}
 	})
 	t.Run("pending", func(t *testing.T) {
 		t.Parallel()
-		s := start(t, apitest.New(api.Snapshot{State: state.Pending}), api.Options{})
+		s := start(t, apitest.New(engine.Snapshot{State: state.Pending}), api.Options{})
 		r := get(t, s.url+"/api/security/status")
 		m := r.json(t)
 		// Every status key is present, last_attested is null, plugins a list.
@@ -441,7 +442,7 @@ func TestMalformedRequests(t *testing.T) {
 
 func TestConcurrentRefreshesShareOneAttestationAndReadsDoNotWait(t *testing.T) {
 	t.Parallel()
-	att := apitest.New(api.Snapshot{State: state.Degraded, Bundle: signedBundle(t, state.Degraded, 1)})
+	att := apitest.New(engine.Snapshot{State: state.Degraded, Bundle: signedBundle(t, state.Degraded, 1)})
 	newBundle := signedBundle(t, state.Attested, 2)
 	att.SetNext(apitest.To(state.Attested, newBundle))
 	release := att.Hold()
@@ -547,7 +548,7 @@ func TestRefreshTimeoutAndError(t *testing.T) {
 	t.Run("error", func(t *testing.T) {
 		t.Parallel()
 		att := apitest.New(attestedSnapshot(t))
-		att.SetNext(func(api.Snapshot) (api.Snapshot, error) { return api.Snapshot{}, errors.New("engine stopped") })
+		att.SetNext(func(engine.Snapshot) (engine.Snapshot, error) { return engine.Snapshot{}, errors.New("engine stopped") })
 		s := start(t, att, api.Options{Token: []byte(goodToken)})
 		r := do(t, http.MethodPost, s.url+"/api/v1/refresh", nil, bearer(goodToken))
 		want := `{"error":"refresh failed: engine stopped","state":"attested"}` + "\n"
@@ -694,7 +695,7 @@ runtime_attestor_refreshes_total %d
 	}
 
 	// Pending: the timestamp is 0 and the state is pending.
-	s.att.Set(api.Snapshot{State: state.Pending})
+	s.att.Set(engine.Snapshot{State: state.Pending})
 	fams, err = p.TextToMetricFamilies(bytes.NewReader(get(t, s.url+"/metrics").body))
 	if err != nil {
 		t.Fatal(err)

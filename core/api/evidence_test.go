@@ -16,6 +16,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
 	"github.com/secure-ai/runtime-attestor/core/ear"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
@@ -151,7 +152,7 @@ func TestEvidenceWithoutTPM(t *testing.T) {
 			t.Errorf("Test %d: %s: %d %s, want 409 with %q", i, tc.path, r.code, r.body, tc.want)
 		}
 	}
-	srv := start(t, apitest.New(api.Snapshot{State: state.Pending}), api.Options{Identity: api.Identity{TPM: absent}})
+	srv := start(t, apitest.New(engine.Snapshot{State: state.Pending}), api.Options{Identity: api.Identity{TPM: absent}})
 	if r := get(t, srv.url+"/api/v1/evidence"+nonce); r.code != http.StatusServiceUnavailable {
 		t.Errorf("evidence while pending: %d %s, want 503", r.code, r.body)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/core/verdict"
 )
@@ -201,7 +202,7 @@ type attestBody struct {
 // attestBody returns {"state":...,"bundle":...} with the bundle bytes
 // verbatim (json.Marshal would compact them and break the signature for
 // anyone who verifies the raw bytes).
-func (s *Server) attestBody(snap Snapshot) ([]byte, error) {
+func (s *Server) attestBody(snap engine.Snapshot) ([]byte, error) {
 	if c := s.cache.Load(); c != nil && c.state == snap.State && sameSlice(c.bundle, snap.Bundle) {
 		return c.body, nil
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -25,7 +26,7 @@ import (
 // testKey signs the test bundles (32 bytes, as the daemon requires).
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// recorder is an api.Auditor that keeps every record as the JSON an audit
+// recorder is an engine.Auditor that keeps every record as the JSON an audit
 // log would write.
 type recorder struct {
 	mu   sync.Mutex
@@ -193,8 +194,8 @@ func signedBundle(t testing.TB, st state.State, seq uint64) []byte {
 	return raw
 }
 
-func attestedSnapshot(t testing.TB) api.Snapshot {
-	return api.Snapshot{
+func attestedSnapshot(t testing.TB) engine.Snapshot {
+	return engine.Snapshot{
 		State:            state.Attested,
 		Bundle:           signedBundle(t, state.Attested, 5),
 		TPMAvailable:     true,
@@ -212,7 +213,7 @@ func attestedSnapshot(t testing.TB) api.Snapshot {
 		RefreshCount:     3,
 		AuditLastSeq:     42,
 		AuditLastHash:    strings.Repeat("ef", 32),
-		Plugins: []api.PluginStatus{
+		Plugins: []engine.PluginStatus{
 			{Name: "binaries", Version: "1.0.0", Duration: 12 * time.Millisecond, Findings: 1},
 			{Name: "tpm", Version: "1.2.0", Duration: 1500 * time.Millisecond, Fault: "plugin timed out after 1s", FaultCount: 2},
 		},
@@ -248,7 +249,7 @@ type panicky struct {
 	armed bool
 }
 
-func (p *panicky) Snapshot() api.Snapshot {
+func (p *panicky) Snapshot() engine.Snapshot {
 	p.mu.Lock()
 	armed := p.armed
 	p.mu.Unlock()

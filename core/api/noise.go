@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/secure-ai/runtime-attestor/core/engine"
 )
 
 // TypeRefreshRefused is the audit record of refused refresh requests,
@@ -42,7 +44,7 @@ type refusedAudit struct {
 // request, so a flood of refused requests costs memory bounded by the
 // number of peers tracked and one record per peer per interval.
 type refusals struct {
-	audit    Auditor
+	audit    engine.Auditor
 	log      hclog.Logger
 	interval time.Duration
 	maxPeers int
@@ -62,7 +64,7 @@ type refusal struct {
 	keys        map[string]struct{} // only for the "other peers" entry
 }
 
-func newRefusals(a Auditor, log hclog.Logger, interval time.Duration, maxPeers int) *refusals {
+func newRefusals(a engine.Auditor, log hclog.Logger, interval time.Duration, maxPeers int) *refusals {
 	if interval <= 0 {
 		interval = DefaultNoiseInterval
 	}

@@ -10,17 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"github.com/secure-ai/runtime-attestor/builtin"
-	"io"
-	"net"
-	"os"
-	"os/signal"
-	"path/filepath"
-	"strings"
-	"syscall"
-	"time"
-
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/engine"
@@ -31,6 +20,16 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // Exit codes. With --once: 0 attested, 1 degraded, 2 failed, 3 could not
@@ -251,7 +250,7 @@ func (d *daemon) once(pol *policy.Policy, polSHA string) int {
 }
 
 // verdictStatus is the one-line STATUS= the service manager shows.
-func verdictStatus(s api.Snapshot) string {
+func verdictStatus(s engine.Snapshot) string {
 	return fmt.Sprintf("%s (score %d, %d failures, attestation %d)", s.State, s.Score, s.FailureCount, s.AttestCount)
 }
 
@@ -394,7 +393,7 @@ func (d *daemon) attestPeriodically(ctx context.Context, e *engine.Engine) <-cha
 	go func() {
 		defer close(done)
 		ready := false
-		e.Run(ctx, func(s api.Snapshot) {
+		e.Run(ctx, func(s engine.Snapshot) {
 			d.logger.Debug("verdict", "state", s.State, "score", s.Score)
 			status := verdictStatus(s)
 			var err error

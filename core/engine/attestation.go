@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
@@ -198,7 +197,7 @@ func (e *Engine) auditTurn(t *turn) error {
 
 // publishTurn publishes the snapshot readers take and measures the verdict
 // into the TPM (a failure is in the next bundle).
-func (e *Engine) publishTurn(t *turn) api.Snapshot {
+func (e *Engine) publishTurn(t *turn) Snapshot {
 	auditSeq, auditHash, _ := e.auditHead()
 	snap := e.publish(t.raw, t.b, t.results, t.st, t.score, auditSeq, auditHash)
 	if e.verdict != nil {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
@@ -107,7 +106,7 @@ type Engine struct {
 	verdict   Verdicts
 	fileTrust func(*policy.Policy) error
 
-	snap atomic.Pointer[api.Snapshot]
+	snap atomic.Pointer[Snapshot]
 
 	// mu guards the fields below it and the start of an attestation.
 	mu           sync.Mutex
@@ -135,7 +134,7 @@ type counters struct {
 // flight is one attestation that callers may join.
 type flight struct {
 	done chan struct{}
-	snap api.Snapshot
+	snap Snapshot
 	err  error
 	// measuring: its measurement has begun (or was taken at the daemon's
 	// start), so it cannot answer a refresh asked after that. Guarded by
@@ -172,18 +171,18 @@ func New(opts Options) (*Engine, error) {
 	if opts.Audit != nil {
 		e.audit = &trackedAuditor{a: opts.Audit}
 	}
-	e.snap.Store(&api.Snapshot{State: state.Pending})
+	e.snap.Store(&Snapshot{State: state.Pending})
 	return e, nil
 }
 
 // Snapshot returns the state as of the last finished attestation. It never
 // blocks on a running attestation.
-func (e *Engine) Snapshot() api.Snapshot { return *e.snap.Load() }
+func (e *Engine) Snapshot() Snapshot { return *e.snap.Load() }
 
 // Auditor returns the audit log wrapped so that a failed write by anyone
 // (the API's refresh records too) becomes a core.audit_write finding in the
 // next bundle. Nil when the engine has no audit log.
-func (e *Engine) Auditor() api.Auditor {
+func (e *Engine) Auditor() Auditor {
 	if e.audit == nil {
 		return nil
 	}
@@ -193,30 +192,30 @@ func (e *Engine) Auditor() api.Auditor {
 // Refresh runs an attestation, or joins the one already running, and returns
 // the snapshot it produced. The attestation itself is not cancelled when ctx
 // is: other callers may be waiting on it.
-func (e *Engine) Refresh(ctx context.Context) (api.Snapshot, error) {
+func (e *Engine) Refresh(ctx context.Context) (Snapshot, error) {
 	f, err := e.start(true)
 	if err != nil {
-		return api.Snapshot{}, err
+		return Snapshot{}, err
 	}
 	select {
 	case <-f.done:
 		return f.snap, f.err
 	case <-ctx.Done():
-		return api.Snapshot{}, fmt.Errorf("wait for attestation: %w", ctx.Err())
+		return Snapshot{}, fmt.Errorf("wait for attestation: %w", ctx.Err())
 	}
 }
 
 // Attest runs (or joins) one attestation and waits for it.
-func (e *Engine) Attest(ctx context.Context) (api.Snapshot, error) {
+func (e *Engine) Attest(ctx context.Context) (Snapshot, error) {
 	f, err := e.start(false)
 	if err != nil {
-		return api.Snapshot{}, err
+		return Snapshot{}, err
 	}
 	select {
 	case <-f.done:
 		return f.snap, f.err
 	case <-ctx.Done():
-		return api.Snapshot{}, ctx.Err()
+		return Snapshot{}, ctx.Err()
 	}
 }
 
@@ -278,7 +277,7 @@ func (e *Engine) fly(f *flight) {
 
 // Run attests at once and then every refresh_interval until ctx is done.
 // onVerdict, if not nil, is called after each attestation with its snapshot.
-func (e *Engine) Run(ctx context.Context, onVerdict func(api.Snapshot)) {
+func (e *Engine) Run(ctx context.Context, onVerdict func(Snapshot)) {
 	for {
 		snap, err := e.Attest(ctx)
 		if err != nil {
@@ -373,20 +372,20 @@ func (e *Engine) record(typ string, data any) {
 // run performs one attestation, stage by stage (attestation.go): take the
 // engine's state, measure, merge, add the daemon's own findings, seal,
 // write the audit trail, publish.
-func (e *Engine) run(f *flight) (api.Snapshot, error) {
+func (e *Engine) run(f *flight) (Snapshot, error) {
 	e.attestMu.Lock()
 	defer e.attestMu.Unlock()
 	t := e.beginTurn(f)
 	if err := e.measure(t); err != nil {
-		return api.Snapshot{}, err
+		return Snapshot{}, err
 	}
 	e.mergeResults(t)
 	e.coreFindings(t)
 	if err := e.seal(t); err != nil {
-		return api.Snapshot{}, err
+		return Snapshot{}, err
 	}
 	if err := e.auditTurn(t); err != nil {
-		return api.Snapshot{}, err
+		return Snapshot{}, err
 	}
 	return e.publishTurn(t), nil
 }
@@ -446,7 +445,7 @@ func (e *Engine) auditHead() (seq uint64, hash string, flushErr error) {
 	return seq, hash, flushErr
 }
 
-func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) api.Snapshot {
+func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []pluginhost.Result, st state.State, score int, auditSeq uint64, auditHash string) Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	prev := e.prevState
@@ -459,7 +458,7 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 	case state.Failed:
 		e.counters.fail++
 	}
-	s := api.Snapshot{
+	s := Snapshot{
 		State:            st,
 		Bundle:           raw,
 		TPMAvailable:     deref(b.TPMAvailable),
@@ -486,7 +485,7 @@ func (e *Engine) publish(raw json.RawMessage, b *bundle.Bundle, results []plugin
 		if r.Fault != "" {
 			e.faults[r.Name]++
 		}
-		s.Plugins = append(s.Plugins, api.PluginStatus{
+		s.Plugins = append(s.Plugins, PluginStatus{
 			Name: r.Name, Version: r.Version, Duration: r.Duration, Fault: r.Fault,
 			FaultCount: e.faults[r.Name], Findings: len(b.Checks[r.Name].Findings), Confinement: r.Confinement,
 		})

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/identity"
@@ -103,7 +102,7 @@ func newFixture(t *testing.T, plugins []echoPlugin, tweak func(*policy.Policy)) 
 	return &fixture{t: t, dir: dir, pol: pol, key: key, audit: log, engine: e}
 }
 
-func (f *fixture) attest() (api.Snapshot, *bundle.Bundle) {
+func (f *fixture) attest() (Snapshot, *bundle.Bundle) {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -4,7 +4,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -16,20 +15,20 @@ const maxLatchFindings = 8
 // latchOf returns the latch set by an attestation that moved the state
 // from prev to st: a new one when it fell to failed, the running one while
 // failed holds, nil otherwise.
-func latchOf(running *api.Latch, prev, st state.State, b *bundle.Bundle, score int, now time.Time) *api.Latch {
+func latchOf(running *Latch, prev, st state.State, b *bundle.Bundle, score int, now time.Time) *Latch {
 	if st != state.Failed {
 		return nil
 	}
 	if prev == state.Failed && running != nil {
 		return running
 	}
-	return &api.Latch{Since: now, Sequence: b.Sequence, Score: score, Findings: latchFindings(b.Failures)}
+	return &Latch{Since: now, Sequence: b.Sequence, Score: score, Findings: latchFindings(b.Failures)}
 }
 
 // latchFindings names what made the attestation fail: its critical
 // findings when it has any (each fails on its own), otherwise the heaviest
 // ones above info (the score crossed the threshold).
-func latchFindings(fs []bundle.Failure) []api.LatchFinding {
+func latchFindings(fs []bundle.Failure) []LatchFinding {
 	var pick []bundle.Failure
 	for _, f := range fs {
 		if f.Severity == sdk.SeverityCritical {
@@ -47,9 +46,9 @@ func latchFindings(fs []bundle.Failure) []api.LatchFinding {
 	if len(pick) > maxLatchFindings {
 		pick = pick[:maxLatchFindings]
 	}
-	out := make([]api.LatchFinding, 0, len(pick))
+	out := make([]LatchFinding, 0, len(pick))
 	for _, f := range pick {
-		out = append(out, api.LatchFinding{Code: f.Code, Severity: f.Severity, Plugin: f.Plugin, Subject: f.Subject, Message: f.Message})
+		out = append(out, LatchFinding{Code: f.Code, Severity: f.Severity, Plugin: f.Plugin, Subject: f.Subject, Message: f.Message})
 	}
 	return out
 }

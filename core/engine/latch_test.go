@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -18,10 +17,10 @@ func TestLatchOf(t *testing.T) {
 	}
 	mixed := &bundle.Bundle{Sequence: 7, Failures: []bundle.Failure{fail("a.low", sdk.SeverityLow), fail("a.crit", sdk.SeverityCritical), fail("a.info", sdk.SeverityInfo)}}
 	scored := &bundle.Bundle{Sequence: 8, Failures: []bundle.Failure{fail("a.med", sdk.SeverityMedium), fail("a.info", sdk.SeverityInfo), fail("a.high", sdk.SeverityHigh)}}
-	running := &api.Latch{Since: now.Add(-time.Hour), Sequence: 3}
+	running := &Latch{Since: now.Add(-time.Hour), Sequence: 3}
 	tests := []struct {
 		name      string
-		running   *api.Latch
+		running   *Latch
 		prev, st  state.State
 		b         *bundle.Bundle
 		wantNil   bool

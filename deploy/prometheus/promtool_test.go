@@ -18,6 +18,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 )
 
@@ -52,9 +53,9 @@ func TestConfigs(t *testing.T) {
 // served by the API's /metrics, so a renamed metric cannot silence an alert.
 func TestRulesNameRealMetrics(t *testing.T) {
 	t.Parallel()
-	srv := api.New(api.Options{Attestor: apitest.New(api.Snapshot{
+	srv := api.New(api.Options{Attestor: apitest.New(engine.Snapshot{
 		State: state.Attested, LastAttested: time.Unix(1, 0),
-		Plugins: []api.PluginStatus{{Name: "tpm", FaultCount: 1}},
+		Plugins: []engine.PluginStatus{{Name: "tpm", FaultCount: 1}},
 	})})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -11,18 +11,19 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 )
 
 // NextFunc computes the snapshot an attestation produces from the previous
 // one.
-type NextFunc func(prev api.Snapshot) (api.Snapshot, error)
+type NextFunc func(prev engine.Snapshot) (engine.Snapshot, error)
 
 // Attestor is a controllable api.Attestor. The zero value is not usable;
 // call New.
 type Attestor struct {
 	mu      sync.Mutex
-	snap    api.Snapshot
+	snap    engine.Snapshot
 	next    NextFunc
 	hold    chan struct{} // attestations wait on it while non-nil
 	flight  *flight
@@ -34,7 +35,7 @@ type Attestor struct {
 
 type flight struct {
 	done chan struct{}
-	snap api.Snapshot
+	snap engine.Snapshot
 	err  error
 }
 
@@ -42,14 +43,14 @@ var _ api.Attestor = (*Attestor)(nil)
 
 // New returns an Attestor whose current snapshot is initial. Its
 // attestations, until SetNext, keep the state and count as Advance does.
-func New(initial api.Snapshot) *Attestor {
+func New(initial engine.Snapshot) *Attestor {
 	return &Attestor{snap: initial, next: Advance, changed: make(chan struct{})}
 }
 
 // Advance is the default NextFunc, counting as the engine does: the state
 // stays, LastAttested becomes now, AttestCount and RefreshCount go up by
 // one, and DegradeCount or FailCount for those states.
-func Advance(prev api.Snapshot) (api.Snapshot, error) {
+func Advance(prev engine.Snapshot) (engine.Snapshot, error) {
 	s := prev
 	s.LastAttested = time.Now().UTC()
 	s.RefreshCount++
@@ -66,7 +67,7 @@ func Advance(prev api.Snapshot) (api.Snapshot, error) {
 // To returns a NextFunc that moves to the state st with bundle b and
 // otherwise advances as Advance does.
 func To(st state.State, b []byte) NextFunc {
-	return func(prev api.Snapshot) (api.Snapshot, error) {
+	return func(prev engine.Snapshot) (engine.Snapshot, error) {
 		prev.State, prev.Bundle = st, b
 		return Advance(prev)
 	}
@@ -74,14 +75,14 @@ func To(st state.State, b []byte) NextFunc {
 
 // Snapshot returns the current snapshot. It never waits for a running
 // attestation.
-func (a *Attestor) Snapshot() api.Snapshot {
+func (a *Attestor) Snapshot() engine.Snapshot {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.snap
 }
 
 // Set replaces the current snapshot (as if an attestation had just ended).
-func (a *Attestor) Set(s api.Snapshot) {
+func (a *Attestor) Set(s engine.Snapshot) {
 	a.mu.Lock()
 	a.snap = s
 	a.mu.Unlock()
@@ -117,7 +118,7 @@ func (a *Attestor) Hold() (release func()) {
 // Refresh runs an attestation, or joins the one running, and returns the
 // snapshot it produced. It returns ctx.Err() if ctx ends first; the
 // attestation goes on for the other callers.
-func (a *Attestor) Refresh(ctx context.Context) (api.Snapshot, error) {
+func (a *Attestor) Refresh(ctx context.Context) (engine.Snapshot, error) {
 	a.mu.Lock()
 	f := a.flight
 	if f == nil {
@@ -142,7 +143,7 @@ func (a *Attestor) Refresh(ctx context.Context) (api.Snapshot, error) {
 	case <-f.done:
 		return f.snap, f.err
 	case <-ctx.Done():
-		return api.Snapshot{}, ctx.Err()
+		return engine.Snapshot{}, ctx.Err()
 	}
 }
 

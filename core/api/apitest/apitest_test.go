@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
+	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 )
 
 func TestRefreshSharesAndOutlivesCallers(t *testing.T) {
 	t.Parallel()
-	a := apitest.New(api.Snapshot{State: state.Pending})
+	a := apitest.New(engine.Snapshot{State: state.Pending})
 	a.SetNext(apitest.To(state.Degraded, []byte(`{}`)))
 	release := a.Hold()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -36,7 +36,7 @@ func TestRefreshSharesAndOutlivesCallers(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	got := make([]api.Snapshot, 4)
+	got := make([]engine.Snapshot, 4)
 	for i := range got {
 		wg.Add(1)
 		go func() {
