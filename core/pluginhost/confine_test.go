@@ -302,8 +302,13 @@ func TestHostileWithTCPGrant(t *testing.T) {
 	defer udp.Close()
 	port := uint16(tcp.Addr().(*net.TCPAddr).Port)
 	free := freeTCPAddr(t)
+	other, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
 	plan := cfg("tcp", []string{tcp.Addr().String()}, "udp", []string{udp.LocalAddr().String()},
-		"bind_mptcp", []string{free}, "raw", true)
+		"bind_mptcp", []string{free}, "raw", true, "fastopen", []string{other.Addr().String()})
 	hs := newStrictHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "hostile", Enabled: true, ConfigJSON: plan,
 		Sandbox: sandbox.Rules{ConnectTCP: []uint16{port}}}}})
 	hs.start()
@@ -316,7 +321,7 @@ func TestHostileWithTCPGrant(t *testing.T) {
 	if got["tcp "+tcp.Addr().String()] != "ok" {
 		t.Errorf("the granted TCP port: %q, want ok", got["tcp "+tcp.Addr().String()])
 	}
-	refused := []string{"udp " + udp.LocalAddr().String(), "socket raw", "socket sctp", "socket dgram", "socket unix dgram", "socket unix seqpacket"}
+	refused := []string{"udp " + udp.LocalAddr().String(), "fastopen " + other.Addr().String(), "socket raw", "socket sctp", "socket dgram", "socket unix dgram", "socket unix seqpacket"}
 	if mptcpWorks() {
 		refused = append(refused, "bind_mptcp "+free)
 	} else {

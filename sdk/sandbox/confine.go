@@ -125,12 +125,12 @@ func confinedFilter(p Profile, r Rules) (seccomp.Filter, error) {
 	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow}
 	connect := MayConnect(r)
 	for _, n := range names {
-		if n == "socket" || (!connect && n == "connect") {
+		if n == "socket" || sendFlagsArg[n] != 0 || (!connect && n == "connect") {
 			continue
 		}
 		group.Names = append(group.Names, n)
 	}
-	group.NamesWithCondtions = socketConditions(len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0)
+	group.NamesWithCondtions = append(socketConditions(len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0), sendConditions(names)...)
 	group.Names = sortUnique(group.Names)
 	return seccomp.Filter{
 		NoNewPrivs: true,
@@ -163,6 +163,23 @@ func socketConditions(tcp bool) []seccomp.NameWithConditions {
 		for _, proto := range []uint64{0, unix.IPPROTO_TCP} {
 			c := append(seccomp.ArgumentConditions{eq(0, family), eq(2, proto)}, stream...)
 			out = append(out, seccomp.NameWithConditions{Name: "socket", Conditions: c})
+		}
+	}
+	return out
+}
+
+// sendFlagsArg is the argument holding the flags of each send call.
+var sendFlagsArg = map[string]uint32{"sendto": 3, "sendmsg": 2, "sendmmsg": 3}
+
+// sendConditions allow the send calls among names only without
+// MSG_FASTOPEN: TCP Fast Open connects as it sends, past the missing
+// connect(2) and past Landlock's connect_tcp rules.
+func sendConditions(names []string) []seccomp.NameWithConditions {
+	var out []seccomp.NameWithConditions
+	for _, n := range sortUnique(append([]string(nil), names...)) {
+		if arg, ok := sendFlagsArg[n]; ok {
+			out = append(out, seccomp.NameWithConditions{Name: n, Conditions: seccomp.ArgumentConditions{
+				{Argument: arg, Operation: seccomp.BitsNotSet, Value: unix.MSG_FASTOPEN}}})
 		}
 	}
 	return out

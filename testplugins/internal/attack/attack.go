@@ -41,6 +41,9 @@ type Plan struct {
 	// BindMPTCP binds an MPTCP socket to host:port (IPv4): a TCP grant
 	// must not open the network to protocols Landlock does not confine.
 	BindMPTCP []string `json:"bind_mptcp"`
+	// FastOpen sends to host:port with MSG_FASTOPEN, which connects
+	// without connect(2).
+	FastOpen []string `json:"fastopen"`
 	// Raw opens raw, SCTP, UDP and Unix datagram and seqpacket sockets.
 	Raw  bool     `json:"raw"`
 	Exec []string `json:"exec"` // run a program
@@ -103,6 +106,9 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	}
 	for _, a := range p.UDP {
 		try("udp "+a, udp(a))
+	}
+	for _, a := range p.FastOpen {
+		try("fastopen "+a, fastOpen(a))
 	}
 	for _, a := range p.BindMPTCP {
 		try("bind_mptcp "+a, bindMPTCP(a))
@@ -231,6 +237,19 @@ func bindMPTCP(addr string) error {
 		return err
 	}
 	return syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+}
+
+func fastOpen(addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	return syscall.Sendto(fd, []byte("x"), 0x20000000, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}) // MSG_FASTOPEN
 }
 
 func socketClose(family, typ, proto int) error {
