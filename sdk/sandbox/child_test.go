@@ -43,6 +43,11 @@ type childSpec struct {
 	Plugin       string              `json:"plugin"`
 	PluginConfig json.RawMessage     `json:"plugin_config"`
 	PluginPIDNS  bool                `json:"plugin_pid_ns"`
+
+	// Swap, for Mode "landlock-swap": the link to point at SwapTo once
+	// the closure of Rules.Exec is examined and before its rules are made.
+	Swap   string `json:"swap"`
+	SwapTo string `json:"swap_to"`
 }
 
 // childOut is what the child prints on stdout.
@@ -77,6 +82,8 @@ func runChild(raw string) int {
 		out.Status, err = sandbox.Apply(spec.Rules, spec.Profile)
 	case "landlock":
 		out.Status, err = sandbox.Landlock(spec.Rules)
+	case "landlock-swap":
+		out.Status, err = sandbox.LandlockSwapped(spec.Rules, func() error { return relink(spec.Swap, spec.SwapTo) })
 	case "seccomp":
 		out.Status.Seccomp, err = sandbox.InstallSeccomp(spec.Profile)
 	case "daemon":

@@ -81,10 +81,11 @@ func landlockThread(r Rules) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 	}
-	rules, _, err := landlockRules(r, systemLDConfig())
+	rules, _, release, err := landlockRules(r, systemLDConfig())
 	if err != nil {
 		return 0, fmt.Errorf("landlock rules: %w", err)
 	}
+	defer release()
 	abi := ABI()
 	if abi == 0 {
 		return 0, nil

@@ -11,15 +11,48 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 )
 
 // closure is what running a set of executables needs from the file system.
 type closure struct {
-	exec    []string // executables, folders of executables, ELF and "#!" interpreters
-	read    []string // shared libraries, ld.so.cache
+	exec []string // the executables, and folders of executables, asked for
+	// held is what they need, each open since it was examined: their
+	// ELF and "#!" interpreters (executed), shared libraries and the
+	// loader's cache (read). Only ever files, never folders.
+	held    []heldFile
 	missing []string // listed paths that do not exist
+}
+
+// close closes the held files, once the rules made from them are applied.
+func (c closure) close() {
+	for _, h := range c.held {
+		h.f.Close()
+	}
+}
+
+// execPaths are the executables asked for and the interpreters found.
+func (c closure) execPaths() []string {
+	out := slices.Clone(c.exec)
+	for _, h := range c.held {
+		if h.exec {
+			out = append(out, h.path)
+		}
+	}
+	return out
+}
+
+// readPaths are the libraries and loader files found.
+func (c closure) readPaths() []string {
+	var out []string
+	for _, h := range c.held {
+		if !h.exec {
+			out = append(out, h.path)
+		}
+	}
+	return out
 }
 
 // ldConfig says where the dynamic loader looks for libraries.
@@ -27,24 +60,40 @@ type ldConfig struct {
 	dirs []string // ld.so.conf's folders, then the built-in defaults
 }
 
-// maxScriptChain bounds "#!" chains (the kernel allows 4 levels).
-const maxScriptChain = 8
+// Bounds on what an executable's own bytes can make the walker do: an
+// ELF's author chooses its DT_NEEDED, RPATH and RUNPATH, and a hostile
+// one would make the launcher examine files without end. Entries past a
+// bound are ignored (the loader then fails on what was not granted).
+const (
+	maxScriptChain = 8       // "#!" chains (the kernel allows 4 levels)
+	maxNeeded      = 256     // DT_NEEDED entries of one object
+	maxSearchDirs  = 64      // RPATH or RUNPATH folders of one object, each
+	maxHWCaps      = 16      // glibc-hwcaps subfolders of one folder
+	maxObjectCands = 4096    // library candidates examined for one object
+	maxCandidates  = 1 << 15 // library candidates examined in all
+)
 
 // execClosure finds, for each executable (or folder of executables) in
 // paths, the interpreters that must be executable too and the shared
 // libraries that must be readable, following "#!" lines, PT_INTERP and
-// DT_NEEDED as the kernel and the dynamic loader do.
+// DT_NEEDED as the kernel and the dynamic loader do. The caller closes
+// the closure's held files once its rules are applied.
 func execClosure(paths []string, ld ldConfig) (closure, error) {
-	w := &walker{ld: ld, seenExec: map[string]bool{}, seenLib: map[string]bool{}}
+	w := &walker{ld: ld, seenExec: map[string]bool{}, seenLib: map[string]bool{}, hwcaps: map[string][]string{}, budget: maxCandidates}
 	for _, p := range paths {
 		if err := w.addExec(p, 0); err != nil {
+			w.c.close()
 			return closure{}, err
 		}
 	}
 	if w.dynamic {
 		for _, f := range []string{"/etc/ld.so.cache", "/etc/ld.so.preload"} {
-			if _, err := os.Stat(f); err == nil {
-				w.c.read = append(w.c.read, f)
+			real, err := filepath.EvalSymlinks(f)
+			if err != nil {
+				continue
+			}
+			if h, _, err := openRegular(real); err == nil {
+				w.c.held = append(w.c.held, heldFile{f: h, path: f})
 			}
 		}
 	}
@@ -54,11 +103,15 @@ func execClosure(paths []string, ld ldConfig) (closure, error) {
 type walker struct {
 	ld       ldConfig
 	c        closure
-	seenExec map[string]bool
-	seenLib  map[string]bool
+	seenExec map[string]bool     // executables and interpreters examined
+	seenLib  map[string]bool     // library candidates examined
+	hwcaps   map[string][]string // glibc-hwcaps subfolders of each folder
+	budget   int                 // library candidates left to examine
 	dynamic  bool
 }
 
+// addExec adds an executable, or a folder of executables, asked for: a
+// path from the rules, not from any executable's bytes.
 func (w *walker) addExec(p string, depth int) error {
 	if w.seenExec[p] {
 		return nil
@@ -97,17 +150,28 @@ func (w *walker) addExec(p string, depth int) error {
 	return nil
 }
 
-// inspect adds what running the file p needs besides p itself.
+// inspect adds what running the executable at p needs besides p itself.
+// Anything but a regular file (a FIFO, a device) has nothing to add.
 func (w *walker) inspect(p string, depth int) error {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return fmt.Errorf("open executable %s: %w", p, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	return w.inspectFile(f, p, realExecPath(f), depth)
+}
+
+// inspectFile adds what running the executable open as f (found as name)
+// needs besides itself. real is the path the kernel shows as the running
+// program's /proc/self/exe ("" when unknown): the loader's $ORIGIN.
+func (w *walker) inspectFile(f *os.File, name, real string, depth int) error {
 	head := make([]byte, 256)
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read executable %s: %w", p, err)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read executable %s: %w", name, err)
 	}
 	head = head[:n]
 	switch {
@@ -120,30 +184,17 @@ func (w *walker) inspect(p string, depth int) error {
 	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
 		ef, err := elf.NewFile(f)
 		if err != nil {
-			return fmt.Errorf("parse ELF %s: %w", p, err)
+			// debug/elf's errors quote the file's bytes: name the
+			// kind of problem only.
+			return fmt.Errorf("parse ELF %s: %w", name, errNotELF)
 		}
-		defer ef.Close()
-		return w.elfDeps(p, ef, depth)
+		origin := ""
+		if real != "" {
+			origin = filepath.Dir(real)
+		}
+		return w.elfDeps(name, origin, ef, depth)
 	}
 	return nil
-}
-
-// rootsAlong reports whether p and every folder above it belong to root
-// and are writable by root only (a symbolic link itself by its owner only).
-func rootsAlong(p string) bool {
-	for q := p; ; q = filepath.Dir(q) {
-		fi, err := os.Lstat(q)
-		if err != nil {
-			return false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || (fi.Mode()&fs.ModeSymlink == 0 && fi.Mode().Perm()&0o022 != 0) {
-			return false
-		}
-		if q == "/" {
-			return true
-		}
-	}
 }
 
 // scriptInterpreter returns the interpreter named on a "#!" line.
@@ -159,14 +210,14 @@ func scriptInterpreter(head []byte) string {
 // elfDeps adds the ELF interpreter of ef and its libraries. Only the first
 // PT_INTERP counts, as for the kernel: a second one names nothing the
 // program can run with, only what a hostile executable would like to read.
-func (w *walker) elfDeps(p string, ef *elf.File, depth int) error {
+func (w *walker) elfDeps(name, origin string, ef *elf.File, depth int) error {
 	for _, prog := range ef.Progs {
 		if prog.Type != elf.PT_INTERP {
 			continue
 		}
 		raw, err := io.ReadAll(io.LimitReader(prog.Open(), 4096))
 		if err != nil {
-			return fmt.Errorf("read PT_INTERP of %s: %w", p, err)
+			return fmt.Errorf("read PT_INTERP of %s: %w", name, errNotELF)
 		}
 		interp := string(bytes.TrimRight(raw, "\x00"))
 		if filepath.IsAbs(interp) {
@@ -177,7 +228,8 @@ func (w *walker) elfDeps(p string, ef *elf.File, depth int) error {
 		}
 		break
 	}
-	return w.libs(p, ef)
+	w.libs(ef, origin)
+	return nil
 }
 
 // addInterpreter adds the interpreter an executable names (its PT_INTERP
@@ -187,76 +239,96 @@ func (w *walker) elfDeps(p string, ef *elf.File, depth int) error {
 // a log) is never granted: executing the plugin then fails, and nothing is
 // readable that its grant does not list.
 //
-// The interpreter must also be root's, along its whole path and its link's
-// target's: nobody else can swap it for a link to something else between
-// this check and the ruleset's own open of the path.
+// The interpreter must be root's along its whole path and every link's
+// (openRooted), and it is held open from this check on: its rule is made
+// from the descriptor, and grants that one file, whatever p names later.
 func (w *walker) addInterpreter(p string, depth int) error {
-	fi, err := os.Stat(p)
-	if err != nil || !fi.Mode().IsRegular() {
-		return nil
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil || !rootsAlong(p) || !rootsAlong(real) {
-		return nil
-	}
-	f, err := os.Open(p)
+	f, real, err := openRooted(p)
 	if err != nil {
 		return nil
 	}
 	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	f.Close()
-	if !bytes.HasPrefix(head[:n], []byte(elf.ELFMAG)) && !bytes.HasPrefix(head[:n], []byte("#!")) {
+	n, _ := f.ReadAt(head, 0)
+	if w.seenExec[real] || (!bytes.HasPrefix(head[:n], []byte(elf.ELFMAG)) && !bytes.HasPrefix(head[:n], []byte("#!"))) {
+		f.Close()
 		return nil
 	}
-	return w.addExec(p, depth)
+	w.seenExec[real] = true
+	w.c.held = append(w.c.held, heldFile{f: f, path: p, exec: true})
+	return w.inspectFile(f, p, real, depth)
 }
 
-// libs adds the shared libraries ef needs, recursively.
-func (w *walker) libs(p string, ef *elf.File) error {
+// libs adds the shared libraries ef needs, recursively. origin is the
+// folder $ORIGIN stands for in ef's RPATH and RUNPATH ("" when unknown:
+// entries naming it are dropped).
+func (w *walker) libs(ef *elf.File, origin string) {
 	needed, err := ef.DynString(elf.DT_NEEDED)
 	if err != nil || len(needed) == 0 {
-		return nil // static, or no dynamic section
+		return // static, or no dynamic section
 	}
 	w.dynamic = true
-	var search []string
-	runpath, _ := ef.DynString(elf.DT_RUNPATH)
-	if len(runpath) == 0 {
-		rpath, _ := ef.DynString(elf.DT_RPATH)
-		search = append(search, splitSearchPath(rpath, p)...)
-	}
-	search = append(search, splitSearchPath([]string{os.Getenv("LD_LIBRARY_PATH")}, p)...)
-	search = append(search, splitSearchPath(runpath, p)...)
-	search = append(search, w.ld.dirs...)
+	needed = needed[:min(len(needed), maxNeeded)]
+	search := w.searchPath(ef, origin)
+	budget := maxObjectCands
 	for _, name := range needed {
-		for _, lib := range findLibrary(name, search, ef.Class, ef.Machine) {
+		for _, lib := range w.candidates(name, search) {
+			if budget <= 0 || w.budget <= 0 {
+				return
+			}
+			budget--
 			if w.seenLib[lib] {
 				continue
 			}
 			w.seenLib[lib] = true
-			w.c.read = append(w.c.read, lib)
-			lf, err := elf.Open(lib)
-			if err != nil {
-				return fmt.Errorf("parse ELF %s: %w", lib, err)
-			}
-			err = w.libs(lib, lf)
-			lf.Close()
-			if err != nil {
-				return err
-			}
+			w.budget--
+			w.addLibrary(lib, ef.Class, ef.Machine)
 		}
 	}
-	return nil
+}
+
+// searchPath is where the loader looks for ef's libraries: its RPATH
+// (unless it has a RUNPATH), $LD_LIBRARY_PATH, its RUNPATH, then the
+// system's folders.
+func (w *walker) searchPath(ef *elf.File, origin string) []string {
+	var search []string
+	runpath, _ := ef.DynString(elf.DT_RUNPATH)
+	if len(runpath) == 0 {
+		rpath, _ := ef.DynString(elf.DT_RPATH)
+		search = append(search, splitSearchPath(rpath, origin)...)
+	}
+	search = append(search, splitSearchPath([]string{os.Getenv("LD_LIBRARY_PATH")}, origin)...)
+	search = append(search, splitSearchPath(runpath, origin)...)
+	return append(search, w.ld.dirs...)
+}
+
+// addLibrary grants the library candidate lib when it is a regular ELF
+// file of ef's class and machine, held open from this check on: its rule
+// is made from the descriptor and grants reading that one file, whatever
+// lib names later. Any other candidate (missing, a folder, a FIFO, a key)
+// is skipped without a word of its content: the loader, if it ever opens
+// it, fails on it by itself.
+func (w *walker) addLibrary(lib string, class elf.Class, machine elf.Machine) {
+	f, lf, err := openLibrary(lib, class, machine)
+	if err != nil {
+		return
+	}
+	w.c.held = append(w.c.held, heldFile{f: f, path: lib})
+	// A library's $ORIGIN is the folder the loader found it in, links
+	// not resolved.
+	w.libs(lf, filepath.Dir(lib))
 }
 
 // splitSearchPath splits RPATH/RUNPATH entries on ':' and expands $ORIGIN
-// against the folder of the object that carries them.
-func splitSearchPath(entries []string, object string) []string {
+// to origin, keeping at most maxSearchDirs absolute folders. Nothing else
+// is expanded: the loader does not glob, and neither does the walker.
+func splitSearchPath(entries []string, origin string) []string {
 	var out []string
-	origin := filepath.Dir(object)
 	for _, e := range entries {
 		for _, d := range strings.Split(e, ":") {
-			if d == "" {
+			if len(out) == maxSearchDirs {
+				return out
+			}
+			if d == "" || (origin == "" && strings.Contains(d, "ORIGIN")) {
 				continue
 			}
 			d = strings.ReplaceAll(d, "${ORIGIN}", origin)
@@ -269,11 +341,12 @@ func splitSearchPath(entries []string, object string) []string {
 	return out
 }
 
-// findLibrary returns every file named name in the search folders (and
-// their glibc-hwcaps subfolders) that is an ELF object of the same class
-// and machine: the loader may pick any of them (through ld.so.cache), and
-// granting read access to a library is harmless.
-func findLibrary(name string, search []string, class elf.Class, machine elf.Machine) []string {
+// candidates returns every path the loader may open for the DT_NEEDED
+// entry name: name itself when it is absolute, else name in each search
+// folder and in its glibc-hwcaps subfolders (the loader may pick any of
+// them, through ld.so.cache; granting read access to a library is
+// harmless). Names are joined as they are, never globbed.
+func (w *walker) candidates(name string, search []string) []string {
 	if strings.Contains(name, "/") {
 		if filepath.IsAbs(name) {
 			return []string{filepath.Clean(name)}
@@ -281,32 +354,34 @@ func findLibrary(name string, search []string, class elf.Class, machine elf.Mach
 		return nil
 	}
 	var out []string
-	seen := map[string]bool{}
 	for _, dir := range search {
-		cands := []string{filepath.Join(dir, name)}
-		if hw, _ := filepath.Glob(filepath.Join(dir, "glibc-hwcaps", "*", name)); len(hw) > 0 {
-			cands = append(cands, hw...)
-		}
-		for _, c := range cands {
-			if seen[c] {
-				continue
-			}
-			seen[c] = true
-			if matchesELF(c, class, machine) {
-				out = append(out, c)
-			}
+		out = append(out, filepath.Join(dir, name))
+		for _, sub := range w.hwcapsOf(dir) {
+			out = append(out, filepath.Join(dir, "glibc-hwcaps", sub, name))
 		}
 	}
 	return out
 }
 
-func matchesELF(path string, class elf.Class, machine elf.Machine) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
+// hwcapsOf lists (once, at most maxHWCaps) the subfolders of
+// dir/glibc-hwcaps.
+func (w *walker) hwcapsOf(dir string) []string {
+	if subs, ok := w.hwcaps[dir]; ok {
+		return subs
 	}
-	defer f.Close()
-	return f.Class == class && f.Machine == machine
+	var subs []string
+	f, err := os.OpenFile(filepath.Join(dir, "glibc-hwcaps"), os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err == nil {
+		ents, _ := f.ReadDir(maxHWCaps)
+		f.Close()
+		for _, e := range ents {
+			if e.IsDir() {
+				subs = append(subs, e.Name())
+			}
+		}
+	}
+	w.hwcaps[dir] = subs
+	return subs
 }
 
 // systemLDConfig reads /etc/ld.so.conf (and what it includes) and adds the

@@ -42,15 +42,29 @@ func ABI() int {
 
 // landlockRules turns r into go-landlock rules. Paths that do not exist are
 // returned in skipped; a path that exists but cannot be examined is an
-// error.
-func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []string, err error) {
+// error. The rules for the interpreters and libraries r.Exec needs name
+// files held open: call release once the rules are applied (or dropped).
+func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []string, release func(), err error) {
 	if err := r.Validate(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cl, err := execClosure(r.Exec, ld)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	rules, skipped, err = closureRules(r, cl)
+	if err != nil {
+		cl.close()
+		return nil, nil, nil, err
+	}
+	return rules, skipped, cl.close, nil
+}
+
+// closureRules turns r, with cl the closure of r.Exec, into go-landlock
+// rules. The paths of r (and the executables asked for) are examined here
+// and get folder rights when they are folders; what cl holds open gets
+// file rights on the open file itself, whatever its name leads to now.
+func closureRules(r Rules, cl closure) (rules []landlock.Rule, skipped []string, err error) {
 	skipped = append(skipped, cl.missing...)
 	add := func(paths []string, fileRights, dirRights landlock.AccessFSSet) error {
 		for _, p := range paths {
@@ -79,7 +93,6 @@ func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []strin
 		{paths: r.ReadOnly, file: rightsReadFile, dir: rightsReadDir},
 		{paths: r.ReadWrite, file: rightsWriteFile, dir: rightsWriteDir},
 		{paths: cl.exec, file: rightsExecFile, dir: rightsExecDir},
-		{paths: cl.read, file: rightsReadFile, dir: rightsReadDir},
 		{paths: devices(r), file: rightsDevice, dir: rightsDevice},
 		{paths: pathSockets(r.UnixSockets), file: rightsUnixSocket, dir: rightsUnixSocket},
 	}
@@ -87,6 +100,13 @@ func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []strin
 		if err := add(s.paths, s.file, s.dir); err != nil {
 			return nil, nil, err
 		}
+	}
+	for _, h := range cl.held {
+		var rights landlock.AccessFSSet = rightsReadFile
+		if h.exec {
+			rights = rightsExecFile
+		}
+		rules = append(rules, landlock.PathAccess(rights, h.rulePath()))
 	}
 	for _, p := range r.BindTCP {
 		rules = append(rules, landlock.BindTCP(p))
@@ -129,10 +149,11 @@ func abstractSocket(socks []string) bool {
 // the kernel's ABI version, whether anything was enforced and, when the
 // kernel has Landlock but nothing was enforced, why.
 func restrictLandlock(r Rules, ld ldConfig) (abi int, enforced bool, skipped []string, reason string, err error) {
-	rules, skipped, err := landlockRules(r, ld)
+	rules, skipped, release, err := landlockRules(r, ld)
 	if err != nil {
 		return 0, false, nil, "", fmt.Errorf("landlock rules: %w", err)
 	}
+	defer release()
 	abi = ABI()
 	if abi == 0 {
 		return 0, false, skipped, "the kernel has no Landlock", nil

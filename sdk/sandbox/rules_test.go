@@ -198,25 +198,26 @@ func TestExecClosure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cl.close()
 	for _, want := range []string{script, trueBin, filepath.Clean(interp)} {
-		if !slices.Contains(cl.exec, want) {
-			t.Errorf("exec %v lacks %s", cl.exec, want)
+		if !slices.Contains(cl.execPaths(), want) {
+			t.Errorf("exec %v lacks %s", cl.execPaths(), want)
 		}
 	}
 	for _, lib := range needed {
 		found := false
-		for _, r := range cl.read {
+		for _, r := range cl.readPaths() {
 			if filepath.Base(r) == lib {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("read %v lacks a file for %s", cl.read, lib)
+			t.Errorf("read %v lacks a file for %s", cl.readPaths(), lib)
 		}
 	}
-	if !slices.Contains(cl.read, "/etc/ld.so.cache") {
+	if !slices.Contains(cl.readPaths(), "/etc/ld.so.cache") {
 		if _, err := os.Stat("/etc/ld.so.cache"); err == nil {
-			t.Errorf("read %v lacks /etc/ld.so.cache", cl.read)
+			t.Errorf("read %v lacks /etc/ld.so.cache", cl.readPaths())
 		}
 	}
 	if !slices.Equal(cl.missing, []string{filepath.Join(dir, "missing")}) {

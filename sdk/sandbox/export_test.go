@@ -1,0 +1,46 @@
+package sandbox
+
+import (
+	"fmt"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+)
+
+// LandlockSwapped is Landlock(r) with swap run between the examination of
+// r.Exec's closure (interpreters and libraries checked as ELF files) and
+// the making of the rules from it: the moment a local attacker racing the
+// launcher aims for. Tests only.
+func LandlockSwapped(r Rules, swap func() error) (Status, error) {
+	st := Status{ABI: ABI()}
+	if err := r.Validate(); err != nil {
+		return st, err
+	}
+	cl, err := execClosure(r.Exec, systemLDConfig())
+	if err != nil {
+		return st, err
+	}
+	defer cl.close()
+	if err := swap(); err != nil {
+		return st, fmt.Errorf("swap: %w", err)
+	}
+	rules, skipped, err := closureRules(r, cl)
+	if err != nil {
+		return st, err
+	}
+	st.Skipped = skipped
+	if st.ABI == 0 {
+		st.Reason = "the kernel has no Landlock"
+		return st, nil
+	}
+	if err := landlock.V11.BestEffort().Restrict(rules...); err != nil {
+		return st, err
+	}
+	st.Landlock = true
+	return st, nil
+}
+
+// FixtureELF is a minimal x86-64 ELF object with these dynamic entries (see
+// dynELF). Tests only.
+func FixtureELF(interp string, needed, rpath, runpath []string) []byte {
+	return dynELF{interp: interp, needed: needed, rpath: rpath, runpath: runpath}.bytes()
+}
