@@ -224,7 +224,8 @@ var ErrClosed = errors.New("engine is shut down")
 
 // start returns the attestation a caller waits for. A periodic attestation
 // joins the one running. A refresh joins it only while its measurement has
-// not begun: a refresh asked after that (after the operator changed a file,
+// not begun (one that will use the start-time measurement, e.first, has
+// begun from its creation): a refresh asked after that (after the operator changed a file,
 // say) must be answered by a measurement made after it, so it is queued
 // as the next attestation, which every later caller joins until it runs.
 func (e *Engine) start(refresh bool) (*flight, error) {
@@ -239,7 +240,10 @@ func (e *Engine) start(refresh bool) (*flight, error) {
 	if e.flight != nil && (!refresh || !e.flight.measuring) {
 		return e.flight, nil
 	}
-	f := &flight{done: make(chan struct{})}
+	// While the start-time measurement is unconsumed, the next flight
+	// answers with it: a measurement made before any refresh asked now,
+	// so such a flight counts as measuring from its creation.
+	f := &flight{done: make(chan struct{}), measuring: e.first != nil}
 	if refresh {
 		e.counters.refresh++
 	}
