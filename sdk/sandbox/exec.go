@@ -364,7 +364,7 @@ func (w *walker) candidates(name string, search []string) []string {
 }
 
 // hwcapsOf lists (once, at most maxHWCaps) the subfolders of
-// dir/glibc-hwcaps.
+// dir/glibc-hwcaps, and links there.
 func (w *walker) hwcapsOf(dir string) []string {
 	if subs, ok := w.hwcaps[dir]; ok {
 		return subs
@@ -375,7 +375,9 @@ func (w *walker) hwcapsOf(dir string) []string {
 		ents, _ := f.ReadDir(maxHWCaps)
 		f.Close()
 		for _, e := range ents {
-			if e.IsDir() {
+			// A link may lead to a folder, as the loader would follow
+			// it; what it finds there is checked as any candidate is.
+			if e.IsDir() || e.Type()&fs.ModeSymlink != 0 {
 				subs = append(subs, e.Name())
 			}
 		}
