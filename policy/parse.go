@@ -227,6 +227,8 @@ func (ps *parser) top(root *yaml.Node) {
 			ps.str(key, v, &p.LogLevel)
 		case "max_parallel_plugins":
 			ps.integer(key, v, &p.MaxParallelPlugins)
+		case "attestation_cpu_percent":
+			ps.integer(key, v, &p.AttestationCPUPercent)
 		case "plugins":
 			ps.plugins(key, v)
 		case "severity_weights":

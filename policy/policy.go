@@ -66,7 +66,11 @@ type Policy struct {
 	PluginTimeout      time.Duration            // plugin_timeout
 	AttestationTimeout time.Duration            // attestation_timeout
 	MaxParallelPlugins int                      // max_parallel_plugins
-	LogLevel           string                   // log_level
+	// AttestationCPUPercent is attestation_cpu_percent: the average CPU,
+	// in percent of one CPU, that an attestation after the first may use;
+	// the engine pauses between plugin turns to keep to it (0: no pauses).
+	AttestationCPUPercent int
+	LogLevel              string // log_level
 
 	// The daemon's signing identity and TPM evidence (evidence.go).
 	SigningKeyPath    string // signing_key_path (DefaultSigningKeyPath); "" = bundles carry no bundle_signature
@@ -136,12 +140,14 @@ func Default() *Policy {
 		PluginTimeout:      10 * time.Second,
 		AttestationTimeout: 60 * time.Second,
 		MaxParallelPlugins: 2,
-		LogLevel:           "info",
-		SigningKeyPath:     DefaultSigningKeyPath,
-		EvidenceTPMDevice:  DefaultEvidenceTPMDevice,
-		EvidencePCRs:       append([]int(nil), DefaultEvidencePCRs...),
-		VerdictPCR:         DefaultVerdictPCR,
-		VerdictLogPath:     DefaultVerdictLogPath,
+		// Half the unit's CPUQuota=10%: the other half is the API's.
+		AttestationCPUPercent: 5,
+		LogLevel:              "info",
+		SigningKeyPath:        DefaultSigningKeyPath,
+		EvidenceTPMDevice:     DefaultEvidenceTPMDevice,
+		EvidencePCRs:          append([]int(nil), DefaultEvidencePCRs...),
+		VerdictPCR:            DefaultVerdictPCR,
+		VerdictLogPath:        DefaultVerdictLogPath,
 	}
 	for _, s := range DefaultServices {
 		p.ServiceBinaries[s] = ServiceBinary{Path: "/usr/libexec/secure-ai/" + s}

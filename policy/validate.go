@@ -233,6 +233,9 @@ func (p *Policy) validateOverrides(e *errs) {
 
 // validateLimits checks the parallelism bound and the log level.
 func (p *Policy) validateLimits(e *errs) {
+	if p.AttestationCPUPercent < 0 || p.AttestationCPUPercent > 100 {
+		e.add("attestation_cpu_percent", 0, "%d is out of range 0..100 (percent of one CPU; 0 turns pacing off)", p.AttestationCPUPercent)
+	}
 	if p.MaxParallelPlugins < 1 || p.MaxParallelPlugins > MaxParallelPlugins {
 		e.add("max_parallel_plugins", 0, "%d is out of range 1..%d", p.MaxParallelPlugins, MaxParallelPlugins)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/secure-ai/runtime-attestor/core/engine"
+	"github.com/secure-ai/runtime-attestor/core/state"
 )
 
 // Attestor is what the API serves: the engine.
@@ -88,6 +89,9 @@ type Server struct {
 	token atomic.Pointer[[sha256.Size]byte]
 	// cache is the last encoded /api/v1/attest body.
 	cache atomic.Pointer[attestBody]
+	// answers are the /api/v1/verify and /health bodies of each state,
+	// encoded once.
+	answers map[state.State]stateAnswers
 
 	refreshAuthorized, refreshUnauthorized, refreshForbidden atomic.Uint64
 
@@ -118,6 +122,7 @@ func New(opts Options) *Server {
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
+	s.answers = encodeAnswers()
 	if s.refreshTimeout <= 0 {
 		s.refreshTimeout = DefaultRefreshTimeout
 	}

@@ -202,17 +202,17 @@ func (b *Bundle) Sign(key []byte) error {
 	if len(key) == 0 {
 		return errors.New("sign bundle: empty key")
 	}
-	c := *b
-	c.BundleHMAC = ""
-	raw, err := json.Marshal(c)
+	members, err := b.members()
 	if err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}
-	sig, err := HMAC(raw, key)
+	in, err := signingInput(members)
 	if err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}
-	b.BundleHMAC = sig
+	m := hmac.New(sha256.New, key)
+	m.Write(in)
+	b.BundleHMAC = hex.EncodeToString(m.Sum(nil))
 	return nil
 }
 

@@ -19,12 +19,19 @@ import (
 //
 // JCS reads numbers as IEEE 754 doubles: integers beyond 2^53 lose
 // precision. The fields the daemon fills stay far below that.
+//
+// Input already in canonical form (what the daemon serves, what a verifier
+// receives) is recognised in one pass (isCanonical) and returned as a copy
+// without being parsed and written again.
 func Canonical(raw []byte) ([]byte, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("canonicalize json: empty input")
 	}
 	if !utf8.Valid(raw) {
 		return nil, errors.New("canonicalize json: invalid utf-8")
+	}
+	if isCanonical(raw) {
+		return bytes.Clone(raw), nil
 	}
 	out, err := jcs.Transform(raw)
 	if err != nil {
@@ -77,4 +84,20 @@ func topLevel(raw []byte) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("bundle is not a JSON object: %w", err)
 	}
 	return members, nil
+}
+
+// CanonicalObject returns the canonical JSON of the object whose members
+// are members (each value JSON, in any form): every value is
+// canonicalised on its own (one pass when it is canonical already) and
+// the object assembled around them, without the whole being parsed again.
+func CanonicalObject(members map[string]json.RawMessage) ([]byte, error) {
+	canon := make(map[string]json.RawMessage, len(members))
+	for k, v := range members {
+		c, err := Canonical(v)
+		if err != nil {
+			return nil, fmt.Errorf("member %q: %w", k, err)
+		}
+		canon[k] = c
+	}
+	return assemble(canon)
 }

@@ -30,17 +30,11 @@ type Sealed struct {
 // members; they are byte for byte what SignWith, Sign, Canonical and
 // Digest compute.
 func (b *Bundle) Seal(s Signer, key []byte) (Sealed, error) {
-	c := *b
-	c.BundleHMAC, c.BundleSignature = "", nil
-	raw, err := json.Marshal(c)
-	if err != nil {
-		return Sealed{}, fmt.Errorf("seal bundle: %w", err)
-	}
-	members, err := topLevel(raw)
-	if err != nil {
-		return Sealed{}, fmt.Errorf("seal bundle: %w", err)
-	}
 	b.BundleHMAC, b.BundleSignature = "", nil
+	members, err := b.members()
+	if err != nil {
+		return Sealed{}, fmt.Errorf("seal bundle: %w", err)
+	}
 	if s != nil {
 		in, err := assemble(members, signatureMembers...)
 		if err != nil {

@@ -154,3 +154,41 @@ func BenchmarkSeal(b *testing.B) {
 		}
 	})
 }
+
+// FuzzSealMatchesSteps: the bundle's own canonical encoder writes, byte
+// for byte, what json.Marshal followed by the RFC 8785 canonicalizer
+// writes, whatever the strings (invalid UTF-8, controls, astral
+// characters in map keys), numbers and plugin measurements; and it fails
+// exactly when that does.
+func FuzzSealMatchesSteps(f *testing.F) {
+	f.Add("quiet \x01\x7f <&> \u2028", "𝄞 \xff é", "svc-\ufb33", int64(-3), uint64(1)<<60, []byte(`{"b":[1.5,1e30,-0],"a":"\u00e9"}`))
+	f.Add("", "", "😀", int64(1)<<55, uint64(42), []byte(`null`))
+	f.Add("a", "b", "c", int64(0), uint64(0), []byte(`[1]`))
+	f.Add("a", "b", "c", int64(0), uint64(0), []byte(`{"a":1,"a":2}`))
+	f.Fuzz(func(t *testing.T, s1, s2, key string, n int64, u uint64, measurements []byte) {
+		if len(measurements) == 0 {
+			measurements = nil // json.Marshal refuses an empty, non-nil RawMessage; Seal writes null
+		}
+		b := sample()
+		b.KernelCmdline, b.Nonce, b.Sequence, b.Score = &s1, s2, u, int(n)
+		b.ServiceDigests = map[string]string{s1: s2, key: s1, "agent": key}
+		b.BootMeasurements.PCRs = map[string]string{key: s2}
+		b.Failures = append(b.Failures, Failure{Finding: Finding{Code: s1, Severity: 3, Message: s2, Subject: key}, Plugin: key})
+		b.Checks[key] = Check{Name: s2, DurationMS: n, Version: &s1, Measurements: measurements,
+			Findings: []Finding{{Code: key, Severity: 1, Message: s1, Subject: s2}}}
+		b.AuditHead = &AuditHead{Seq: u, Hash: s2}
+		b.BootMeasurements.EventLog = measurements
+		var want []byte
+		raw, err := json.Marshal(b)
+		if err == nil {
+			want, err = Canonical(raw)
+		}
+		got, gerr := b.Seal(nil, nil)
+		if (err == nil) != (gerr == nil) {
+			t.Fatalf("json.Marshal and Canonical: %v; Seal: %v", err, gerr)
+		}
+		if err == nil && !bytes.Equal(got.Raw, want) {
+			t.Fatalf("Seal wrote\n%s\nwant\n%s", got.Raw, want)
+		}
+	})
+}

@@ -62,13 +62,12 @@ func ContentDigest(raw []byte) ([]byte, error) {
 // SignatureInput. Call it before Sign (the HMAC covers the signature).
 func (b *Bundle) SignWith(s Signer) error {
 	c := *b
-	c.BundleHMAC = ""
 	c.BundleSignature = nil
-	raw, err := json.Marshal(c)
+	members, err := c.members()
 	if err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}
-	in, err := SignatureInput(raw)
+	in, err := canonicalWithout(members, signatureMembers...)
 	if err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}

@@ -25,6 +25,10 @@ type turn struct {
 	prev      state.State
 	first     *First
 	seq       uint64
+	// pace: attestations ran before this one, which is then paced to
+	// the policy's attestation_cpu_percent (the first one never is).
+	pace  bool
+	pacer *pacer
 
 	// measure
 	nonce   []byte
@@ -56,6 +60,7 @@ func (e *Engine) beginTurn(f *flight) *turn {
 	e.first = nil
 	e.seq++
 	t.seq = e.seq
+	t.pace = e.counters.attest > 0 && t.p.AttestationCPUPercent > 0
 	return t
 }
 
@@ -74,7 +79,13 @@ func (e *Engine) measure(t *turn) error {
 	// (core.attestation_timeout, one finding per plugin).
 	ctx, cancel := context.WithTimeout(context.Background(), t.p.AttestationTimeout)
 	defer cancel()
+	if t.pace {
+		t.pacer = newPacer(float64(t.p.AttestationCPUPercent)/100, e.cpuTime, e.now, e.sleep)
+		ctx = pluginhost.WithPause(ctx, t.pacer.pause)
+	}
 	t.nonce, t.results = nonce, t.host.Measure(ctx, nonce)
+	// Sealing a large bundle is the next burst of CPU.
+	t.pacer.pause(ctx)
 	return nil
 }
 

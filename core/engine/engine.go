@@ -125,6 +125,11 @@ type Engine struct {
 	lastDone     time.Time
 	// attestMu serialises attestations (one host.Measure at a time).
 	attestMu sync.Mutex
+
+	// What paces attestations after the first (pace.go); the tests
+	// replace them.
+	cpuTime func() (time.Duration, bool)
+	sleep   func(context.Context, time.Duration)
 }
 
 type counters struct {
@@ -167,6 +172,8 @@ func New(opts Options) (*Engine, error) {
 		faults:       map[string]uint64{},
 		verdict:      opts.Verdicts,
 		fileTrust:    opts.FileTrust,
+		cpuTime:      processCPU,
+		sleep:        sleepCtx,
 	}
 	if opts.Audit != nil {
 		e.audit = &trackedAuditor{a: opts.Audit}

@@ -69,14 +69,14 @@ func merge(b *bundle.Bundle, results []pluginhost.Result, overrides map[string]s
 		// What cannot be signed is not kept: a value that has no RFC 8785
 		// form (invalid UTF-8, a lone surrogate, a number out of range, a
 		// duplicate member) would otherwise make the whole bundle unsignable.
+		// Canonicalised once here, each value in one pass when the host
+		// validated it into its canonical form already; the bundle's seal
+		// then takes the object as it is.
 		measurements := r.Measurements
 		var raw json.RawMessage
 		if measurements != nil {
 			var err error
-			raw, err = json.Marshal(measurements)
-			if err == nil {
-				_, err = bundle.Canonical(raw)
-			}
+			raw, err = bundle.CanonicalObject(measurements)
 			if err != nil {
 				findings = append(findings, override(sdk.Finding{
 					Code:     "core.plugin_protocol",

@@ -96,6 +96,7 @@ func TestHostileConfined(t *testing.T) {
 		"udp", []string{udp.LocalAddr().String()},
 		"exec", []string{"/bin/true", "/proc/self/exe"},
 		"raw", true,
+		"renice", true,
 	)
 	specs := []Spec{{Name: "hostile", Enabled: true, ConfigJSON: plan}, {Name: "wide", Enabled: true, ConfigJSON: plan}}
 	hs.host.mu.Lock()

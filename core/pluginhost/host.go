@@ -603,6 +603,7 @@ func (h *Host) runAll(ctx context.Context, ps []*plugin, fn func(context.Context
 	out := make([]Result, len(ps))
 	var wg sync.WaitGroup
 	for i, p := range ps {
+		pauseBeforeTurn(ctx)
 		h.mu.Lock()
 		if h.state == stateClosed {
 			h.mu.Unlock()

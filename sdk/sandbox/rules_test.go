@@ -231,6 +231,11 @@ func TestProfiles(t *testing.T) {
 	if slices.Contains(plugin, "execve") || !slices.Contains(pexec, "execve") || !slices.Contains(daemon, "execve") {
 		t.Error("execve must be only in the exec and daemon profiles")
 	}
+	// The launcher lowers its own priority under the daemon's filter; a
+	// plugin must not renice anyone (PRIO_USER reaches the daemon).
+	if slices.Contains(pexec, "setpriority") || !slices.Contains(daemon, "setpriority") {
+		t.Error("setpriority must be only in the daemon profile")
+	}
 	for _, s := range plugin {
 		if !slices.Contains(pexec, s) {
 			t.Errorf("%s in plugin but not plugin-exec", s)

@@ -108,9 +108,12 @@ var execCalls = []string{
 
 // daemonOnly is what the daemon needs beyond running plugins: sessions and
 // process groups for its children, and the calls with which its children
-// narrow their own sandbox (they inherit this filter).
+// narrow their own sandbox (they inherit this filter) and lower their own
+// priority (setpriority: the launcher sets nice 19 before it executes a
+// plugin, whose own profile then refuses it).
 var daemonOnly = []string{
 	"setpgid", "setsid", "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+	"setpriority",
 }
 
 // Syscalls returns the profile's allowlist, sorted.

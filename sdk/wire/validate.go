@@ -73,7 +73,8 @@ func validateCode(name, code string) error {
 
 // ValidateMeasurement checks a measurement against the plugin's description:
 // every finding has a described code, a valid severity and bounded text, and
-// every measurement key is well formed. A filled field may be absent: a
+// every measurement key is well formed and every value has an RFC 8785
+// form, which replaces the value in m. A filled field may be absent: a
 // check leaves out what it could not measure.
 func ValidateMeasurement(d sdk.Description, m *Measurement) error {
 	if len(m.Findings) > MaxFindings {
@@ -101,23 +102,25 @@ func ValidateMeasurement(d sdk.Description, m *Measurement) error {
 		if !keyRE.MatchString(k) || len(k) > MaxMeasurementKey {
 			return &ProtocolError{Msg: fmt.Sprintf("measurement key %q is not a dotted snake_case name", k)}
 		}
-		if err := signable(v); err != nil {
+		c, err := signable(v)
+		if err != nil {
 			return &ProtocolError{Msg: fmt.Sprintf("measurement %q cannot be signed: %v", k, err)}
 		}
+		// Kept in the form it was checked in: the daemon canonicalises a
+		// plugin's answer this once (the bundle recognises canonical values
+		// in one pass).
+		m.Measurements[k] = c
 	}
 	return nil
 }
 
-// signable reports whether a measurement value has an RFC 8785 (JCS)
-// canonical form, which the daemon's bundle signature needs: valid UTF-8,
-// no lone surrogate escapes, no duplicate member names, numbers within the
-// IEEE 754 double range.
-func signable(v []byte) error {
+// signable returns the RFC 8785 (JCS) canonical form of a measurement
+// value, which the daemon's bundle signature needs, or why it has none:
+// invalid UTF-8, a lone surrogate escape, a duplicate member name, a
+// number out of the IEEE 754 double range.
+func signable(v []byte) ([]byte, error) {
 	if !utf8.Valid(v) {
-		return errors.New("invalid UTF-8")
+		return nil, errors.New("invalid UTF-8")
 	}
-	if _, err := jcs.Transform(v); err != nil {
-		return err
-	}
-	return nil
+	return jcs.Transform(v)
 }

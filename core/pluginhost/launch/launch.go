@@ -102,6 +102,7 @@ func run(v string) error {
 	if sandbox.ABI() > 0 {
 		env = append(env, sandbox.GrantFDEnv+"="+strconv.Itoa(RulesFD))
 	}
+	lowerPriority()
 	_, err = sandbox.ExecConfined(BinaryFD, os.Args, env, spec.Rules)
 	return err
 }

@@ -58,6 +58,10 @@ type Plan struct {
 	// SignalParent sends SIGCONT (harmless, but a kill(2) all the same) to
 	// the plugin's parent, the daemon when the plugin has no PID namespace.
 	SignalParent bool `json:"signal_parent"`
+	// Renice lowers the priority of every process of the plugin's user
+	// (PRIO_USER: the daemon's too, across the PID namespace) and of its
+	// parent, so that the plugin would win the unit's CPU over the API.
+	Renice bool `json:"renice"`
 }
 
 // OK is the outcome of an attempt that worked.
@@ -122,6 +126,10 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	}
 	for _, x := range p.Exec {
 		try("exec "+x, exec.CommandContext(ctx, x).Run())
+	}
+	if p.Renice {
+		try("renice user", syscall.Setpriority(syscall.PRIO_USER, 0, 19))
+		try("renice parent", syscall.Setpriority(syscall.PRIO_PROCESS, os.Getppid(), 19))
 	}
 	for _, fd := range p.WriteFD {
 		_, err := syscall.Write(fd, []byte("{}"))
