@@ -7,6 +7,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/secure-ai/runtime-attestor/internal/peercred"
 )
 
 // LogLevelEnv names the environment variable through which the daemon sets a
@@ -37,10 +40,18 @@ func Serve(c Check) {
 	if logger.GetLevel() == hclog.NoLevel {
 		logger.SetLevel(hclog.Info)
 	}
+	// No TLS: the kernel names the connecting process (internal/peercred).
+	creds, err := peercred.Plugin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: ServerPluginSets(c, logger),
-		GRPCServer:       plugin.DefaultGRPCServer,
-		Logger:           logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.Creds(creds))...)
+		},
+		Logger: logger,
 	})
 }

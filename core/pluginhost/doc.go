@@ -1,9 +1,10 @@
 // Package pluginhost runs the runtime-attestor's check plugins: it discovers
 // the executables attestor-check-<name> in the plugin directory, refuses the
 // ones it cannot trust, starts each enabled plugin confined, through its
-// launcher and go-plugin (gRPC, AutoMTLS), describes and configures it, asks it for measurements
-// under per-plugin timeouts with bounded parallelism, and restarts a dead
-// plugin with exponential backoff. It never trusts a plugin to behave: every
+// launcher and go-plugin (gRPC over its Unix socket, each peer checked by
+// SO_PEERCRED: internal/peercred), describes and configures it, asks it for
+// measurements under per-plugin timeouts with bounded parallelism, and
+// restarts a dead plugin with exponential backoff. It never trusts a plugin to behave: every
 // fault — missing, untrusted, crashed, timed out, protocol violation, failed
 // check, refused configuration — becomes a core.plugin_* finding in one place
 // (fault.go), and the host goes on.
@@ -26,7 +27,7 @@
 //     the bytes that were hashed run, from no path anyone could rename
 //     over, and the plugin's first instruction already runs confined.
 //  4. handshake (proc.go, go-plugin): gRPC over a Unix socket in the
-//     plugin's own 0700 folder, AutoMTLS.
+//     plugin's own 0700 folder, no TLS: internal/peercred.
 //  5. describe, configure (turn.go handshake), measure (turn.go turn).
 //  6. classify (fault.go): every fault becomes one core.plugin_* finding.
 //

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(daemonEnv) != "" {
 		os.Exit(runDaemon())
 	}
+	if sock := os.Getenv(intruderEnv); sock != "" {
+		os.Exit(runIntruder(sock))
+	}
 	os.Exit(testbin.Main(m))
 }
 

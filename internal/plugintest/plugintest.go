@@ -4,7 +4,7 @@
 // runtime-attestor executable as the launcher: confined before its first
 // instruction, the verified descriptor executed with execveat) — its own
 // PID namespace when permitted, its own process group, a minimal
-// environment, AutoMTLS, working folder "/" — so that plugin tests see the
+// environment, peer-checked Unix socket, working folder "/" — so that plugin tests see the
 // plugin start under the host's confinement and narrow itself to its
 // declared sandbox as it does in production.
 //
@@ -39,7 +39,7 @@ import (
 // Plugin is one plugin process, started as the daemon starts it:
 // in a PID namespace of its own (when permitted), in its own process group,
 // with only PATH, the log level and its go-plugin socket folder in its
-// environment, AutoMTLS, working folder "/".
+// environment, peer-checked Unix socket, working folder "/".
 type Plugin struct {
 	*wire.Client
 	Desc sdk.Description

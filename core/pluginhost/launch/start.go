@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
+	"github.com/secure-ai/runtime-attestor/internal/peercred"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/wire"
@@ -69,6 +70,10 @@ func (p Plugin) Env() []string {
 	if p.GOMAXPROCS > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(p.GOMAXPROCS))
 	}
+	// The daemon's identity, which the plugin's peer check expects.
+	if d := peercred.DaemonEnvEntry(); d != "" {
+		env = append(env, d)
+	}
 	// go-plugin sets this only for a RunnerFunc; with our own Cmd we do.
 	return append(env, goplugin.EnvUnixSocketDir+"="+p.SocketDir)
 }
@@ -104,7 +109,10 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	if p.PIDNamespace {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
-	var dial []grpc.DialOption
+	// No TLS: the socket's peer is checked by the kernel on each side
+	// (internal/peercred); these credentials replace go-plugin's insecure
+	// ones.
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(peercred.Host(p.SocketDir, cmd))}
 	if p.MaxAnswerBytes > 0 {
 		dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.MaxAnswerBytes)))
 	}
@@ -120,7 +128,6 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 		// executes the descriptor the caller verified.
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		StartTimeout:     p.StartTimeout,
-		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		GRPCDialOptions:  dial,
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Level: hclog.Off, Output: io.Discard}),

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/peercred"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
@@ -66,6 +67,9 @@ func TestPluginStartDescription(t *testing.T) {
 	}
 	slices.Sort(names)
 	want := []string{"GOMAXPROCS", Env, sdk.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
+	if peercred.SelfPidfsIno() != 0 {
+		want = append(want, peercred.DaemonEnv)
+	}
 	slices.Sort(want)
 	if !slices.Equal(names, want) || cmd.Args[0] != p.Argv0 || cmd.Dir != "/" || len(cmd.ExtraFiles) != 2 || cmd.ExtraFiles[0] != bin {
 		t.Errorf("command env %v args %v dir %q files %d", names, cmd.Args, cmd.Dir, len(cmd.ExtraFiles))

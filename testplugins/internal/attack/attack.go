@@ -8,7 +8,6 @@ package attack
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +34,7 @@ type Plan struct {
 	Create  []string    `json:"create"`  // create a new file
 	Rename  [][2]string `json:"rename"`  // rename from over to
 	Symlink [][2]string `json:"symlink"` // make a symlink [target, link]
-	Connect []string    `json:"connect"` // connect to a Unix socket, then a TLS handshake
+	Connect []string    `json:"connect"` // connect to a Unix socket, then an HTTP/2 preface
 	TCP     []string    `json:"tcp"`     // connect to host:port
 	UDP     []string    `json:"udp"`     // send a datagram to host:port
 	// BindMPTCP binds an MPTCP socket to host:port (IPv4): a TCP grant
@@ -170,9 +169,10 @@ func write(f string, flags int) error {
 	return errors.Join(err, fh.Close())
 }
 
-// connect reaches a Unix socket and, once connected, tries the TLS
-// handshake a go-plugin server expects, without the host's client
-// certificate.
+// connect reaches a Unix socket and, once connected, speaks what a
+// go-plugin gRPC server expects: the HTTP/2 client preface and an empty
+// SETTINGS frame. A server that takes the connection answers with its own
+// SETTINGS frame; one whose peer check refused it closes the connection.
 func connect(ctx context.Context, path string) error {
 	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "unix", path)
@@ -181,13 +181,16 @@ func connect(ctx context.Context, path string) error {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // an attacker does not verify
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return errors.New("connected, TLS handshake refused: " + err.Error())
+	preface := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)
+	if _, err := c.Write(preface); err != nil {
+		return errors.New("connected, refused: " + err.Error())
 	}
-	// TLS 1.3 reports a missing client certificate on the first read.
-	if _, err := tc.Read(make([]byte, 1)); err != nil {
-		return errors.New("connected, TLS session refused: " + err.Error())
+	frame := make([]byte, 9)
+	if _, err := io.ReadFull(c, frame); err != nil {
+		return errors.New("connected, refused: " + err.Error())
+	}
+	if frame[3] != 4 {
+		return fmt.Errorf("connected, answered frame type %d, not SETTINGS", frame[3])
 	}
 	return nil
 }
