@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/builtin"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // DefaultPath is where the daemon reads its policy.

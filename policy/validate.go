@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // Limits that Validate enforces.

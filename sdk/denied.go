@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 // deniedRE matches what Go prints for a file operation the kernel refused

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 type named struct{}

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 )
 
 // PluginName is the name of the one go-plugin plugin each executable serves.

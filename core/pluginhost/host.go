@@ -17,9 +17,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // FilePrefix starts the file name of every plugin executable.

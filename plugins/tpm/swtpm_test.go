@@ -19,9 +19,9 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // TestSimulatorNotLinked keeps the cgo simulator out of the production

@@ -17,11 +17,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox/internal/probe"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // childEnv carries a childSpec (JSON) to a re-executed test binary, which

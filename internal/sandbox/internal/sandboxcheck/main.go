@@ -8,8 +8,8 @@ package main
 import (
 	"context"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox/internal/probe"
 )
 
 type config struct {
