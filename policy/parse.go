@@ -16,7 +16,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
-	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -515,7 +514,7 @@ func (ps *parser) plugins(key string, n *yaml.Node) {
 // sandbox parses plugins.<name>.sandbox: what the plugin may touch (for a
 // built-in, beyond what its executable declares): lists of clean absolute
 // paths, and TCP ports to bind or connect to.
-func (ps *parser) sandbox(key string, n *yaml.Node, dst *sandbox.Rules) {
+func (ps *parser) sandbox(key string, n *yaml.Node, dst *Grant) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}

@@ -24,7 +24,9 @@ import (
 func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 	t.Parallel()
 	third := func(r sandbox.Rules) func(*policy.Policy) {
-		return func(p *policy.Policy) { p.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Sandbox: r} }
+		return func(p *policy.Policy) {
+			p.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Sandbox: policy.Grant(r)}
+		}
 	}
 	cases := []struct {
 		name string

@@ -58,7 +58,7 @@ type DeclarerOptions struct {
 	// does each plugin; default /proc/self/exe.
 	Launcher string
 	Timeout  time.Duration // default DefaultDeclareTimeout
-	LogLevel string        // passed as sdk.LogLevelEnv; default "info"
+	LogLevel string        // passed as wire.LogLevelEnv; default "info"
 	Logger   hclog.Logger  // default: discard
 }
 

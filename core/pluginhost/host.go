@@ -97,7 +97,7 @@ type Options struct {
 	MaxParallel    int           // default 2
 	MaxAnswerBytes int           // default 4 MiB
 	Logger         hclog.Logger  // default: discard
-	LogLevel       string        // passed to plugins via sdk.LogLevelEnv; default "info"
+	LogLevel       string        // passed to plugins via wire.LogLevelEnv; default "info"
 	// Resident keeps every plugin process running between attestations
 	// (faster refreshes, one process per plugin at all times). When false
 	// (the default), a plugin is started, described, configured and

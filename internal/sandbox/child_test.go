@@ -21,7 +21,6 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
-	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // childEnv carries a childSpec (JSON) to a re-executed test binary, which
@@ -121,7 +120,7 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 		cmd.Env = append(os.Environ(), sandbox.PluginSocketEnv+"="+dir)
 	}
 	pc := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
+		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -134,7 +133,7 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 	if err != nil {
 		return nil, "", fmt.Errorf("start plugin: %w", err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
 		return nil, "", fmt.Errorf("dispense: %w", err)
 	}

@@ -5,42 +5,21 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // Rules is what a process may still touch once it restricts itself with
-// Landlock. Paths are absolute; a rule on a folder covers everything below
-// it, a rule on a file covers that file. A path missing when the rules are
-// applied is skipped (Status.Skipped) and stays denied if it appears later.
-// The zero Rules denies every file access and every TCP bind and connect.
-type Rules struct {
-	// ReadOnly lists files and folders the process may read and list.
-	// Nothing under them may be executed or changed.
-	ReadOnly []string `json:"read_only,omitempty"`
-	// ReadWrite lists files and folders the process may read, write,
-	// truncate, create files, folders, sockets and FIFOs in, and remove
-	// from. Nothing under them may be executed; device ioctls stay denied.
-	ReadWrite []string `json:"read_write,omitempty"`
-	// Exec lists executables, or folders of executables, the process may
-	// run (and read). Each one's ELF interpreter and shared libraries, or
-	// its "#!" interpreter, are granted as well.
-	Exec []string `json:"exec,omitempty"`
-	// Devices lists device files the process may open for reading and
-	// writing, without ioctl (a TPM resource manager, /dev/tpmrm0).
-	Devices []string `json:"devices,omitempty"`
-	// UnixSockets lists pathname Unix sockets, created by processes outside
-	// the sandbox, that the process connects or sends to (systemd's
-	// NOTIFY_SOCKET). Landlock restricts these from ABI v9 on. An entry
-	// starting with "@" names an abstract socket: its presence keeps
-	// abstract Unix sockets outside the Landlock IPC scope.
-	UnixSockets []string `json:"unix_sockets,omitempty"`
-	// BindTCP lists the TCP ports the process may bind (0: any ephemeral
-	// port). Empty: none. Landlock restricts TCP from ABI v4 on, and
-	// only plain TCP, not Multipath TCP (Go's default for net.Listen).
-	BindTCP []uint16 `json:"bind_tcp,omitempty"`
-	// ConnectTCP lists the TCP ports the process may connect to. Empty:
-	// none.
-	ConnectTCP []uint16 `json:"connect_tcp,omitempty"`
-}
+// Landlock: the fields of a check's declared sdk.Sandbox (which see), with
+// the methods the confinement needs. Paths are absolute; a rule on a folder
+// covers everything below it, a rule on a file covers that file. A path
+// missing when the rules are applied is skipped (Status.Skipped) and stays
+// denied if it appears later. The zero Rules denies every file access and
+// every TCP bind and connect. Landlock restricts UnixSockets from ABI v9
+// on, where an abstract entry ("@...") keeps abstract Unix sockets outside
+// the Landlock IPC scope; BindTCP and ConnectTCP from ABI v4 on, and only
+// plain TCP, not Multipath TCP (Go's default for net.Listen).
+type Rules sdk.Sandbox
 
 // Access is a kind of file access, for Rules.Covers.
 type Access int
@@ -110,38 +89,14 @@ func (r Rules) pathFields() []pathField {
 }
 
 // Merge returns the union of r and others, each list sorted and without
-// duplicates. The daemon merges its own rules with every plugin's.
+// duplicates (sdk.Sandbox.Merge). The daemon merges its own rules with
+// every plugin's.
 func (r Rules) Merge(others ...Rules) Rules {
-	out := r.clone()
-	for _, o := range others {
-		out.ReadOnly = append(out.ReadOnly, o.ReadOnly...)
-		out.ReadWrite = append(out.ReadWrite, o.ReadWrite...)
-		out.Exec = append(out.Exec, o.Exec...)
-		out.Devices = append(out.Devices, o.Devices...)
-		out.UnixSockets = append(out.UnixSockets, o.UnixSockets...)
-		out.BindTCP = append(out.BindTCP, o.BindTCP...)
-		out.ConnectTCP = append(out.ConnectTCP, o.ConnectTCP...)
+	o := make([]sdk.Sandbox, len(others))
+	for i, other := range others {
+		o[i] = sdk.Sandbox(other)
 	}
-	out.ReadOnly = sortUnique(out.ReadOnly)
-	out.ReadWrite = sortUnique(out.ReadWrite)
-	out.Exec = sortUnique(out.Exec)
-	out.Devices = sortUnique(out.Devices)
-	out.UnixSockets = sortUnique(out.UnixSockets)
-	out.BindTCP = sortUnique(out.BindTCP)
-	out.ConnectTCP = sortUnique(out.ConnectTCP)
-	return out
-}
-
-func (r Rules) clone() Rules {
-	return Rules{
-		ReadOnly:    slices.Clone(r.ReadOnly),
-		ReadWrite:   slices.Clone(r.ReadWrite),
-		Exec:        slices.Clone(r.Exec),
-		Devices:     slices.Clone(r.Devices),
-		UnixSockets: slices.Clone(r.UnixSockets),
-		BindTCP:     slices.Clone(r.BindTCP),
-		ConnectTCP:  slices.Clone(r.ConnectTCP),
-	}
+	return Rules(sdk.Sandbox(r).Merge(o...))
 }
 
 func sortUnique[T interface{ ~string | ~uint16 }](s []T) []T {

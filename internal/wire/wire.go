@@ -17,10 +17,18 @@ import (
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
+// ProtocolVersion is the version of the plugin protocol this module speaks
+// (go-plugin's application protocol version; check.proto).
+const ProtocolVersion = 1
+
+// LogLevelEnv names the environment variable through which the daemon sets a
+// plugin's log level (trace, debug, info, warn, error).
+const LogLevelEnv = "RUNTIME_ATTESTOR_PLUGIN_LOG_LEVEL"
+
 // ClientPluginSets returns the versioned plugin sets the daemon accepts.
 func ClientPluginSets() map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		1: {sdk.PluginName: &clientPlugin{}},
+		1: {PluginName: &clientPlugin{}},
 	}
 }
 

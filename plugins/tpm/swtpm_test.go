@@ -57,7 +57,7 @@ func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
 	t.Helper()
 	bin := testbin.Plugin(t, t.TempDir(), "tpm")
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
+		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
 		Cmd:              exec.Command(bin),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -69,7 +69,7 @@ func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
 	if err != nil {
 		t.Fatalf("start plugin: %v", err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(sock) })
 	lp := launch.Plugin{
-		Launcher: self, Binary: f, Argv0: bin, Rules: grant, SocketDir: sock,
+		Launcher: self, Binary: f, Argv0: bin, Rules: wire.Rules(grant), SocketDir: sock,
 		LogLevel: "info", GOMAXPROCS: 2, PIDNamespace: os.Geteuid() == 0,
 		StartTimeout: 30 * time.Second, Stderr: logs,
 	}

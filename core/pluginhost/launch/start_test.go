@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 // TestGrantReadByThePlugin: the rules file the host hands the launcher is
@@ -65,7 +65,7 @@ func TestPluginStartDescription(t *testing.T) {
 		names = append(names, kv[:strings.IndexByte(kv, '=')])
 	}
 	slices.Sort(names)
-	want := []string{"GOMAXPROCS", Env, sdk.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
+	want := []string{"GOMAXPROCS", Env, wire.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
 	slices.Sort(want)
 	if !slices.Equal(names, want) || cmd.Args[0] != p.Argv0 || cmd.Dir != "/" || len(cmd.ExtraFiles) != 2 || cmd.ExtraFiles[0] != bin {
 		t.Errorf("command env %v args %v dir %q files %d", names, cmd.Args, cmd.Dir, len(cmd.ExtraFiles))
