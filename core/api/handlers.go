@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/core/verdict"
@@ -37,7 +38,7 @@ func peerOfRequest(r *http.Request) Peer {
 }
 
 func (s *Server) health(c echo.Context) error {
-	return c.JSON(http.StatusOK, HealthResponse{Status: "ok", State: s.att.Snapshot().State})
+	return c.JSON(http.StatusOK, apitypes.HealthResponse{Status: "ok", State: s.att.Snapshot().State})
 }
 
 func (s *Server) verify(c echo.Context) error {
@@ -46,7 +47,7 @@ func (s *Server) verify(c echo.Context) error {
 	if st.Verified() {
 		code = http.StatusOK
 	}
-	return c.JSON(code, VerifyResponse{Verified: st.Verified(), State: st})
+	return c.JSON(code, apitypes.VerifyResponse{Verified: st.Verified(), State: st})
 }
 
 func (s *Server) attest(c echo.Context) error {
@@ -59,7 +60,7 @@ func (s *Server) attest(c echo.Context) error {
 
 func (s *Server) status(c echo.Context) error {
 	snap := s.att.Snapshot()
-	out := StatusResponse{
+	out := apitypes.StatusResponse{
 		AttestationState: snap.State,
 		TPMAvailable:     snap.TPMAvailable,
 		TPMQuoteVerified: snap.TPMQuoteVerified,
@@ -73,7 +74,7 @@ func (s *Server) status(c echo.Context) error {
 		FailCount:        snap.FailCount,
 		RefreshCount:     snap.RefreshCount,
 		Score:            snap.Score,
-		Plugins:          make([]PluginReport, 0, len(snap.Plugins)),
+		Plugins:          make([]apitypes.PluginReport, 0, len(snap.Plugins)),
 		Latched:          latchReport(snap.Latched),
 	}
 	if !snap.LastAttested.IsZero() {
@@ -89,7 +90,7 @@ func (s *Server) status(c echo.Context) error {
 		out.VerdictMeasurement = s.id.Verdicts.Status()
 	}
 	for _, p := range snap.Plugins {
-		out.Plugins = append(out.Plugins, PluginReport{
+		out.Plugins = append(out.Plugins, apitypes.PluginReport{
 			Name:            p.Name,
 			Version:         p.Version,
 			DurationSeconds: p.Duration.Seconds(),
@@ -146,7 +147,7 @@ func (s *Server) refresh(c echo.Context) error {
 		}
 		cur := s.att.Snapshot().State
 		s.auditRefresh(peer, true, msg, cur)
-		return c.JSON(code, ErrorResponse{Error: msg, State: cur})
+		return c.JSON(code, apitypes.ErrorResponse{Error: msg, State: cur})
 	}
 	s.auditRefresh(peer, true, "refreshed", snap.State)
 	body, err := s.attestBody(snap)

@@ -118,7 +118,7 @@ type Options struct {
 	Launcher string
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
-	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see sdk/sandbox
+	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see internal/sandbox
 	// DaemonPaths.SocketDir) and removed when the process ends. Default:
 	// the temporary folder.
 	SocketDir string
