@@ -154,7 +154,7 @@ func TestSeccompProfiles(t *testing.T) {
 	}
 }
 
-// TestPluginSandboxedBySDK runs a real plugin (sdk.Serve) that declares its
+// TestPluginSandboxedBySDK runs a real plugin (plugin.Serve) that declares its
 // sandbox: after Configure it runs under Landlock and the seccomp plugin
 // profile, what it declared still works and the rest is refused; also as
 // PID 1 of its own PID namespace, as the plugin host starts it when it may.

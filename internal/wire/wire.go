@@ -1,7 +1,11 @@
-// Package wire is the daemon's end of the check plugin protocol: the go-plugin
-// client plugin set, a typed client over the gRPC service, and the protocol
-// rules (ValidateDescription, ValidateMeasurement) that the daemon and the
-// sdktest harness enforce on every answer. Plugin authors do not use it.
+// Package wire is the check plugin protocol, both ends of it: the go-plugin
+// handshake and plugin sets, the gRPC server that adapts an sdk.Check (with
+// the check's sandbox applied after its first Configure and the sandbox's
+// denials explained in its answers), a typed client over the gRPC service,
+// and the protocol rules (ValidateDescription, ValidateMeasurement) that the
+// daemon and the sdktest harness enforce on every answer. The plugin host
+// (core/pluginhost), sdk/plugin and sdk/sdktest share it; it is internal,
+// so a vendor's code never depends on it.
 package wire
 
 import (
