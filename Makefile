@@ -73,9 +73,9 @@ proto:
 	@./scripts/install-deps.sh
 	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
-	PATH=$(CURDIR)/$(BIN)/tools:$$PATH protoc --proto_path=sdk/proto/attestorv1 \
-	  --go_out=sdk/proto/attestorv1 --go_opt=paths=source_relative \
-	  --go-grpc_out=sdk/proto/attestorv1 --go-grpc_opt=paths=source_relative \
+	PATH=$(CURDIR)/$(BIN)/tools:$$PATH protoc --proto_path=internal/wire/attestorv1 \
+	  --go_out=internal/wire/attestorv1 --go_opt=paths=source_relative \
+	  --go-grpc_out=internal/wire/attestorv1 --go-grpc_opt=paths=source_relative \
 	  check.proto
 
 # As root: the daemon under the unit's limits (a cgroup with 10% of one CPU,

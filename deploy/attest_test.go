@@ -14,8 +14,8 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/daemon"
 	"github.com/secure-ai/runtime-attestor/core/identity"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // daemonEnv carries a daemonSpec (JSON) to a re-executed test binary that

@@ -16,8 +16,8 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/deploy"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 const (

@@ -17,7 +17,6 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // MaxSize is the largest policy file Load reads.
@@ -517,7 +516,7 @@ func (ps *parser) plugins(key string, n *yaml.Node) {
 // sandbox parses plugins.<name>.sandbox: what the plugin may touch (for a
 // built-in, beyond what its executable declares): lists of clean absolute
 // paths, and TCP ports to bind or connect to.
-func (ps *parser) sandbox(key string, n *yaml.Node, dst *sandbox.Rules) {
+func (ps *parser) sandbox(key string, n *yaml.Node, dst *Grant) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}

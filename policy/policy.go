@@ -17,7 +17,6 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/builtin"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // DefaultPath is where the daemon reads its policy.
@@ -107,8 +106,15 @@ type PluginPolicy struct {
 	// built-in it is added to what the plugin declares; any other plugin
 	// gets exactly this (nothing when empty). The plugin host imposes it
 	// on the plugin process before its first instruction.
-	Sandbox sandbox.Rules
+	Sandbox Grant
 }
+
+// Grant is what the policy grants a plugin (plugins.<name>.sandbox), with
+// the fields and keys of the sandbox a check declares (sdk.Sandbox): files
+// and folders read or written, commands run, devices opened, Unix sockets
+// and TCP ports reached. The plugin host turns it into the confinement it
+// imposes.
+type Grant sdk.Sandbox
 
 // Thresholds are the scores at which the state becomes degraded and failed.
 type Thresholds struct{ Degraded, Failed int }

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/pluginname"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // Limits that Validate enforces.
@@ -158,7 +158,7 @@ func (p *Policy) validatePlugins(e *errs) {
 	for _, name := range slices.Sorted(maps.Keys(p.Plugins)) {
 		pp := p.Plugins[name]
 		key := "plugins." + name
-		if !wire.ValidName(name) {
+		if !pluginname.Valid(name) {
 			e.add(key, 0, "plugin name must be lowercase letters, digits and '_', starting with a letter (the part after attestor-check-)")
 		}
 		if pp.SHA256 != "" && !hex64RE.MatchString(pp.SHA256) {

@@ -32,6 +32,8 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/internal/daemontest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/plugins/binaries"
 	"github.com/secure-ai/runtime-attestor/plugins/kernel"
 	"github.com/secure-ai/runtime-attestor/plugins/ostree"
@@ -39,8 +41,6 @@ import (
 	"github.com/secure-ai/runtime-attestor/plugins/secureboot"
 	"github.com/secure-ai/runtime-attestor/plugins/tpm"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // fuzzPlugins are the built-in checks, in builtin.Names() order.

@@ -12,9 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// ProtocolVersion is the wire protocol version this SDK speaks.
-const ProtocolVersion = 1
-
 // Check is what a plugin author implements.
 type Check interface {
 	// Describe returns the plugin's identity, the bundle fields it fills and
@@ -121,8 +118,8 @@ type Config struct {
 	raw []byte
 }
 
-// NewConfig wraps a JSON object as a Config (used by the wire layer and
-// tests).
+// NewConfig wraps a JSON object as a Config: what a check's own test passes
+// to Configure, or to the function that parses its configuration.
 func NewConfig(raw []byte) Config { return Config{raw: raw} }
 
 // Raw returns the configuration's JSON bytes.

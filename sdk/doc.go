@@ -25,22 +25,26 @@
 //		return res, nil
 //	}
 //
-//	func main() { sdk.Serve(check{}) }
+//	func main() { plugin.Serve(check{}) }
 //
-// go-plugin, gRPC and protobuf never appear in an author's code; they live in
-// the wire package, which the daemon and the sdktest harness use.
+// main lives in a package of its own that imports sdk/plugin; plugin.Serve
+// is its one call. Package sdk itself is plain Go (the standard library and
+// hclog, the logger of Request): go-plugin, gRPC, protobuf and the sandbox
+// implementation never appear in an author's code; sdk/plugin links them
+// for the executable, and sdk/sdktest runs a check over the real protocol
+// in go test.
 //
 // # Compatibility promise
 //
-// Releases of the module are tagged vMAJOR.MINOR.PATCH (docs/plugins.md,
-// "Depending on the SDK"). While MAJOR is 0, a PATCH release never changes
-// an exported name of sdk, sdk/sdktest or sdk/sandbox incompatibly and a
-// MINOR release may, listing each such change in its release notes; from
-// v1.0.0 on, no incompatible change without a new major version. Names
-// documented as used by the daemon or the wire layer (Handshake,
-// PluginName, NewConfig, DeclaredSandbox) are outside the promise. New
-// optional interfaces, struct fields and functions may be added in any
-// release. The wire protocol is versioned separately (ProtocolVersion); a
+// This is version 0.1.0 of the SDK. Releases of the module are tagged
+// vMAJOR.MINOR.PATCH (docs/plugins.md, "Depending on the SDK"). The promise
+// covers every exported name of sdk, sdk/plugin and sdk/sdktest; nothing
+// else of the module is part of the SDK (internal/ cannot be imported
+// from outside it). While MAJOR is 0, a PATCH release never changes such a
+// name incompatibly and a MINOR release may, listing each such change in
+// its release notes; from v1.0.0 on, no incompatible change without a new
+// major version. New optional interfaces, struct fields and functions may
+// be added in any release. The wire protocol is versioned separately; a
 // daemon speaks every protocol version it has ever shipped, so a plugin
 // built against an older SDK keeps working with a newer daemon. Finding
 // codes that a plugin documents are part of that plugin's contract:

@@ -3,20 +3,41 @@ package sdk
 import (
 	"context"
 	"fmt"
-	"os"
-
-	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // Sandbox is what a check needs from the system once configured: the files
 // and folders it reads or writes, the commands it runs, the devices it
-// opens. It is a sandbox.Rules; see that type for each field.
-type Sandbox = sandbox.Rules
+// opens, the sockets it reaches. Paths are absolute; a folder covers
+// everything below it, a file that file. A path missing when the sandbox
+// is applied stays denied if it appears later. The zero Sandbox allows no
+// file and no TCP port (the plugin's own protocol socket is added by the
+// SDK). The JSON names are the policy's keys under plugins.<name>.sandbox.
+type Sandbox struct {
+	// ReadOnly lists files and folders the check may read and list.
+	// Nothing under them may be executed or changed.
+	ReadOnly []string `json:"read_only,omitempty"`
+	// ReadWrite lists files and folders the check may read, write,
+	// truncate, create files, folders, sockets and FIFOs in, and remove
+	// from. Nothing under them may be executed; device ioctls stay denied.
+	ReadWrite []string `json:"read_write,omitempty"`
+	// Exec lists executables, or folders of executables, the check may
+	// run (and read). Each one's ELF interpreter and shared libraries, or
+	// its "#!" interpreter, are granted as well.
+	Exec []string `json:"exec,omitempty"`
+	// Devices lists device files the check may open for reading and
+	// writing, without ioctl (a TPM resource manager, /dev/tpmrm0).
+	Devices []string `json:"devices,omitempty"`
+	// UnixSockets lists pathname Unix sockets, created by processes outside
+	// the sandbox, that the check connects or sends to (systemd's
+	// NOTIFY_SOCKET). An entry starting with "@" names an abstract socket.
+	UnixSockets []string `json:"unix_sockets,omitempty"`
+	// BindTCP lists the TCP ports the check may bind (0: any ephemeral
+	// port). Empty: none.
+	BindTCP []uint16 `json:"bind_tcp,omitempty"`
+	// ConnectTCP lists the TCP ports the check may connect to. Empty:
+	// none.
+	ConnectTCP []uint16 `json:"connect_tcp,omitempty"`
+}
 
 // Sandboxer is implemented by checks that confine themselves. Right after
 // the first successful Configure, the SDK asks for the check's Sandbox and
@@ -46,10 +67,10 @@ type Sandboxer interface {
 
 // DeclaredSandbox configures c with cfg (a JSON object, as the daemon sends
 // plugins.<name>.config) and returns the sandbox it declares, or ok false
-// when c is not a Sandboxer. Serve uses it in a declare run, through which
-// the daemon learns from the plugin executable what the plugin needs
-// (docs/plugins.md); a vendor's test may call it to see what its check
-// declares. c must be a fresh instance, not a served one.
+// when c is not a Sandboxer: what a check's test calls to see what the
+// check declares under a configuration. It is what the daemon learns in a
+// declare run from the plugin executable (docs/plugins.md). c must be a
+// fresh instance, not a served one.
 func DeclaredSandbox(ctx context.Context, c Check, cfg []byte) (sb Sandbox, ok bool, err error) {
 	if cfgr, isCfgr := c.(Configurer); isCfgr {
 		if err := cfgr.Configure(ctx, NewConfig(cfg)); err != nil {
@@ -61,45 +82,4 @@ func DeclaredSandbox(ctx context.Context, c Check, cfg []byte) (sb Sandbox, ok b
 		return Sandbox{}, false, nil
 	}
 	return s.Sandbox(), true, nil
-}
-
-// applySandbox restricts the plugin process to c's declared sandbox, when c
-// declares one and the process is a plugin the daemon started (the
-// handshake cookie is set): a check served in-process by sdktest leaves the
-// test process alone. It logs what was enforced, once.
-// It returns the rules when Landlock enforces them.
-func applySandbox(c Check, logger hclog.Logger) (*sandbox.Rules, error) {
-	s, ok := c.(Sandboxer)
-	if !ok || os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
-		return nil, nil
-	}
-	rules := s.Sandbox()
-	st, err := sandbox.ApplyPlugin(rules)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	logger.Info("sandboxed", "landlock_abi", st.ABI, "landlock", st.Landlock, "reason", st.Reason,
-		"seccomp", st.Seccomp, "profile", st.Profile, "skipped", st.Skipped, "summary", st.String())
-	if !st.Landlock {
-		return nil, nil
-	}
-	applied := sandbox.ForPlugin(rules)
-	return &applied, nil
-}
-
-// sandboxOnce applies the check's sandbox after its first successful
-// Configure (the caller holds s.sem). A failure is a FailedPrecondition
-// answer, which the daemon reports as core.plugin_config.
-func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
-	if !s.sandboxed {
-		applied, err := applySandbox(s.check, s.logger)
-		if err != nil {
-			return nil, status.Error(codes.FailedPrecondition, err.Error())
-		}
-		if applied != nil {
-			s.denials.declare(*applied)
-		}
-		s.sandboxed = true
-	}
-	return &pb.ConfigureResponse{}, nil
 }

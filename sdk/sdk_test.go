@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 type demo struct {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 )
 
 // maxResponse bounds what attestctl reads from the attestor.
@@ -26,7 +26,7 @@ type reply struct {
 // errorText returns the "error" member of a JSON error body, or the body
 // itself, shortened.
 func (r reply) errorText() string {
-	var e api.ErrorResponse
+	var e apitypes.ErrorResponse
 	if json.Unmarshal(r.body, &e) == nil && e.Error != "" {
 		return e.Error
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
@@ -128,10 +128,10 @@ func squatter(t *testing.T, bundleRaw []byte, evidenceRaw []byte) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/verify", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(api.VerifyResponse{Verified: true, State: state.Attested})
+		_ = json.NewEncoder(w).Encode(apitypes.VerifyResponse{Verified: true, State: state.Attested})
 	})
 	mux.HandleFunc("/api/v1/attest", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(api.AttestResponse{State: state.Attested, Bundle: bundleRaw})
+		_ = json.NewEncoder(w).Encode(apitypes.AttestResponse{State: state.Attested, Bundle: bundleRaw})
 	})
 	mux.HandleFunc("/api/v1/evidence", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write(evidenceRaw)
@@ -276,7 +276,7 @@ func TestEvidenceEndToEnd(t *testing.T) {
 		t.Errorf("gate --ak against the daemon: %s", r)
 	}
 	_, bundleBody := env.Get("/api/v1/attest")
-	var ar api.AttestResponse
+	var ar apitypes.AttestResponse
 	_ = json.Unmarshal(bundleBody, &ar)
 	r = attestctl(t, "", nil, "gate", "--addr", squatter(t, ar.Bundle, evRaw), "--pubkey", pub, "--ak", akFile, "--timeout", "400ms", "--interval", "50ms")
 	if r.code != 1 || !strings.Contains(r.stderr, "evidence NOT trusted") {
@@ -355,7 +355,7 @@ func TestDaemonWithoutTPM(t *testing.T) {
 	p := env.Start()
 	defer p.Stop()
 	code, body := env.Get("/api/v1/evidence?nonce=" + strings.Repeat("ab", 16))
-	var e api.ErrorResponse
+	var e apitypes.ErrorResponse
 	if code != http.StatusConflict || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, "no TPM") {
 		t.Errorf("evidence without a TPM: %d %s, want 409 with a JSON error", code, body)
 	}

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/state"
 )
 
@@ -125,7 +125,7 @@ func (a *app) pollVerify(ctx context.Context) (state.State, string) {
 	if err != nil {
 		return "", "attestor unreachable: " + err.Error()
 	}
-	var v api.VerifyResponse
+	var v apitypes.VerifyResponse
 	if (r.code != http.StatusOK && r.code != http.StatusServiceUnavailable) || json.Unmarshal(r.body, &v) != nil || !v.State.Valid() {
 		return "", fmt.Sprintf("unexpected answer from /api/v1/verify: HTTP %d: %s", r.code, clean(r.errorText()))
 	}

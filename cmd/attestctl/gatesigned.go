@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/state"
@@ -60,7 +60,7 @@ func (g *signedGate) poll(ctx context.Context) (state.State, string) {
 	if r.code != http.StatusOK {
 		return "", fmt.Sprintf("unexpected answer from /api/v1/attest: HTTP %d: %s", r.code, clean(r.errorText()))
 	}
-	var ar api.AttestResponse
+	var ar apitypes.AttestResponse
 	if err := json.Unmarshal(r.body, &ar); err != nil {
 		return "", "unexpected answer from /api/v1/attest: not JSON"
 	}

@@ -3,13 +3,13 @@ package main
 import (
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 )
 
 // writeLatch explains a latched failed state: since when, which
 // attestation and findings latched it, and what clears it.
-func writeLatch(row func(k, format string, args ...any), l *api.LatchReport, now time.Time) {
+func writeLatch(row func(k, format string, args ...any), l *apitypes.LatchReport, now time.Time) {
 	if l == nil {
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/internal/daemontest"
 )
 
@@ -38,10 +38,10 @@ func TestLatchedFailureExplained(t *testing.T) {
 	if st := env.State(); st != "failed" {
 		t.Fatalf("state %s, want failed", st)
 	}
-	latched := func() *api.LatchReport {
+	latched := func() *apitypes.LatchReport {
 		t.Helper()
 		_, body := env.Get("/api/security/status")
-		var st api.StatusResponse
+		var st apitypes.StatusResponse
 		if err := json.Unmarshal(body, &st); err != nil {
 			t.Fatalf("status: %v: %s", err, body)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
@@ -281,8 +282,8 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status --json: %s", r)
 	}
 	var out struct {
-		Attest api.AttestResponse
-		Status api.StatusResponse
+		Attest apitypes.AttestResponse
+		Status apitypes.StatusResponse
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("status --json is not JSON: %v\n%s", err, r.stdout)

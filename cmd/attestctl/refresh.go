@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 )
 
@@ -41,7 +41,7 @@ func (a *app) refresh(args []string) int {
 	if err != nil {
 		return a.fail(exitUsage, "read token: %v", err)
 	}
-	if err := api.ValidateToken(raw); err != nil {
+	if err := apitypes.ValidateToken(raw); err != nil {
 		return a.fail(exitUsage, "token file %s: %v", *tokenFile, err)
 	}
 	tok := bytes.TrimSpace(raw)
@@ -61,7 +61,7 @@ func (a *app) refresh(args []string) int {
 	default:
 		return a.fail(exitFail, "refresh failed (HTTP %d): %s", r.code, r.errorText())
 	}
-	var resp api.AttestResponse
+	var resp apitypes.AttestResponse
 	if err := json.Unmarshal(r.body, &resp); err != nil {
 		return a.fail(exitFail, "refresh: answer is not the expected JSON: %v", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -35,12 +35,12 @@ func (a *app) status(args []string) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), a.requestTimeout(10*time.Second))
 	defer cancel()
-	var att api.AttestResponse
+	var att apitypes.AttestResponse
 	attRaw, err := a.getJSON(ctx, "/api/v1/attest", &att)
 	if err != nil {
 		return a.fail(exitFail, "%v", err)
 	}
-	var st api.StatusResponse
+	var st apitypes.StatusResponse
 	stRaw, err := a.getJSON(ctx, "/api/security/status", &st)
 	if err != nil {
 		return a.fail(exitFail, "%v", err)
@@ -62,7 +62,7 @@ func (a *app) status(args []string) int {
 
 // writeStatus renders the status as tables: the summary, the checks, and
 // the findings above info.
-func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now time.Time) {
+func writeStatus(out io.Writer, st apitypes.StatusResponse, b *bundle.Bundle, now time.Time) {
 	writeSummary(out, st, b, now)
 	writeChecks(out, mergeChecks(st.Plugins, b))
 	if b != nil {
@@ -72,7 +72,7 @@ func writeStatus(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now tim
 
 // writeSummary writes the state, the counters and what was measured, one
 // row each.
-func writeSummary(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now time.Time) {
+func writeSummary(out io.Writer, st apitypes.StatusResponse, b *bundle.Bundle, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(w, "%s\t%s\n", k, clean(fmt.Sprintf(format, args...)))
@@ -110,7 +110,7 @@ func writeSummary(out io.Writer, st api.StatusResponse, b *bundle.Bundle, now ti
 
 // measuredHardware says what the TPM and Secure Boot rows show. The
 // bundle, when there is one, tells "not measured" (null) apart from false.
-func measuredHardware(st api.StatusResponse, b *bundle.Bundle) (tpm, secureBoot string) {
+func measuredHardware(st apitypes.StatusResponse, b *bundle.Bundle) (tpm, secureBoot string) {
 	tpm = "absent"
 	if st.TPMAvailable {
 		tpm = "available, quote not verified"
@@ -200,8 +200,8 @@ type checkRow struct {
 // mergeChecks lists the checks of the bundle (every plugin that ran or
 // should have), with the fault the status reports for each, then any
 // plugin the status knows that the bundle does not.
-func mergeChecks(plugins []api.PluginReport, b *bundle.Bundle) []checkRow {
-	byName := map[string]api.PluginReport{}
+func mergeChecks(plugins []apitypes.PluginReport, b *bundle.Bundle) []checkRow {
+	byName := map[string]apitypes.PluginReport{}
 	for _, p := range plugins {
 		byName[p.Name] = p
 	}

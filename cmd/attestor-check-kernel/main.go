@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/secure-ai/runtime-attestor/plugins/kernel"
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
-func main() { sdk.Serve(kernel.New()) }
+func main() { plugin.Serve(kernel.New()) }

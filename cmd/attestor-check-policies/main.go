@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/secure-ai/runtime-attestor/plugins/policies"
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
-func main() { sdk.Serve(policies.New()) }
+func main() { plugin.Serve(policies.New()) }

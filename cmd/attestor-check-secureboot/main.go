@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/secure-ai/runtime-attestor/plugins/secureboot"
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
-func main() { sdk.Serve(secureboot.New()) }
+func main() { plugin.Serve(secureboot.New()) }

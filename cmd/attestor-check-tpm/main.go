@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/secure-ai/runtime-attestor/plugins/tpm"
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
-func main() { sdk.Serve(tpm.New()) }
+func main() { plugin.Serve(tpm.New()) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 )
@@ -29,8 +30,8 @@ func TestPrecomputedAnswers(t *testing.T) {
 			code int
 			body any
 		}{
-			{"/api/v1/verify", verifyCode, api.VerifyResponse{Verified: st == state.Attested, State: st}},
-			{"/health", http.StatusOK, api.HealthResponse{Status: "ok", State: st}},
+			{"/api/v1/verify", verifyCode, apitypes.VerifyResponse{Verified: st == state.Attested, State: st}},
+			{"/health", http.StatusOK, apitypes.HealthResponse{Status: "ok", State: st}},
 		}
 		for _, tt := range tests {
 			want, err := json.Marshal(tt.body)

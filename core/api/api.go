@@ -199,23 +199,6 @@ func (s *Server) SetToken(tok []byte) {
 	s.token.Store(&d)
 }
 
-// ValidateToken reports whether tok (white space around it ignored, as
-// SetToken does) can ever be presented as a bearer token: it must be
-// non-empty printable ASCII without spaces. A token that fails can never
-// match, so the daemon should refuse it when it loads the policy.
-func ValidateToken(tok []byte) error {
-	tok = bytes.TrimSpace(tok)
-	if len(tok) == 0 {
-		return errors.New("api token is empty")
-	}
-	for _, c := range tok {
-		if c < 0x21 || c > 0x7e {
-			return errors.New("api token holds white space or a byte that is not printable ASCII")
-		}
-	}
-	return nil
-}
-
 // Serve accepts connections on ln until Shutdown, admitting them fairly
 // (Options.MaxConns, Options.MaxConnsPerPeer). It may be called for
 // several listeners at once (a TCP port and a Unix socket). It returns nil

@@ -24,6 +24,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/api"
 	"github.com/secure-ai/runtime-attestor/core/api/apitest"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/bundle"
 	"github.com/secure-ai/runtime-attestor/core/engine"
@@ -141,16 +142,16 @@ func TestSecurityStatus(t *testing.T) {
 		t.Parallel()
 		since := time.Date(2026, 3, 13, 10, 0, 0, 0, time.FixedZone("x", 3600))
 		s := start(t, apitest.New(engine.Snapshot{State: state.Failed, Latched: &engine.Latch{Since: since, Sequence: 4, Score: 100,
-			Findings: []engine.LatchFinding{{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}}}}), api.Options{})
+			Findings: []state.LatchFinding{{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}}}}), api.Options{})
 		r := get(t, s.url+"/api/security/status")
-		var st api.StatusResponse
+		var st apitypes.StatusResponse
 		if err := json.Unmarshal(r.body, &st); err != nil {
 			t.Fatal(err)
 		}
 		l := st.Latched
 		if l == nil || l.Since != "2026-03-13T09:00:00Z" || l.Sequence != 4 || l.Score != 100 || len(l.Findings) != 1 ||
-			l.Findings[0] != (engine.LatchFinding{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}) ||
-			l.Clears != api.LatchClears {
+			l.Findings[0] != (state.LatchFinding{Code: "tpm.pcr_mismatch", Severity: sdk.SeverityCritical, Plugin: "tpm", Subject: "pcr 7", Message: "differs"}) ||
+			l.Clears != apitypes.LatchClears {
 			t.Errorf("latched = %s", r.body)
 		}
 	})
@@ -807,8 +808,8 @@ func TestValidateToken(t *testing.T) {
 		{"caf\xc3\xa9", false},
 		{"nul\x00", false},
 	} {
-		if err := api.ValidateToken([]byte(tc.tok)); (err == nil) != tc.ok {
-			t.Errorf("Test %d: ValidateToken(%q) = %v, want ok=%t", i, tc.tok, err, tc.ok)
+		if err := apitypes.ValidateToken([]byte(tc.tok)); (err == nil) != tc.ok {
+			t.Errorf("Test %d: apitypes.ValidateToken(%q) = %v, want ok=%t", i, tc.tok, err, tc.ok)
 		}
 	}
 }

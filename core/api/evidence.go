@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/ear"
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
@@ -74,11 +75,11 @@ func tpmError(c echo.Context, err error) error {
 		code = http.StatusTooManyRequests
 		c.Response().Header().Set("Retry-After", "1")
 	}
-	return c.JSON(code, ErrorResponse{Error: err.Error()})
+	return c.JSON(code, apitypes.ErrorResponse{Error: err.Error()})
 }
 
 func (s *Server) noTPM(c echo.Context) error {
-	return c.JSON(http.StatusConflict, ErrorResponse{Error: "no TPM: this attestor has no TPM configured (evidence_tpm_device, evidence_tpm_socket); it never fakes a quote"})
+	return c.JSON(http.StatusConflict, apitypes.ErrorResponse{Error: "no TPM: this attestor has no TPM configured (evidence_tpm_device, evidence_tpm_socket); it never fakes a quote"})
 }
 
 func (s *Server) ak(c echo.Context) error {
@@ -99,7 +100,7 @@ func (s *Server) evidence(c echo.Context) error {
 	nonce, err := evidence.ParseNonce(c.QueryParam("nonce"))
 	if err != nil {
 		n.badRequest.Add(1)
-		return c.JSON(http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+		return c.JSON(http.StatusBadRequest, apitypes.ErrorResponse{Error: err.Error()})
 	}
 	if s.id.TPM == nil {
 		n.noTPM.Add(1)
@@ -108,12 +109,12 @@ func (s *Server) evidence(c echo.Context) error {
 	snap := s.att.Snapshot()
 	if len(snap.Bundle) == 0 {
 		n.pending.Add(1)
-		return c.JSON(http.StatusServiceUnavailable, ErrorResponse{Error: "no bundle yet: the first attestation has not finished", State: state.Pending})
+		return c.JSON(http.StatusServiceUnavailable, apitypes.ErrorResponse{Error: "no bundle yet: the first attestation has not finished", State: state.Pending})
 	}
 	qd, digest, err := evidence.QualifyingData(nonce, snap.Bundle)
 	if err != nil {
 		n.failed.Add(1)
-		return c.JSON(http.StatusInternalServerError, ErrorResponse{Error: "bundle: " + err.Error()})
+		return c.JSON(http.StatusInternalServerError, apitypes.ErrorResponse{Error: "bundle: " + err.Error()})
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), evidenceTimeout)
 	defer cancel()
@@ -139,19 +140,19 @@ func (s *Server) ear(c echo.Context) error {
 	if nonce != "" {
 		b, err := hex.DecodeString(nonce)
 		if err != nil || len(b) < minEARNonce || len(b) > maxEARNonce {
-			return c.JSON(http.StatusBadRequest, ErrorResponse{Error: "nonce must be 8 to 64 bytes in hex"})
+			return c.JSON(http.StatusBadRequest, apitypes.ErrorResponse{Error: "nonce must be 8 to 64 bytes in hex"})
 		}
 	}
 	if s.id.Signer == nil {
-		return c.JSON(http.StatusConflict, ErrorResponse{Error: "no signing key: set signing_key_path (made by attestctl keygen) to get signed EAR results"})
+		return c.JSON(http.StatusConflict, apitypes.ErrorResponse{Error: "no signing key: set signing_key_path (made by attestctl keygen) to get signed EAR results"})
 	}
 	claims, err := ear.Build(s.att.Snapshot().Bundle, ear.Options{Version: s.id.Version, Now: time.Now(), Nonce: nonce})
 	if err != nil {
-		return c.JSON(http.StatusInternalServerError, ErrorResponse{Error: err.Error()})
+		return c.JSON(http.StatusInternalServerError, apitypes.ErrorResponse{Error: err.Error()})
 	}
 	tok, err := ear.Sign(claims, s.id.Signer)
 	if err != nil {
-		return c.JSON(http.StatusInternalServerError, ErrorResponse{Error: err.Error()})
+		return c.JSON(http.StatusInternalServerError, apitypes.ErrorResponse{Error: err.Error()})
 	}
 	return c.Blob(http.StatusOK, ear.MediaType, []byte(tok))
 }

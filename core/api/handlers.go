@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/core/verdict"
@@ -45,8 +46,8 @@ type stateAnswers struct{ verify, health []byte }
 func encodeAnswers() map[state.State]stateAnswers {
 	out := map[state.State]stateAnswers{}
 	for _, st := range []state.State{state.Pending, state.Attested, state.Degraded, state.Failed} {
-		v, verr := json.Marshal(VerifyResponse{Verified: st.Verified(), State: st})
-		h, herr := json.Marshal(HealthResponse{Status: "ok", State: st})
+		v, verr := json.Marshal(apitypes.VerifyResponse{Verified: st.Verified(), State: st})
+		h, herr := json.Marshal(apitypes.HealthResponse{Status: "ok", State: st})
 		if verr == nil && herr == nil {
 			out[st] = stateAnswers{verify: append(v, '\n'), health: append(h, '\n')}
 		}
@@ -65,7 +66,7 @@ func answer(c echo.Context, code int, body []byte, v any) error {
 
 func (s *Server) health(c echo.Context) error {
 	st := s.att.Snapshot().State
-	return answer(c, http.StatusOK, s.answers[st].health, HealthResponse{Status: "ok", State: st})
+	return answer(c, http.StatusOK, s.answers[st].health, apitypes.HealthResponse{Status: "ok", State: st})
 }
 
 func (s *Server) verify(c echo.Context) error {
@@ -74,7 +75,7 @@ func (s *Server) verify(c echo.Context) error {
 	if st.Verified() {
 		code = http.StatusOK
 	}
-	return answer(c, code, s.answers[st].verify, VerifyResponse{Verified: st.Verified(), State: st})
+	return answer(c, code, s.answers[st].verify, apitypes.VerifyResponse{Verified: st.Verified(), State: st})
 }
 
 func (s *Server) attest(c echo.Context) error {
@@ -87,7 +88,7 @@ func (s *Server) attest(c echo.Context) error {
 
 func (s *Server) status(c echo.Context) error {
 	snap := s.att.Snapshot()
-	out := StatusResponse{
+	out := apitypes.StatusResponse{
 		AttestationState: snap.State,
 		TPMAvailable:     snap.TPMAvailable,
 		TPMQuoteVerified: snap.TPMQuoteVerified,
@@ -101,7 +102,7 @@ func (s *Server) status(c echo.Context) error {
 		FailCount:        snap.FailCount,
 		RefreshCount:     snap.RefreshCount,
 		Score:            snap.Score,
-		Plugins:          make([]PluginReport, 0, len(snap.Plugins)),
+		Plugins:          make([]apitypes.PluginReport, 0, len(snap.Plugins)),
 		Latched:          latchReport(snap.Latched),
 	}
 	if !snap.LastAttested.IsZero() {
@@ -117,7 +118,7 @@ func (s *Server) status(c echo.Context) error {
 		out.VerdictMeasurement = s.id.Verdicts.Status()
 	}
 	for _, p := range snap.Plugins {
-		out.Plugins = append(out.Plugins, PluginReport{
+		out.Plugins = append(out.Plugins, apitypes.PluginReport{
 			Name:            p.Name,
 			Version:         p.Version,
 			DurationSeconds: p.Duration.Seconds(),
@@ -174,7 +175,7 @@ func (s *Server) refresh(c echo.Context) error {
 		}
 		cur := s.att.Snapshot().State
 		s.auditRefresh(peer, true, msg, cur)
-		return c.JSON(code, ErrorResponse{Error: msg, State: cur})
+		return c.JSON(code, apitypes.ErrorResponse{Error: msg, State: cur})
 	}
 	s.auditRefresh(peer, true, "refreshed", snap.State)
 	body, err := s.attestBody(snap)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 )
 
 // logRequests logs every request at debug level: method, path, status,
@@ -181,7 +183,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	} else {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(), "error", err)
 	}
-	if err := c.JSON(code, ErrorResponse{Error: msg}); err != nil {
+	if err := c.JSON(code, apitypes.ErrorResponse{Error: msg}); err != nil {
 		s.log.Debug("could not write an error response", "error", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"github.com/secure-ai/runtime-attestor/builtin"
 	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitypes"
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/engine"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
@@ -18,8 +19,8 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/core/verdict"
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"io"
 	"net"
 	"os"
@@ -263,7 +264,7 @@ func readToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read API token %s: %w", path, err)
 	}
 	tok := []byte(strings.TrimSpace(string(raw)))
-	if err := api.ValidateToken(tok); err != nil {
+	if err := apitypes.ValidateToken(tok); err != nil {
 		return nil, fmt.Errorf("API token %s: %w", path, err)
 	}
 	return tok, nil

@@ -11,9 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // declareEnv is a daemon able to run declare runs with a short timeout, a
@@ -59,7 +59,7 @@ func TestHostileBuiltinDeclaration(t *testing.T) {
 			if c.sandbox != nil {
 				cfg["sandbox"] = c.sandbox(pol)
 			}
-			pol.Plugins["kernel"] = policy.PluginPolicy{Enabled: true, Config: cfg, Sandbox: sandbox.Rules{ReadOnly: []string{"/proc/cmdline"}}}
+			pol.Plugins["kernel"] = policy.PluginPolicy{Enabled: true, Config: cfg, Sandbox: policy.Grant{ReadOnly: []string{"/proc/cmdline"}}}
 			g, err := d.pluginGrants(context.Background(), pol)
 			if c.want == "" {
 				if err == nil || !strings.Contains(err.Error(), "plugins.kernel: the executable") || !strings.Contains(err.Error(), "(signing_key_path)") {
@@ -94,7 +94,7 @@ func TestThirdPartyShortfall(t *testing.T) {
 		ConnectTCP: []uint16{443},
 	}
 	pol.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Config: map[string]any{"sandbox": declared},
-		Sandbox: sandbox.Rules{ReadOnly: []string{"/usr/share"}}}
+		Sandbox: policy.Grant{ReadOnly: []string{"/usr/share"}}}
 	g, err := d.pluginGrants(context.Background(), pol)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestThirdPartyShortfall(t *testing.T) {
 	}
 	// Granted all it declares but the secret: only the secret is named.
 	pp := pol.Plugins["vendor"]
-	pp.Sandbox = sandbox.Rules{ReadOnly: []string{"/etc/os-release", "/usr/share"}, Devices: []string{"/dev/null"}, ConnectTCP: []uint16{443}}
+	pp.Sandbox = policy.Grant{ReadOnly: []string{"/etc/os-release", "/usr/share"}, Devices: []string{"/dev/null"}, ConnectTCP: []uint16{443}}
 	pol.Plugins["vendor"] = pp
 	if g, err = d.pluginGrants(context.Background(), pol); err != nil {
 		t.Fatal(err)

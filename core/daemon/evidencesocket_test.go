@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/internal/daemontest"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // TestEvidenceSocketReach: below Landlock ABI 9 an evidence_tpm_socket is

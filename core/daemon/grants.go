@@ -10,9 +10,9 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/builtin"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // CodeSandbox (info) is added to a plugin's results when the daemon could
@@ -57,7 +57,7 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 		if !pol.PluginEnabled(name) || policy.IsBuiltin(name) {
 			continue
 		}
-		out.rules[name] = pol.Plugins[name].Sandbox.Merge()
+		out.rules[name] = sandbox.Rules(pol.Plugins[name].Sandbox).Merge()
 		if notice := d.thirdPartyNotice(ctx, pol, name); notice != nil {
 			out.notices[name] = []sdk.Finding{*notice}
 		}
@@ -81,7 +81,7 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 // policy's grant and a finding. sha is the digest of the executable that
 // declared, "" when none did.
 func (d *daemon) builtinGrant(ctx context.Context, pol *policy.Policy, name string) (g sandbox.Rules, sha string, notice *sdk.Finding, err error) {
-	granted := pol.Plugins[name].Sandbox.Merge()
+	granted := sandbox.Rules(pol.Plugins[name].Sandbox).Merge()
 	decl, err := d.declare(ctx, pol, name)
 	var de *pluginhost.DeclareError
 	switch {
@@ -129,7 +129,7 @@ func (d *daemon) thirdPartyNotice(ctx context.Context, pol *policy.Policy, name 
 	case !decl.HasSandbox:
 		return nil
 	}
-	msg := shortfall(pol, name, decl.Sandbox, pol.Plugins[name].Sandbox.Merge())
+	msg := shortfall(pol, name, decl.Sandbox, sandbox.Rules(pol.Plugins[name].Sandbox).Merge())
 	if msg == "" {
 		return nil
 	}

@@ -11,9 +11,9 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/builtin"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // TestGrantsNeverExposeDaemonFiles: no plugin's grant, a built-in's
@@ -24,7 +24,9 @@ import (
 func TestGrantsNeverExposeDaemonFiles(t *testing.T) {
 	t.Parallel()
 	third := func(r sandbox.Rules) func(*policy.Policy) {
-		return func(p *policy.Policy) { p.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Sandbox: r} }
+		return func(p *policy.Policy) {
+			p.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Sandbox: policy.Grant(r)}
+		}
 	}
 	cases := []struct {
 		name string

@@ -12,9 +12,9 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/evidence"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/verdict"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/tpmio"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // signingKeyUsable loads the key at signing_key_path, when set, to refuse

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // exposes returns why grant g would let its plugin read one of the

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // shortfall says what plugin name declares (declared) that its grant does

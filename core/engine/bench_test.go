@@ -17,10 +17,10 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/policy"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // wireHost answers every Measure with the binaries plugin's answer for n

@@ -28,7 +28,7 @@ func latchOf(running *Latch, prev, st state.State, b *bundle.Bundle, score int, 
 // latchFindings names what made the attestation fail: its critical
 // findings when it has any (each fails on its own), otherwise the heaviest
 // ones above info (the score crossed the threshold).
-func latchFindings(fs []bundle.Failure) []LatchFinding {
+func latchFindings(fs []bundle.Failure) []state.LatchFinding {
 	var pick []bundle.Failure
 	for _, f := range fs {
 		if f.Severity == sdk.SeverityCritical {
@@ -46,9 +46,9 @@ func latchFindings(fs []bundle.Failure) []LatchFinding {
 	if len(pick) > maxLatchFindings {
 		pick = pick[:maxLatchFindings]
 	}
-	out := make([]LatchFinding, 0, len(pick))
+	out := make([]state.LatchFinding, 0, len(pick))
 	for _, f := range pick {
-		out = append(out, LatchFinding{Code: f.Code, Severity: f.Severity, Plugin: f.Plugin, Subject: f.Subject, Message: f.Message})
+		out = append(out, state.LatchFinding{Code: f.Code, Severity: f.Severity, Plugin: f.Plugin, Subject: f.Subject, Message: f.Message})
 	}
 	return out
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/audit"
 	"github.com/secure-ai/runtime-attestor/core/pluginhost"
 	"github.com/secure-ai/runtime-attestor/internal/elffixture"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/policy"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 // TestLibraryBytesNotAudited: a third-party plugin's grant runs a helper

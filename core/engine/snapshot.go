@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/core/state"
-	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // Snapshot is the daemon's state as of the last finished attestation. Reads never wait on a running one.
@@ -66,14 +65,5 @@ type Latch struct {
 	Since    time.Time
 	Sequence uint64
 	Score    int
-	Findings []LatchFinding
-}
-
-// LatchFinding is one finding that latched the failed state.
-type LatchFinding struct {
-	Code     string       `json:"code"`
-	Severity sdk.Severity `json:"severity"`
-	Plugin   string       `json:"plugin"`
-	Subject  string       `json:"subject"`
-	Message  string       `json:"message"`
+	Findings []state.LatchFinding
 }

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/secure-ai/runtime-attestor/internal/wire"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // lagging is a context whose deadline is set but whose timer has not fired

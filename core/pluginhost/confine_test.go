@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 // secretsLayout is the daemon's own state as the shipped unit lays it out

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 // The test binary re-executes itself as a tiny daemon (go-plugin's own

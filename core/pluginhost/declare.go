@@ -14,9 +14,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/secure-ai/runtime-attestor/internal/declare"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // DefaultDeclareTimeout bounds one declare run: start, Configure, the
@@ -58,7 +58,7 @@ type DeclarerOptions struct {
 	// does each plugin; default /proc/self/exe.
 	Launcher string
 	Timeout  time.Duration // default DefaultDeclareTimeout
-	LogLevel string        // passed as sdk.LogLevelEnv; default "info"
+	LogLevel string        // passed as wire.LogLevelEnv; default "info"
 	Logger   hclog.Logger  // default: discard
 }
 

@@ -14,8 +14,8 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/declare"
-	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 // run executes bf for a declare run and returns its stdout. The process is
@@ -69,8 +69,8 @@ func (d *Declarer) command(p *plugin, bf *binFile, config []byte, stdout, stderr
 		return nil, nil, err
 	}
 	env := []string{
-		"PATH=" + launch.PATH(), sdk.LogLevelEnv + "=" + d.opts.LogLevel, "GOMAXPROCS=1",
-		sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue,
+		"PATH=" + launch.PATH(), wire.LogLevelEnv + "=" + d.opts.LogLevel, "GOMAXPROCS=1",
+		wire.Handshake.MagicCookieKey + "=" + wire.Handshake.MagicCookieValue,
 		declare.Env + "=" + declare.EnvValue,
 	}
 	cmd, rules, err := launch.Command(d.opts.Launcher, bf.f, p.path, env, sandbox.Rules{})

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 func newDeclarer(t testing.TB, timeout time.Duration) *Declarer {

@@ -21,9 +21,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 )
 
 func TestMain(m *testing.M) {

@@ -17,9 +17,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // FilePrefix starts the file name of every plugin executable.
@@ -97,7 +97,7 @@ type Options struct {
 	MaxParallel    int           // default 2
 	MaxAnswerBytes int           // default 4 MiB
 	Logger         hclog.Logger  // default: discard
-	LogLevel       string        // passed to plugins via sdk.LogLevelEnv; default "info"
+	LogLevel       string        // passed to plugins via wire.LogLevelEnv; default "info"
 	// Resident keeps every plugin process running between attestations
 	// (faster refreshes, one process per plugin at all times). When false
 	// (the default), a plugin is started, described, configured and
@@ -118,7 +118,7 @@ type Options struct {
 	Launcher string
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
-	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see sdk/sandbox
+	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see internal/sandbox
 	// DaemonPaths.SocketDir) and removed when the process ends. Default:
 	// the temporary folder.
 	SocketDir string

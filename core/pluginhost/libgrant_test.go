@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/internal/elffixture"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 // writeELF writes an elffixture object to path, executable.

@@ -11,8 +11,8 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // maxSocketPath is the size of sun_path, with its terminating NUL.

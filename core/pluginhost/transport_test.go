@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 )
 
 // intruderEnv puts the test binary in intruder mode: it dials the plugin

@@ -115,3 +115,13 @@ func Next(prev, evaluated State) State {
 		return Failed
 	}
 }
+
+// LatchFinding is one finding that latched the failed state (the latch,
+// as the engine keeps it and the API reports it).
+type LatchFinding struct {
+	Code     string       `json:"code"`
+	Severity sdk.Severity `json:"severity"`
+	Plugin   string       `json:"plugin"`
+	Subject  string       `json:"subject"`
+	Message  string       `json:"message"`
+}

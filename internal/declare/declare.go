@@ -22,7 +22,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 // Env names the variable that asks a plugin for a declare run; its value

@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// module is the module's import path.
+const module = "github.com/secure-ai/runtime-attestor"
+
 // TestCoreImportsNoPlugin: nothing under core/ links a plugin's code. What
 // the daemon needs from a plugin it reads from the plugin's executable (its
 // declaration), and the TPM parts it shares with the tpm plugin live in
@@ -15,7 +18,7 @@ import (
 // plugin in place of the installed executable.
 func TestCoreImportsNoPlugin(t *testing.T) {
 	t.Parallel()
-	const plugins = "github.com/secure-ai/runtime-attestor/plugins/"
+	const plugins = module + "/plugins/"
 	for _, pkg := range deps(t, "./core/...") {
 		if strings.HasPrefix(pkg, plugins) {
 			t.Errorf("core/ depends on %s: move what it shares with core to tpm/ or internal/", pkg)
@@ -31,6 +34,43 @@ func TestEngineBelowAPI(t *testing.T) {
 		for _, above := range []string{"github.com/secure-ai/runtime-attestor/core/api", "github.com/labstack/echo", "github.com/prometheus/"} {
 			if strings.HasPrefix(pkg, above) {
 				t.Errorf("core/engine depends on %s", pkg)
+			}
+		}
+	}
+}
+
+// heavy are the libraries only a plugin process, its host and the
+// daemon's confinement link.
+var heavy = []string{"github.com/hashicorp/go-plugin", "google.golang.org/grpc", "github.com/landlock-lsm/go-landlock", "github.com/elastic/go-seccomp-bpf"}
+
+// TestLightPackages: the SDK a vendor writes against, the state machine,
+// the bundle and the operator's client link none of the plugin protocol or
+// the sandbox implementation, and the SDK nothing of the project outside
+// sdk.
+func TestLightPackages(t *testing.T) {
+	t.Parallel()
+	for _, pattern := range []string{"./sdk", "./core/state", "./core/bundle", "./core/api/apitypes", "./cmd/attestctl"} {
+		for _, pkg := range deps(t, pattern) {
+			for _, h := range heavy {
+				if pkg == h || strings.HasPrefix(pkg, h+"/") {
+					t.Errorf("%s depends on %s", pattern, pkg)
+				}
+			}
+			if pattern == "./sdk" && strings.HasPrefix(pkg, module+"/") && pkg != module+"/sdk" {
+				t.Errorf("sdk depends on %s: the SDK is standard library only", pkg)
+			}
+		}
+	}
+}
+
+// TestPolicyBelowSandbox: the policy is data; it imports neither the
+// sandbox implementation nor the plugin protocol.
+func TestPolicyBelowSandbox(t *testing.T) {
+	t.Parallel()
+	for _, pkg := range deps(t, "./policy") {
+		for _, below := range append([]string{module + "/internal/sandbox", module + "/internal/wire"}, heavy...) {
+			if pkg == below || strings.HasPrefix(pkg, below+"/") {
+				t.Errorf("policy depends on %s", pkg)
 			}
 		}
 	}

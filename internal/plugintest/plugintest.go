@@ -30,10 +30,10 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/core/state"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // Plugin is one plugin process, started as the daemon starts it:

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/plugins/kernel"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -44,7 +45,7 @@ func TestSandboxDeclared(t *testing.T) {
 		if !reflect.DeepEqual(sb, tc.want) {
 			t.Errorf("Test %d (%s): declared %+v\nwant     %+v", i, tc.name, sb, tc.want)
 		}
-		if err := sb.Validate(); err != nil {
+		if err := sandbox.Rules(sb).Validate(); err != nil {
 			t.Errorf("Test %d (%s): Validate: %v", i, tc.name, err)
 		}
 		for _, p := range sb.ReadOnly {

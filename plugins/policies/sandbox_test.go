@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/plugins/policies"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -69,7 +70,7 @@ func TestSandboxDeclared(t *testing.T) {
 		if want := (sdk.Sandbox{}.Merge(sdk.Sandbox{ReadOnly: tc.want})); !reflect.DeepEqual(sb, want) {
 			t.Errorf("Test %d (%s): declared %+v\nwant     %+v", i, tc.name, sb, want)
 		}
-		if err := sb.Validate(); err != nil {
+		if err := sandbox.Rules(sb).Validate(); err != nil {
 			t.Errorf("Test %d (%s): Validate: %v", i, tc.name, err)
 		}
 		for _, p := range sb.ReadOnly {

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 const pin = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -43,7 +44,7 @@ func TestSandboxDeclared(t *testing.T) {
 		if !reflect.DeepEqual(sb, tc.want) {
 			t.Errorf("Test %d (%s): declared %+v\nwant     %+v", i, tc.name, sb, tc.want)
 		}
-		if err := sb.Validate(); err != nil {
+		if err := sandbox.Rules(sb).Validate(); err != nil {
 			t.Errorf("Test %d (%s): Validate: %v", i, tc.name, err)
 		}
 	}

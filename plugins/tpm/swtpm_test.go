@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +16,14 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
+	"github.com/secure-ai/runtime-attestor/internal/peercred"
+	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // TestSimulatorNotLinked keeps the cgo simulator out of the production
@@ -56,12 +58,24 @@ func toResult(m *wire.Measurement) *sdktest.Result {
 func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
 	t.Helper()
 	bin := testbin.Plugin(t, t.TempDir(), "tpm")
+	// The host's transport: the plugin's socket in a 0700 folder, each
+	// side checking the other with SO_PEERCRED (internal/peercred).
+	sock, err := os.MkdirTemp("", "tpm-plugin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sock) })
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sock)
+	if d := peercred.DaemonEnvEntry(); d != "" {
+		cmd.Env = append(cmd.Env, d)
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
+		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              exec.Command(bin),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		GRPCDialOptions:  []grpc.DialOption{grpc.WithTransportCredentials(peercred.Host(sock, cmd))},
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Warn, Output: os.Stderr}),
 	})
 	t.Cleanup(client.Kill)
@@ -69,7 +83,7 @@ func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
 	if err != nil {
 		t.Fatalf("start plugin: %v", err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}

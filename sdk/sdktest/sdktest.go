@@ -51,9 +51,9 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/secure-ai/runtime-attestor/internal/wire"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // Harness talks to one check: served in-process (New) or a plugin process
@@ -71,7 +71,7 @@ type Harness struct {
 func New(t testing.TB, c sdk.Check) *Harness {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "sdktest", Output: hclog.DefaultOutput, Level: hclog.Warn})
-	gp, ok := sdk.ServerPluginSets(c, logger)[sdk.ProtocolVersion][sdk.PluginName].(plugin.GRPCPlugin)
+	gp, ok := wire.ServerPluginSets(c, logger)[wire.ProtocolVersion][wire.PluginName].(plugin.GRPCPlugin)
 	if !ok {
 		t.Fatal("sdktest: the SDK serves no gRPC plugin")
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
 )
 
 // init makes every test binary that imports sdktest the host's launcher
@@ -91,7 +91,7 @@ func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(sock) })
 	lp := launch.Plugin{
-		Launcher: self, Binary: f, Argv0: bin, Rules: grant, SocketDir: sock,
+		Launcher: self, Binary: f, Argv0: bin, Rules: wire.Rules(grant), SocketDir: sock,
 		LogLevel: "info", GOMAXPROCS: 2, PIDNamespace: os.Geteuid() == 0,
 		StartTimeout: 30 * time.Second, Stderr: logs,
 	}

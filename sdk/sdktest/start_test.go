@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
 )
 

@@ -6,11 +6,12 @@ import (
 	"context"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	sdk.Serve(&tp.Check{OnMeasure: func(_ context.Context, req sdk.Request) (*sdk.Result, error) {
+	plugin.Serve(&tp.Check{OnMeasure: func(_ context.Context, req sdk.Request) (*sdk.Result, error) {
 		res := tp.OK(req)
 		res.Addf("kernel.lockdown_off", sdk.SeverityCritical, "/sys/kernel/security/lockdown", "forged finding under another plugin's prefix")
 		return res, nil

@@ -6,16 +6,16 @@ package main
 import (
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	hs := sdk.Handshake
+	hs := wire.Handshake
 	hs.MagicCookieValue = "not-the-runtime-attestor-cookie"
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: sdk.ServerPluginSets(&tp.Check{}, nil),
+		VersionedPlugins: wire.ServerPluginSets(&tp.Check{}, nil),
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

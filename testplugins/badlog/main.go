@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
@@ -21,7 +22,7 @@ func main() {
 	// 2, the daemon's pipe.
 	stderr := os.Stderr
 	fmt.Fprintln(stderr, poison)
-	sdk.Serve(&tp.Check{OnMeasure: func(_ context.Context, req sdk.Request) (*sdk.Result, error) {
+	plugin.Serve(&tp.Check{OnMeasure: func(_ context.Context, req sdk.Request) (*sdk.Result, error) {
 		fmt.Fprintln(stderr, poison)
 		return tp.OK(req), nil
 	}})

@@ -6,17 +6,17 @@ package main
 import (
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	hs := sdk.Handshake
+	hs := wire.Handshake
 	hs.ProtocolVersion = 99
-	sets := sdk.ServerPluginSets(&tp.Check{}, nil)
+	sets := wire.ServerPluginSets(&tp.Check{}, nil)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{99: sets[sdk.ProtocolVersion]},
+		VersionedPlugins: map[int]plugin.PluginSet{99: sets[wire.ProtocolVersion]},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
@@ -69,7 +70,7 @@ func main() {
 		go func() { _, _ = w.Write(raw); w.Close() }()
 		os.Stdin = r
 	}
-	sdk.Serve(c)
+	plugin.Serve(c)
 }
 
 // hostile answers a declare run as cfg.Declare says.

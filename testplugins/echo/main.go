@@ -11,6 +11,7 @@ import (
 	"context"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
@@ -42,4 +43,4 @@ func (e *echo) Measure(context.Context, sdk.Request) (*sdk.Result, error) {
 	return res, nil
 }
 
-func main() { sdk.Serve(&echo{}) }
+func main() { plugin.Serve(&echo{}) }

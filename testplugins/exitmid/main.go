@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	sdk.Serve(&tp.Check{OnMeasure: func(context.Context, sdk.Request) (*sdk.Result, error) {
+	plugin.Serve(&tp.Check{OnMeasure: func(context.Context, sdk.Request) (*sdk.Result, error) {
 		time.Sleep(20 * time.Millisecond)
 		os.Exit(4)
 		return nil, nil

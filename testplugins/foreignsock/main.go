@@ -12,7 +12,7 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 func main() {
@@ -21,6 +21,6 @@ func main() {
 	if _, err := os.Lstat(addr); err != nil {
 		addr = filepath.Join(filepath.Dir(dir), "foreign.sock")
 	}
-	fmt.Printf("%d|%d|unix|%s|grpc|\n", goplugin.CoreProtocolVersion, sdk.ProtocolVersion, addr)
+	fmt.Printf("%d|%d|unix|%s|grpc|\n", goplugin.CoreProtocolVersion, wire.ProtocolVersion, addr)
 	time.Sleep(time.Minute)
 }

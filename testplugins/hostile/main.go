@@ -9,11 +9,11 @@
 package main
 
 import (
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/attack"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	sdk.Serve(&attack.Check{Name: tp.Name()})
+	plugin.Serve(&attack.Check{Name: tp.Name()})
 }

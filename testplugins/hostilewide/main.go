@@ -7,6 +7,7 @@ package main
 
 import (
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/attack"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
@@ -19,5 +20,5 @@ func (*wide) Sandbox() sdk.Sandbox {
 }
 
 func main() {
-	sdk.Serve(&wide{attack.Check{Name: tp.Name()}})
+	plugin.Serve(&wide{attack.Check{Name: tp.Name()}})
 }

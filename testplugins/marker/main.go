@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
 	_ = tp.AppendPID(filepath.Join(filepath.Dir(os.Args[0]), "started-"+tp.Name()))
-	sdk.Serve(&tp.Check{})
+	plugin.Serve(&tp.Check{})
 }

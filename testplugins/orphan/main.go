@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
@@ -52,7 +53,7 @@ func main() {
 		Setsid  *bool  `json:"setsid"`
 		Hang    bool   `json:"hang"`
 	}
-	sdk.Serve(&tp.Check{
+	plugin.Serve(&tp.Check{
 		OnConfigure: func(_ context.Context, c sdk.Config) error {
 			if err := c.Decode(&cfg); err != nil {
 				return err

@@ -7,11 +7,12 @@ import (
 	"context"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	sdk.Serve(&tp.Check{OnMeasure: func(ctx context.Context, _ sdk.Request) (*sdk.Result, error) {
+	plugin.Serve(&tp.Check{OnMeasure: func(ctx context.Context, _ sdk.Request) (*sdk.Result, error) {
 		go func() { panic("panicgoroutine: deliberate panic in a goroutine") }()
 		<-ctx.Done()
 		return nil, ctx.Err()

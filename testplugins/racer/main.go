@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
@@ -87,7 +88,7 @@ func writeOver(path string) error {
 
 func main() {
 	var p plan
-	sdk.Serve(&tp.Check{
+	plugin.Serve(&tp.Check{
 		OnConfigure: func(_ context.Context, cfg sdk.Config) error { return cfg.Decode(&p) },
 		OnMeasure: func(ctx context.Context, _ sdk.Request) (*sdk.Result, error) {
 			r := sdk.NewResult()

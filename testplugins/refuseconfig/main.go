@@ -11,11 +11,12 @@ import (
 	"os"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	sdk.Serve(&tp.Check{OnConfigure: func(_ context.Context, c sdk.Config) error {
+	plugin.Serve(&tp.Check{OnConfigure: func(_ context.Context, c sdk.Config) error {
 		var cfg struct {
 			RefuseIfExists string `json:"refuse_if_exists"`
 			PlainError     bool   `json:"plain_error"`

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
@@ -15,7 +16,7 @@ func main() {
 		DelayMS int `json:"delay_ms"`
 	}
 	cfg.DelayMS = 300
-	sdk.Serve(&tp.Check{
+	plugin.Serve(&tp.Check{
 		OnConfigure: func(_ context.Context, c sdk.Config) error { return c.Decode(&cfg) },
 		OnMeasure: func(ctx context.Context, req sdk.Request) (*sdk.Result, error) {
 			select {

@@ -9,12 +9,13 @@ import (
 	"os"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
 	fd1 := os.NewFile(1, "stdout")
-	sdk.Serve(&tp.Check{OnMeasure: func(_ context.Context, req sdk.Request) (*sdk.Result, error) {
+	plugin.Serve(&tp.Check{OnMeasure: func(_ context.Context, req sdk.Request) (*sdk.Result, error) {
 		fmt.Println("stdoutafter: chatter on os.Stdout")
 		fmt.Fprintln(fd1, "stdoutafter: chatter on file descriptor 1")
 		fmt.Fprintln(fd1, "1|1|unix|/nonexistent|grpc|")

@@ -5,11 +5,11 @@ package main
 import (
 	"fmt"
 
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
 	fmt.Println("hello from a plugin that does not know stdout is the protocol")
-	sdk.Serve(&tp.Check{})
+	plugin.Serve(&tp.Check{})
 }

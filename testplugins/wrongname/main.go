@@ -3,8 +3,8 @@
 package main
 
 import (
-	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
-func main() { sdk.Serve(&tp.Check{DescName: "kernel"}) }
+func main() { plugin.Serve(&tp.Check{DescName: "kernel"}) }

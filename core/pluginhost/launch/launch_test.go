@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 // TestRulesFileSealed: the rules the host hands the launcher read back as

@@ -17,9 +17,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
-	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 // defaultPath is the plugins' PATH when the host has none.
@@ -43,7 +42,7 @@ type Plugin struct {
 	// SocketDir is the plugin's own folder (0700) for its go-plugin Unix
 	// socket, passed as PLUGIN_UNIX_SOCKET_DIR and granted read-write.
 	SocketDir string
-	// LogLevel is passed in sdk.LogLevelEnv; GOMAXPROCS, when above 0, in
+	// LogLevel is passed in wire.LogLevelEnv; GOMAXPROCS, when above 0, in
 	// GOMAXPROCS. PATH is the host's, or a default.
 	LogLevel   string
 	GOMAXPROCS int
@@ -66,7 +65,7 @@ type Plugin struct {
 // GOMAXPROCS and its socket folder. go-plugin adds its handshake
 // variables, the launcher removes its own.
 func (p Plugin) Env() []string {
-	env := []string{"PATH=" + PATH(), sdk.LogLevelEnv + "=" + p.LogLevel}
+	env := []string{"PATH=" + PATH(), wire.LogLevelEnv + "=" + p.LogLevel}
 	if p.GOMAXPROCS > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(p.GOMAXPROCS))
 	}
@@ -121,7 +120,7 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 		stderr = io.Discard
 	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
+		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
 		Cmd:              cmd,
 		// No SecureConfig: it would hash a path again, and the launcher
@@ -143,7 +142,7 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
-	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 // TestGrantReadByThePlugin: the rules file the host hands the launcher is
@@ -66,7 +66,7 @@ func TestPluginStartDescription(t *testing.T) {
 		names = append(names, kv[:strings.IndexByte(kv, '=')])
 	}
 	slices.Sort(names)
-	want := []string{"GOMAXPROCS", Env, sdk.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
+	want := []string{"GOMAXPROCS", Env, wire.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
 	if peercred.SelfPidfsIno() != 0 {
 		want = append(want, peercred.DaemonEnv)
 	}

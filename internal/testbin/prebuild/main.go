@@ -17,7 +17,7 @@ import (
 )
 
 // patterns are the packages the tests build (testbin.Build callers).
-var patterns = []string{"./cmd/...", "./testplugins/...", "./sdk/sandbox/internal/sandboxcheck", "./reliability/testdata/plugins/rawjson"}
+var patterns = []string{"./cmd/...", "./testplugins/...", "./internal/sandbox/internal/sandboxcheck", "./reliability/testdata/plugins/rawjson"}
 
 func main() {
 	if err := run(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
 type check struct{ value json.RawMessage }
@@ -58,4 +59,4 @@ func (c *check) Measure(context.Context, sdk.Request) (*sdk.Result, error) {
 	return res, nil
 }
 
-func main() { sdk.Serve(&check{}) }
+func main() { plugin.Serve(&check{}) }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
 type check struct {
@@ -37,4 +38,4 @@ func (c *check) Measure(context.Context, sdk.Request) (*sdk.Result, error) {
 	return res, nil
 }
 
-func main() { sdk.Serve(&check{}) }
+func main() { plugin.Serve(&check{}) }

@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"fmt"
@@ -6,15 +6,14 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
-)
 
-// LogLevelEnv names the environment variable through which the daemon sets a
-// plugin's log level (trace, debug, info, warn, error).
-const LogLevelEnv = "RUNTIME_ATTESTOR_PLUGIN_LOG_LEVEL"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/sdk"
+)
 
 // Serve serves c to the runtime-attestor daemon and returns only when the
 // daemon is done with the plugin. Call it from main and do nothing else
@@ -22,8 +21,8 @@ const LogLevelEnv = "RUNTIME_ATTESTOR_PLUGIN_LOG_LEVEL"
 //
 // Run by hand (not started by the daemon), Serve prints a one-line
 // explanation to stderr and exits with status 1.
-func Serve(c Check) {
-	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+func Serve(c sdk.Check) {
+	if os.Getenv(wire.Handshake.MagicCookieKey) != wire.Handshake.MagicCookieValue {
 		fmt.Fprintf(os.Stderr, "%s: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n", filepath.Base(os.Args[0]))
 		os.Exit(1)
 	}
@@ -33,7 +32,7 @@ func Serve(c Check) {
 	d := c.Describe()
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       d.Name,
-		Level:      hclog.LevelFromString(os.Getenv(LogLevelEnv)),
+		Level:      hclog.LevelFromString(os.Getenv(wire.LogLevelEnv)),
 		Output:     os.Stderr,
 		JSONFormat: true,
 	})
@@ -46,9 +45,9 @@ func Serve(c Check) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: ServerPluginSets(c, logger),
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.ServerPluginSets(c, logger),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.Creds(creds))...)
 		},

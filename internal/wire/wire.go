@@ -1,7 +1,11 @@
-// Package wire is the daemon's end of the check plugin protocol: the go-plugin
-// client plugin set, a typed client over the gRPC service, and the protocol
-// rules (ValidateDescription, ValidateMeasurement) that the daemon and the
-// sdktest harness enforce on every answer. Plugin authors do not use it.
+// Package wire is the check plugin protocol, both ends of it: the go-plugin
+// handshake and plugin sets, the gRPC server that adapts an sdk.Check (with
+// the check's sandbox applied after its first Configure and the sandbox's
+// denials explained in its answers), a typed client over the gRPC service,
+// and the protocol rules (ValidateDescription, ValidateMeasurement) that the
+// daemon and the sdktest harness enforce on every answer. The plugin host
+// (core/pluginhost), sdk/plugin and sdk/sdktest share it; it is internal,
+// so a vendor's code never depends on it.
 package wire
 
 import (
@@ -13,14 +17,22 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
 )
+
+// ProtocolVersion is the version of the plugin protocol this module speaks
+// (go-plugin's application protocol version; check.proto).
+const ProtocolVersion = 1
+
+// LogLevelEnv names the environment variable through which the daemon sets a
+// plugin's log level (trace, debug, info, warn, error).
+const LogLevelEnv = "RUNTIME_ATTESTOR_PLUGIN_LOG_LEVEL"
 
 // ClientPluginSets returns the versioned plugin sets the daemon accepts.
 func ClientPluginSets() map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		1: {sdk.PluginName: &clientPlugin{}},
+		1: {PluginName: &clientPlugin{}},
 	}
 }
 

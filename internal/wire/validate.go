@@ -9,11 +9,11 @@ import (
 
 	"github.com/gowebpki/jcs"
 
+	"github.com/secure-ai/runtime-attestor/internal/pluginname"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 var (
-	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 	codeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
 	keyRE  = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`)
 )
@@ -28,7 +28,7 @@ const (
 )
 
 // ValidName reports whether name is a valid plugin name.
-func ValidName(name string) bool { return nameRE.MatchString(name) }
+func ValidName(name string) bool { return pluginname.Valid(name) }
 
 // ValidateDescription checks a plugin's description against the protocol
 // rules: a valid name, unique finding codes under the plugin's own prefix

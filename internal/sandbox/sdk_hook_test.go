@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
 )
 

@@ -17,11 +17,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox/internal/probe"
-	"github.com/secure-ai/runtime-attestor/sdk/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 // childEnv carries a childSpec (JSON) to a re-executed test binary, which
@@ -128,7 +127,7 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 		cmd.Env = append(os.Environ(), sandbox.PluginSocketEnv+"="+dir)
 	}
 	pc := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
+		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -141,7 +140,7 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 	if err != nil {
 		return nil, "", fmt.Errorf("start plugin: %w", err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
 		return nil, "", fmt.Errorf("dispense: %w", err)
 	}

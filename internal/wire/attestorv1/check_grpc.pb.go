@@ -1,7 +1,7 @@
 // Protocol between the runtime-attestor core (client) and a check plugin
 // (server), spoken over gRPC through hashicorp/go-plugin.
 //
-// Compatibility: this is protocol version 1 (sdk.ProtocolVersion). Fields are
+// Compatibility: this is protocol version 1 (wire.ProtocolVersion). Fields are
 // only ever added; a field number is never reused or retyped. A change that
 // old plugins or an old core could not understand gets a new protocol version
 // and a new package (attestor.v2), served side by side through go-plugin's

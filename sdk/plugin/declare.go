@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/internal/declare"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // declareTimeout bounds Configure in a declare run; the host's own limit
@@ -18,7 +20,7 @@ const declareTimeout = 30 * time.Second
 // declare run rather than to serve it (see package internal/declare).
 func declareRequested() bool {
 	return os.Getenv(declare.Env) == declare.EnvValue &&
-		os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue
+		os.Getenv(wire.Handshake.MagicCookieKey) == wire.Handshake.MagicCookieValue
 }
 
 // serveDeclare is the plugin's side of a declare run: it reads the
@@ -27,7 +29,7 @@ func declareRequested() bool {
 // error. The process is confined to nothing meanwhile: Configure and
 // Sandbox may look at file metadata (stat, readlink: Landlock does not
 // restrict them) but read no file.
-func serveDeclare(c Check, in io.Reader, out io.Writer) error {
+func serveDeclare(c sdk.Check, in io.Reader, out io.Writer) error {
 	raw, err := io.ReadAll(io.LimitReader(in, declare.MaxConfig+1))
 	if err != nil {
 		return fmt.Errorf("read the configuration: %w", err)
@@ -42,18 +44,19 @@ func serveDeclare(c Check, in io.Reader, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), declareTimeout)
 	defer cancel()
-	sb, ok, err := DeclaredSandbox(ctx, c, raw)
+	sb, ok, err := sdk.DeclaredSandbox(ctx, c, raw)
 	switch {
 	case err != nil:
 		decl.ConfigError = err.Error()
 	case ok:
-		decl.Sandbox = &sb
+		rules := wire.Rules(sb)
+		decl.Sandbox = &rules
 	}
 	return declare.Encode(out, decl)
 }
 
 // runDeclare is Serve in a declare run: it never returns.
-func runDeclare(c Check) {
+func runDeclare(c sdk.Check) {
 	if err := serveDeclare(c, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "declare: %v\n", err)
 		os.Exit(1)

@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"fmt"
@@ -7,7 +7,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // deniedRE matches what Go prints for a file operation the kernel refused
@@ -28,7 +29,7 @@ const maxMessageLen = 4096
 // different problem (file modes, another security module) and is left as
 // it is.
 type denials struct {
-	check Check
+	check sdk.Check
 
 	once     sync.Once
 	name     string // the plugin's name, for the policy line

@@ -1,7 +1,7 @@
 // Protocol between the runtime-attestor core (client) and a check plugin
 // (server), spoken over gRPC through hashicorp/go-plugin.
 //
-// Compatibility: this is protocol version 1 (sdk.ProtocolVersion). Fields are
+// Compatibility: this is protocol version 1 (wire.ProtocolVersion). Fields are
 // only ever added; a field number is never reused or retyped. A change that
 // old plugins or an old core could not understand gets a new protocol version
 // and a new package (attestor.v2), served side by side through go-plugin's
@@ -560,7 +560,7 @@ const file_check_proto_rawDesc = "" +
 	"\x05Check\x12G\n" +
 	"\bDescribe\x12\x1c.attestor.v1.DescribeRequest\x1a\x1d.attestor.v1.DescribeResponse\x12J\n" +
 	"\tConfigure\x12\x1d.attestor.v1.ConfigureRequest\x1a\x1e.attestor.v1.ConfigureResponse\x12D\n" +
-	"\aMeasure\x12\x1b.attestor.v1.MeasureRequest\x1a\x1c.attestor.v1.MeasureResponseBGZEgithub.com/secure-ai/runtime-attestor/sdk/proto/attestorv1;attestorv1b\x06proto3"
+	"\aMeasure\x12\x1b.attestor.v1.MeasureRequest\x1a\x1c.attestor.v1.MeasureResponseBKZIgithub.com/secure-ai/runtime-attestor/internal/wire/attestorv1;attestorv1b\x06proto3"
 
 var (
 	file_check_proto_rawDescOnce sync.Once

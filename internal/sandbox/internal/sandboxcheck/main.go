@@ -8,8 +8,9 @@ package main
 import (
 	"context"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/sdk"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox/internal/probe"
+	"github.com/secure-ai/runtime-attestor/sdk/plugin"
 )
 
 type config struct {
@@ -45,4 +46,4 @@ func (c *check) Measure(ctx context.Context, _ sdk.Request) (*sdk.Result, error)
 
 var _ sdk.Sandboxer = (*check)(nil)
 
-func main() { sdk.Serve(&check{}) }
+func main() { plugin.Serve(&check{}) }

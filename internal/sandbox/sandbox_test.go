@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox/internal/probe"
 )
 
 // landlockOrSkip logs the kernel's Landlock ABI and skips the caller's
@@ -154,7 +154,7 @@ func TestSeccompProfiles(t *testing.T) {
 	}
 }
 
-// TestPluginSandboxedBySDK runs a real plugin (sdk.Serve) that declares its
+// TestPluginSandboxedBySDK runs a real plugin (plugin.Serve) that declares its
 // sandbox: after Configure it runs under Landlock and the seccomp plugin
 // profile, what it declared still works and the rest is refused; also as
 // PID 1 of its own PID namespace, as the plugin host starts it when it may.
@@ -174,9 +174,9 @@ func TestPluginSandboxedBySDK(t *testing.T) {
 			f := newFixture(t)
 			var bin string
 			if tc.cgo {
-				bin = testbin.BuildCgo(t, "./sdk/sandbox/internal/sandboxcheck", "attestor-check-sandboxcheck")
+				bin = testbin.BuildCgo(t, "./internal/sandbox/internal/sandboxcheck", "attestor-check-sandboxcheck")
 			} else {
-				bin = buildStatic(t, "./sdk/sandbox/internal/sandboxcheck")
+				bin = buildStatic(t, "./internal/sandbox/internal/sandboxcheck")
 			}
 			raw, err := json.Marshal(map[string]any{
 				"read_only": []string{f.allowedDir},
@@ -247,7 +247,7 @@ func TestDaemonSandboxHostsPlugins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	plug := testbin.Install(t, testbin.Build(t, "./sdk/sandbox/internal/sandboxcheck", "attestor-check-sandboxcheck"), pluginDir, "attestor-check-sandboxcheck")
+	plug := testbin.Install(t, testbin.Build(t, "./internal/sandbox/internal/sandboxcheck", "attestor-check-sandboxcheck"), pluginDir, "attestor-check-sandboxcheck")
 	policy := filepath.Join(f.root, "attestation.yaml")
 	key := filepath.Join(f.root, "run", "hmac-key")
 	writeFile(t, policy, "refresh_interval: 5m\n", 0o644)

@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/secure-ai/runtime-attestor/sdk/proto/attestorv1"
+	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // PluginName is the name of the one go-plugin plugin each executable serves.
@@ -29,10 +30,10 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "8f1c2e0a-attestor-check-v1",
 }
 
-// ServerPluginSets returns the versioned go-plugin sets that serve c. Serve
-// uses it; so do the sdktest harness and the daemon's own tests. Plugin
-// authors call Serve instead.
-func ServerPluginSets(c Check, logger hclog.Logger) map[int]plugin.PluginSet {
+// ServerPluginSets returns the versioned go-plugin sets that serve c.
+// sdk/plugin's Serve uses it; so do the sdktest harness and the daemon's
+// own tests.
+func ServerPluginSets(c sdk.Check, logger hclog.Logger) map[int]plugin.PluginSet {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -43,7 +44,7 @@ func ServerPluginSets(c Check, logger hclog.Logger) map[int]plugin.PluginSet {
 
 type serverPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl   Check
+	impl   sdk.Check
 	logger hclog.Logger
 }
 
@@ -60,7 +61,7 @@ func (p *serverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Cli
 // into an error answer and never lets two calls into the check overlap.
 type server struct {
 	pb.UnimplementedCheckServer
-	check  Check
+	check  sdk.Check
 	logger hclog.Logger
 	sem    chan struct{}
 	// sandboxed is set once the check's declared sandbox is applied
@@ -106,7 +107,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp 
 	}
 	defer s.unlock()
 	defer s.recoverTo("configure", &err)
-	cfgr, ok := s.check.(Configurer)
+	cfgr, ok := s.check.(sdk.Configurer)
 	if !ok {
 		var probe map[string]json.RawMessage
 		if jerr := json.Unmarshal(req.GetConfigJson(), &probe); jerr == nil {
@@ -116,8 +117,8 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp 
 		}
 		return s.sandboxOnce()
 	}
-	if cerr := cfgr.Configure(ctx, NewConfig(req.GetConfigJson())); cerr != nil {
-		var ce *ConfigError
+	if cerr := cfgr.Configure(ctx, sdk.NewConfig(req.GetConfigJson())); cerr != nil {
+		var ce *sdk.ConfigError
 		if errors.As(cerr, &ce) {
 			return nil, status.Error(codes.InvalidArgument, ce.Error())
 		}
@@ -132,7 +133,7 @@ func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.
 	}
 	defer s.unlock()
 	defer s.recoverTo("measure", &err)
-	r := Request{Nonce: req.GetNonce(), Logger: s.logger}
+	r := sdk.Request{Nonce: req.GetNonce(), Logger: s.logger}
 	if d := req.GetDeadlineUnixNano(); d > 0 {
 		r.Deadline = time.Unix(0, d)
 		var cancel context.CancelFunc
@@ -146,7 +147,7 @@ func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.
 		return nil, status.Error(codes.Unknown, s.denials.explain(merr.Error()))
 	}
 	if res == nil {
-		res = NewResult()
+		res = sdk.NewResult()
 	}
 	m := res.Measurements
 	if m == nil {

@@ -1,13 +1,17 @@
-package api
+// Package apitypes is the JSON of the daemon's HTTP API: the bodies it
+// answers with and the rule for its bearer token, shared by the server
+// (core/api) and its clients (attestctl, downstream services' tests).
+// It links no HTTP server, engine or plugin host.
+package apitypes
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 
 	"github.com/secure-ai/runtime-attestor/core/state"
 	"github.com/secure-ai/runtime-attestor/core/verdict"
 )
-
-// The JSON bodies of the API, for clients (attestctl) and tests.
 
 // AttestResponse is the body of GET /api/v1/attest and of a successful POST
 // /api/v1/refresh. Bundle is the signed bundle exactly as signed, or null
@@ -80,4 +84,34 @@ type PluginReport struct {
 type ErrorResponse struct {
 	Error string      `json:"error"`
 	State state.State `json:"state,omitempty"`
+}
+
+// LatchClears says what ends a latched failed state, for operators reading
+// /api/security/status or `attestctl status`.
+const LatchClears = "failed holds until the daemon restarts (systemctl restart secure-ai-runtime-attestor); fix the cause first, or the first attestation after the restart fails again"
+
+// LatchReport is StatusResponse.Latched: null unless the state is failed.
+type LatchReport struct {
+	Since    string               `json:"since"`
+	Sequence uint64               `json:"sequence"`
+	Score    int                  `json:"score"`
+	Findings []state.LatchFinding `json:"findings"`
+	Clears   string               `json:"clears"`
+}
+
+// ValidateToken reports whether tok (white space around it ignored, as
+// SetToken does) can ever be presented as a bearer token: it must be
+// non-empty printable ASCII without spaces. A token that fails can never
+// match, so the daemon should refuse it when it loads the policy.
+func ValidateToken(tok []byte) error {
+	tok = bytes.TrimSpace(tok)
+	if len(tok) == 0 {
+		return errors.New("api token is empty")
+	}
+	for _, c := range tok {
+		if c < 0x21 || c > 0x7e {
+			return errors.New("api token holds white space or a byte that is not printable ASCII")
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"context"
@@ -7,13 +7,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 type named struct{}
 
-func (named) Describe() Description                             { return Description{Name: "acme"} }
-func (named) Measure(context.Context, Request) (*Result, error) { return NewResult(), nil }
+func (named) Describe() sdk.Description { return sdk.Description{Name: "acme"} }
+func (named) Measure(context.Context, sdk.Request) (*sdk.Result, error) {
+	return sdk.NewResult(), nil
+}
 
 // TestDenialsExplained: a permission error is named the sandbox's only
 // when an enforced layer (the host's grant, the check's declaration) does

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox"
-	"github.com/secure-ai/runtime-attestor/sdk/sandbox/internal/probe"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 )
 
 // relink points link at to, atomically (a new link renamed over it); with
