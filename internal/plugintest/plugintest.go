@@ -69,9 +69,15 @@ func Start(t *testing.T, name string) *Plugin {
 	}
 	defer f.Close()
 	logs := &LogBuffer{}
+	// The host's socket folders are 0700, and the transport refuses any
+	// other (internal/peercred).
+	sock := t.TempDir()
+	if err := os.Chmod(sock, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	lp := launch.Plugin{
 		Launcher: launcher, Binary: f, Argv0: bin,
-		Rules: testGrant(), SocketDir: t.TempDir(), LogLevel: "info",
+		Rules: testGrant(), SocketDir: sock, LogLevel: "info",
 		PIDNamespace: os.Geteuid() == 0, StartTimeout: 30 * time.Second, Stderr: logs,
 	}
 	client, _, rules, err := lp.Client()
