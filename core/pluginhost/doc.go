@@ -11,31 +11,35 @@
 //
 // # A turn, stage by stage
 //
-// A plugin's turn runs these stages in this order, each in one place:
+// A plugin's turn (turn.go turn) runs these stages in this order, each in
+// one place, and turn.go lists its functions in the same order:
 //
-//  1. identify (trust.go identify): the file's metadata, refused when it is
-//     not a regular file owned by root or the daemon's user and writable by
-//     no one else; its identity (device, inode, size, mode, owner, mtime,
-//     ctime) compared with the one last verified.
-//  2. verify (trust.go verify): open it, check the open file again, hash it
-//     through that descriptor (or reuse the digest remembered for exactly
-//     that identity, trust.go hash) and compare the SHA-256 with the pin.
-//  3. spawn under the sandbox (proc.go startProcess): the host's own
-//     executable in launcher mode (package launch) receives the verified
-//     descriptor and the plugin's rules, confines itself (Landlock,
-//     seccomp, no_new_privs) and executes the descriptor with execveat, so
-//     the bytes that were hashed run, from no path anyone could rename
-//     over, and the plugin's first instruction already runs confined.
-//  4. handshake (proc.go, go-plugin): gRPC over a Unix socket in the
-//     plugin's own 0700 folder, no TLS: internal/peercred.
-//  5. describe, configure (turn.go handshake), measure (turn.go turn).
-//  6. classify (fault.go): every fault becomes one core.plugin_* finding.
-//
-// turn calls ensure, which calls identify and verify and then launch,
-// which calls spawn and handshake. At every attestation a running plugin
-// whose file identity changed is verified again: a pinned plugin replaced
-// between two attestations is refused before its new binary runs, an
-// unpinned one that was upgraded is restarted on its new binary.
+//  1. admit (turn.go admit): the plugin's spec is valid, the host open,
+//     the attestation's deadline not passed.
+//  2. trust (trust.go identify, verify; turn.go ensure, keep): the file's
+//     metadata, refused when it is not a regular file owned by root or the
+//     daemon's user and writable by no one else; its identity (device,
+//     inode, size, mode, owner, mtime, ctime) compared with the one last
+//     verified; then the file opened, checked again through the
+//     descriptor, hashed through it (or the digest remembered for exactly
+//     that identity reused, trust.go hash) and compared with the pin. A
+//     resident plugin whose file is unchanged keeps running (keep); one
+//     whose file changed is verified again, so a pinned plugin replaced
+//     between two attestations is refused before its new binary runs and
+//     an unpinned one that was upgraded restarts on its new binary.
+//  3. spawn under the sandbox (turn.go launch, proc.go spawn): the host's
+//     own executable in launcher mode (package launch) receives the
+//     verified descriptor and the plugin's rules, confines itself
+//     (Landlock, seccomp, no_new_privs) and executes the descriptor with
+//     execveat, so the bytes that were hashed run, from no path anyone
+//     could rename over, and the plugin's first instruction already runs
+//     confined. go-plugin connects over a Unix socket in the plugin's own
+//     0700 folder, no TLS, each side checking the other's process
+//     (internal/peercred).
+//  4. handshake (turn.go handshake): describe and configure.
+//  5. measure (turn.go measure), in a Measure turn.
+//  6. classify (turn.go finish, fault.go): a fault of any stage becomes the
+//     result's one core.plugin_* finding; the policy's notices follow.
 //
 // A plugin's rules (Spec.Sandbox) come from the daemon, never from the
 // plugin: the host adds only the plugin's socket folder. The host's private

@@ -45,151 +45,69 @@ func (p *plugin) timeout(def time.Duration) time.Duration {
 	return def
 }
 
-// turn is one plugin's part of Start (measure false) or Measure: make sure
-// the verified binary on disk runs, then (measure) take one measurement.
+// turn is one plugin's part of Start (measure false) or Measure. It runs
+// the stages of a turn in the order they happen, each in one place:
+//
+//  1. admit (here): the spec is valid, the host open, time left;
+//  2. trust (trust.go identify, verify): the file on disk is the one to
+//     run, or a running instance still runs it (keep);
+//  3. spawn (proc.go): the verified descriptor started confined;
+//  4. handshake (here): describe and configure;
+//  5. measure (here), when measure is set;
+//  6. classify (fault.go faultResult, from finish): whatever went wrong
+//     becomes the result's one finding.
+//
 // It runs on a worker, so a start forks from a locked thread.
 func (h *Host) turn(ctx context.Context, p *plugin, nonce []byte, measure bool) Result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !h.opts.Resident {
-		// On demand: the process lives for this turn only.
-		defer func() {
-			if in := p.inst; in != nil {
-				h.stop(p, in, true)
-			}
-		}()
+		defer h.endOnDemand(p) // on demand: the process lives for this turn only
 	}
-	started := h.now()
-	res := Result{Name: p.name, Path: p.path, Started: started}
-	finish := func(f *fault) Result {
-		res.Version, res.Fills, res.SHA256 = p.desc.Version, p.desc.Fills, p.sha
-		if f != nil {
-			res = h.faultResult(p, res, f)
-		}
-		res.Findings = append(res.Findings, p.spec.Notices...)
-		if stale := h.staleDeclaration(p); stale != nil {
-			res.Findings = append(res.Findings, *stale)
-		}
-		res.Duration = h.now().Sub(started)
-		return res
-	}
+	res := Result{Name: p.name, Path: p.path, Started: h.now()}
 
 	// The caller's ctx bounds the turn; Close cancels it too.
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(h.ctx, cancel)()
 
-	if p.badSpec != "" {
-		return finish(&fault{kind: FaultConfig, msg: "invalid plugin spec: " + p.badSpec})
+	f := h.admit(ctx, p) // 1
+	if f == nil {
+		f = h.ensure(tctx, p, measure) // 2-4
 	}
-	if h.ctx.Err() != nil {
-		return finish(&fault{kind: FaultCrashed, msg: "the plugin host is closed"})
+	if f == nil && measure {
+		f = h.measure(tctx, p, nonce, &res) // 5
 	}
-	if ctx.Err() != nil {
-		return finish(attestationTimeout(ctx, "before the plugin's turn came"))
-	}
-	if f := h.ensure(tctx, p, measure); f != nil {
-		return finish(f)
-	}
-	if !measure {
-		return finish(nil)
-	}
-
-	in := p.inst
-	timeout := p.timeout(h.opts.DefaultTimeout)
-	mctx, mcancel := context.WithTimeout(tctx, timeout)
-	defer mcancel()
-	m, err := in.check.Measure(mctx, in.desc, nonce)
-	if err == nil {
-		p.failures, p.last, p.retryAt = 0, nil, time.Time{}
-		res.Measurements = m.Measurements
-		res.Findings = m.Findings
-		res.Confinement = h.confinement
-		if h.unconfined {
-			res.Findings = append(res.Findings, sdk.Finding{Code: CodeUnconfined, Severity: DefaultSeverity(CodeUnconfined), Subject: p.name,
-				Message: "the kernel has no Landlock: the plugin ran under seccomp and no_new_privs, but nothing confined its file access"})
-		}
-		return finish(nil)
-	}
-	f := h.classifyRPC(err, "measure", mctx, tctx, timeout)
-	h.afterFault(p, in, f)
-	return finish(f)
+	return h.finish(p, res, f) // 6
 }
 
-// staleDeclaration is the finding for a plugin whose grant was declared
-// by another executable than the one verified last, nil otherwise.
-func (h *Host) staleDeclaration(p *plugin) *sdk.Finding {
-	d := p.spec.DeclaredSHA256
-	if d == "" || p.sha == "" || p.sha == d {
-		return nil
-	}
-	return &sdk.Finding{Code: CodeSandbox, Severity: DefaultSeverity(CodeSandbox), Subject: p.name,
-		Message: fmt.Sprintf("the executable changed since it declared its sandbox (sha256 %s, now %s): it runs with the grant the previous executable declared until the policy is reloaded (SIGHUP), which declares again", d, p.sha)}
-}
-
-// afterFault stops the instance when the fault leaves it useless and
-// records the failure for the backoff.
-func (h *Host) afterFault(p *plugin, in *instance, f *fault) {
+// admit is stage 1: whether the turn may start a plugin at all.
+func (h *Host) admit(ctx context.Context, p *plugin) *fault {
 	switch {
-	case f.closed:
-		// Close stops it.
-	case f.kind == FaultProtocol || f.kind == FaultFailed:
-		// The process is alive and answers; keep it.
-	case f.kind == FaultCrashed:
-		in.waitExit(exitWait)
-		if status := h.stop(p, in, false); status != "" {
-			f.msg += " (" + status + ")"
-		}
-		h.failed(p, f)
-	case f.code == CodeAttestationTimeout:
-		// Cut short by the attestation's deadline, not its own: kill it (it
-		// may still be busy) and start it afresh next time, no backoff.
-		h.stop(p, in, false)
-		p.last = nil
-	default: // timeout, config
-		h.stop(p, in, false)
-		h.failed(p, f)
+	case p.badSpec != "":
+		return &fault{kind: FaultConfig, msg: "invalid plugin spec: " + p.badSpec}
+	case h.ctx.Err() != nil:
+		return &fault{kind: FaultCrashed, msg: "the plugin host is closed"}
+	case ctx.Err() != nil:
+		return attestationTimeout(ctx, "before the plugin's turn came")
 	}
+	return nil
 }
 
-// failed records a failure that stopped the plugin.
-func (h *Host) failed(p *plugin, f *fault) {
-	p.failures++
-	p.retryAt = p.lastStart.Add(h.delay(p.failures))
-	p.last = f
-}
-
-// ensure makes p run the verified binary now on disk. A nil fault means
-// p.inst is ready to measure.
+// ensure is stages 2 to 4: it makes p run the verified binary now on
+// disk. A running instance whose file is unchanged is kept (keep);
+// otherwise the file is verified (trust.go) and launched (spawn and
+// handshake). A nil fault means p.inst is ready to measure.
 func (h *Host) ensure(ctx context.Context, p *plugin, measure bool) *fault {
-	if in := p.inst; in != nil {
-		if in.client.Exited() {
-			status := h.stop(p, in, false)
-			h.log.Warn("plugin exited between attestations; it will be restarted", "plugin", p.name, "status", status)
-			h.failed(p, &fault{kind: FaultCrashed, msg: "the plugin process exited between attestations (" + status + ")"})
-		} else {
-			id, f := h.identify(p)
-			if f != nil {
-				h.stop(p, in, false)
-				return f
-			}
-			if id == in.bin.id {
-				return nil
-			}
-			bf, f := h.verify(p)
-			if f != nil {
-				h.stop(p, in, false)
-				return f
-			}
-			if bf.sha == in.bin.sha {
-				in.bin.id = bf.id // touched, not changed
-				bf.close()
-				return nil
-			}
-			h.log.Info("plugin binary changed on disk; restarting the plugin on it", "plugin", p.name, "old_sha256", in.bin.sha, "new_sha256", bf.sha)
-			h.stop(p, in, true)
-			return h.launch(ctx, p, bf)
+	if in := p.inst; in != nil && in.client.Exited() {
+		h.dropExited(p, in)
+	}
+	if p.inst != nil {
+		bf, f := h.keep(p)
+		if f != nil || bf == nil {
+			return f
 		}
+		return h.launch(ctx, p, bf)
 	}
 	if measure && p.last != nil {
 		if wait := p.retryAt.Sub(h.now()); wait > 0 {
@@ -204,6 +122,43 @@ func (h *Host) ensure(ctx context.Context, p *plugin, measure bool) *fault {
 		h.afterVerify(p)
 	}
 	return h.launch(ctx, p, bf)
+}
+
+// dropExited forgets an instance whose process exited between turns and
+// counts it as a crash for the backoff.
+func (h *Host) dropExited(p *plugin, in *instance) {
+	status := h.stop(p, in, false)
+	h.log.Warn("plugin exited between attestations; it will be restarted", "plugin", p.name, "status", status)
+	h.failed(p, &fault{kind: FaultCrashed, msg: "the plugin process exited between attestations (" + status + ")"})
+}
+
+// keep decides about p's running instance (resident plugins): nil, nil
+// when the instance still runs the file on disk; a verified binary to
+// restart on when the file changed; a fault, the instance stopped, when
+// the file on disk can no longer be trusted.
+func (h *Host) keep(p *plugin) (*binFile, *fault) {
+	in := p.inst
+	id, f := h.identify(p)
+	if f != nil {
+		h.stop(p, in, false)
+		return nil, f
+	}
+	if id == in.bin.id {
+		return nil, nil
+	}
+	bf, f := h.verify(p)
+	if f != nil {
+		h.stop(p, in, false)
+		return nil, f
+	}
+	if bf.sha == in.bin.sha {
+		in.bin.id = bf.id // touched, not changed
+		bf.close()
+		return nil, nil
+	}
+	h.log.Info("plugin binary changed on disk; restarting the plugin on it", "plugin", p.name, "old_sha256", in.bin.sha, "new_sha256", bf.sha)
+	h.stop(p, in, true)
+	return bf, nil
 }
 
 // launch starts bf as p's plugin, describes and configures it.
@@ -270,6 +225,94 @@ func (h *Host) handshake(ctx context.Context, p *plugin, in *instance) *fault {
 		return &fault{kind: FaultConfig, msg: "configure failed: " + clip(st.Message())}
 	}
 	return h.classifyRPC(err, "configure", sctx, ctx, h.opts.StartTimeout)
+}
+
+// measure is stage 5: one measurement from the running instance, into res.
+func (h *Host) measure(ctx context.Context, p *plugin, nonce []byte, res *Result) *fault {
+	in := p.inst
+	timeout := p.timeout(h.opts.DefaultTimeout)
+	mctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	m, err := in.check.Measure(mctx, in.desc, nonce)
+	if err != nil {
+		f := h.classifyRPC(err, "measure", mctx, ctx, timeout)
+		h.afterFault(p, in, f)
+		return f
+	}
+	p.failures, p.last, p.retryAt = 0, nil, time.Time{}
+	res.Measurements = m.Measurements
+	res.Findings = m.Findings
+	res.Confinement = h.confinement
+	if h.unconfined {
+		res.Findings = append(res.Findings, sdk.Finding{Code: CodeUnconfined, Severity: DefaultSeverity(CodeUnconfined), Subject: p.name,
+			Message: "the kernel has no Landlock: the plugin ran under seccomp and no_new_privs, but nothing confined its file access"})
+	}
+	return nil
+}
+
+// finish is stage 6: it completes res with what the turn learnt of the
+// plugin and, when f is not nil, turns f into res's one finding.
+func (h *Host) finish(p *plugin, res Result, f *fault) Result {
+	res.Version, res.Fills, res.SHA256 = p.desc.Version, p.desc.Fills, p.sha
+	if f != nil {
+		res = h.faultResult(p, res, f)
+	}
+	res.Findings = append(res.Findings, p.spec.Notices...)
+	if stale := h.staleDeclaration(p); stale != nil {
+		res.Findings = append(res.Findings, *stale)
+	}
+	res.Duration = h.now().Sub(res.Started)
+	return res
+}
+
+// endOnDemand stops an on-demand plugin's process at the end of its turn.
+func (h *Host) endOnDemand(p *plugin) {
+	if in := p.inst; in != nil {
+		h.stop(p, in, true)
+	}
+}
+
+// staleDeclaration is the finding for a plugin whose grant was declared
+// by another executable than the one verified last, nil otherwise.
+func (h *Host) staleDeclaration(p *plugin) *sdk.Finding {
+	d := p.spec.DeclaredSHA256
+	if d == "" || p.sha == "" || p.sha == d {
+		return nil
+	}
+	return &sdk.Finding{Code: CodeSandbox, Severity: DefaultSeverity(CodeSandbox), Subject: p.name,
+		Message: fmt.Sprintf("the executable changed since it declared its sandbox (sha256 %s, now %s): it runs with the grant the previous executable declared until the policy is reloaded (SIGHUP), which declares again", d, p.sha)}
+}
+
+// afterFault stops the instance when the fault leaves it useless and
+// records the failure for the backoff.
+func (h *Host) afterFault(p *plugin, in *instance, f *fault) {
+	switch {
+	case f.closed:
+		// Close stops it.
+	case f.kind == FaultProtocol || f.kind == FaultFailed:
+		// The process is alive and answers; keep it.
+	case f.kind == FaultCrashed:
+		in.waitExit(exitWait)
+		if status := h.stop(p, in, false); status != "" {
+			f.msg += " (" + status + ")"
+		}
+		h.failed(p, f)
+	case f.code == CodeAttestationTimeout:
+		// Cut short by the attestation's deadline, not its own: kill it (it
+		// may still be busy) and start it afresh next time, no backoff.
+		h.stop(p, in, false)
+		p.last = nil
+	default: // timeout, config
+		h.stop(p, in, false)
+		h.failed(p, f)
+	}
+}
+
+// failed records a failure that stopped the plugin.
+func (h *Host) failed(p *plugin, f *fault) {
+	p.failures++
+	p.retryAt = p.lastStart.Add(h.delay(p.failures))
+	p.last = f
 }
 
 // stop ends the instance and its whole process group or namespace, and
