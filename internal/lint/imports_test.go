@@ -81,11 +81,16 @@ func deps(t *testing.T, patterns ...string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", append([]string{"list", "-deps"}, patterns...)...)
+	cmd := execGo(ctx, append([]string{"list", "-deps"}, patterns...)...)
 	cmd.Dir = moduleRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list -deps %v: %v", patterns, err)
 	}
 	return strings.Fields(string(out))
+}
+
+// execGo is the go command with args.
+func execGo(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "go", args...)
 }
