@@ -3,9 +3,14 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +123,85 @@ func TestForgedBuiltinDeclaration(t *testing.T) {
 	if now, _ := os.ReadFile(file); bytes.Contains(now, []byte("/etc")) {
 		t.Errorf("the forged file was kept: %s", now)
 	}
+}
+
+// reMAC rewrites the cache file with old replaced by new in its entries
+// and a valid MAC: the forgery of someone holding the daemon's HMAC key.
+func reMAC(t *testing.T, pol *policy.Policy, old, new string) {
+	t.Helper()
+	file := declareCacheFile(pol)
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Format  string          `json:"format"`
+		MAC     string          `json:"mac"`
+		Entries json.RawMessage `json:"entries"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(string(f.Entries), old, new, 1)
+	if forged == string(f.Entries) {
+		t.Fatalf("cache entries %s lack %s", f.Entries, old)
+	}
+	secret, err := os.ReadFile(pol.HMACKeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := hmac.New(sha256.New, secret)
+	k.Write([]byte("runtime-attestor declare cache v1"))
+	m := hmac.New(sha256.New, k.Sum(nil))
+	m.Write([]byte(forged))
+	f.Entries, f.MAC = json.RawMessage(forged), hex.EncodeToString(m.Sum(nil))
+	out, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForgedEntryWithTheKey: even a cache entry forged with the daemon's
+// HMAC key is capped. A third-party plugin's forged declaration of wide
+// access changes nothing of its grant (the policy's alone, with a
+// finding); a built-in's forged declaration of the signing key's folder
+// makes the policy refused.
+func TestForgedEntryWithTheKey(t *testing.T) {
+	t.Parallel()
+	t.Run("third-party", func(t *testing.T) {
+		t.Parallel()
+		d, pol, restart := cacheEnv(t, "vendor")
+		pol.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Config: map[string]any{"sandbox": sandbox.Rules{ReadOnly: []string{"/usr/share"}}},
+			Sandbox: policy.Grant{ReadOnly: []string{"/usr/share"}}}
+		if _, err := d.pluginGrants(context.Background(), pol); err != nil {
+			t.Fatal(err)
+		}
+		reMAC(t, pol, `"read_only":["/usr/share"]`, `"read_only":["/usr/share"],"read_write":["/etc"]`)
+		d = restart()
+		g, err := d.pluginGrants(context.Background(), pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.rules["vendor"]; len(got.ReadWrite) != 0 || !slices.Equal(got.ReadOnly, []string{"/usr/share"}) || d.declarer.Runs() != 0 {
+			t.Errorf("vendor granted %+v (%d runs), want its policy grant only from the recalled entry", got, d.declarer.Runs())
+		}
+		if n := g.notices["vendor"]; len(n) != 1 || !strings.Contains(n[0].Message, `read_write: ["/etc"]`) {
+			t.Errorf("notices %+v, want the forged declaration named as not granted", n)
+		}
+	})
+	t.Run("built-in", func(t *testing.T) {
+		t.Parallel()
+		d, pol, restart := cacheEnv(t, "kernel")
+		pol.Plugins["kernel"] = policy.PluginPolicy{Enabled: true, Config: map[string]any{"sandbox": sandbox.Rules{ReadOnly: []string{"/proc/cmdline"}}}}
+		if _, err := d.pluginGrants(context.Background(), pol); err != nil {
+			t.Fatal(err)
+		}
+		reMAC(t, pol, `"read_only":["/proc/cmdline"]`, `"read_only":["/proc/cmdline",`+strconv.Quote(filepath.Dir(pol.SigningKeyPath))+`]`)
+		if _, err := restart().pluginGrants(context.Background(), pol); err == nil || !strings.Contains(err.Error(), "(signing_key_path)") {
+			t.Errorf("pluginGrants = %v, want the forged declaration of the signing key's folder refused", err)
+		}
+	})
 }
