@@ -88,7 +88,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		JSONFormat: *logJSON,
 	})
 	d := &daemon{path: *configPath, logger: logger, stdout: stdout, stderr: stderr,
-		declarer: pluginhost.NewDeclarer(pluginhost.DeclarerOptions{Logger: logger.Named("declare"), LogLevel: pol.LogLevel})}
+		declarer: pluginhost.NewDeclarer(declarerOptions(pol, logger.Named("declare")))}
 	if *once {
 		return d.once(pol, polSHA)
 	}

@@ -70,6 +70,7 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 	if err := evidenceSocketReach(pol, out.rules, sandbox.ABI()); err != nil {
 		return grants{}, err
 	}
+	d.saveDeclarations()
 	return out, nil
 }
 

@@ -16,8 +16,8 @@ import (
 
 // exposes returns why grant g would let its plugin read one of the
 // daemon's secrets (the HMAC key, the API token, the signing key, the
-// audit MAC key and its seed) or write the audit or verdict log, nil when
-// it does not. A built-in's grant counts too: the tpm plugin's state_file
+// audit MAC key and its seed) or write the audit or verdict log or the
+// declare cache (declarecache.go), nil when it does not. A built-in's grant counts too: the tpm plugin's state_file
 // folder (by default the unit's StateDirectory) must not hold the signing
 // key.
 func exposes(pol *policy.Policy, g sandbox.Rules) error {
@@ -44,6 +44,8 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 		{"audit_key_path's seed", seed, sandbox.Read},
 		{"audit_log_path", pol.AuditLogPath, sandbox.Write},
 		{"verdict_log_path", pol.VerdictLogPath, sandbox.Write},
+		{"the declare cache folder beside signing_key_path", declareCacheDir(pol), sandbox.Write},
+		{"the declare cache beside signing_key_path", declareCacheFile(pol), sandbox.Write},
 	} {
 		if c.path != "" && (g.Covers(filepath.Clean(c.path), c.a) || real.Covers(resolved(c.path), c.a)) {
 			return fmt.Errorf("its sandbox grants %s access to %s (%s), a file only the daemon may touch: "+

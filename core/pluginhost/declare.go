@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,6 +61,13 @@ type DeclarerOptions struct {
 	Timeout  time.Duration // default DefaultDeclareTimeout
 	LogLevel string        // passed as wire.LogLevelEnv; default "info"
 	Logger   hclog.Logger  // default: discard
+	// CacheDir, when set with CacheSecret, keeps the declarations across
+	// restarts in CacheDir/DeclareCacheFile (declare_cache.go): a folder
+	// only the daemon uses (0700, made when missing), which no plugin's
+	// grant may reach. CacheSecret is a daemon secret the file's MAC is
+	// keyed from; a file whose MAC does not match is ignored and rewritten.
+	CacheDir    string
+	CacheSecret []byte
 }
 
 // Declarer learns plugins' declarations from their executables (package
@@ -67,7 +75,10 @@ type DeclarerOptions struct {
 // configuration's, for the life of the Declarer (the daemon keeps one for
 // its run): a declaration is computed once per executable and
 // configuration, and a replaced executable declares again. Failures are
-// remembered too, so a plugin that hangs costs its timeout once.
+// remembered too, so a plugin that hangs costs its timeout once. With a
+// CacheDir, the declarations (not the failures) are also kept across
+// restarts: Save writes them, and a later Declarer reads them back,
+// checking each as it checks a declare run's output.
 type Declarer struct {
 	opts    DeclarerOptions
 	log     hclog.Logger
@@ -77,6 +88,11 @@ type Declarer struct {
 	mu      sync.Mutex // one declare at a time; guards what follows
 	digests map[string]*verified
 	cache   map[declKey]declResult
+
+	loaded    bool                        // the cache file was read (or found unusable)
+	persisted map[declKey]json.RawMessage // the cache file's declarations
+	used      []declKey                   // the declarations asked for since start, in order
+	dirty     bool                        // the file lacks one of used, or is to be rewritten
 }
 
 type declKey struct{ sha, config string }
@@ -84,6 +100,7 @@ type declKey struct{ sha, config string }
 type declResult struct {
 	d   *Declared
 	err *DeclareError
+	raw []byte // what the executable printed, when d is set
 }
 
 // NewDeclarer returns a Declarer for opts, applying defaults.
@@ -132,7 +149,11 @@ func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []
 	key := declKey{sha: bf.sha, config: hex.EncodeToString(sum[:])}
 	r, ok := d.cache[key]
 	if !ok {
+		r, ok = d.recall(p, bf, key)
+	}
+	if !ok {
 		r = d.declare(ctx, p, bf, config)
+		d.dirty = d.dirty || r.err == nil
 		// A run out of time says nothing of the executable (a loaded
 		// machine, or a local process starving it): the next reload runs it
 		// again. Any other outcome is the executable's own.
@@ -143,6 +164,7 @@ func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []
 	if r.err != nil {
 		return nil, r.err
 	}
+	d.use(key)
 	out := *r.d
 	out.Path = p.path
 	return &out, nil
@@ -168,6 +190,21 @@ func (d *Declarer) declare(ctx context.Context, p *plugin, bf *binFile, config [
 	if f != nil {
 		return fail(f.kind, f.msg)
 	}
+	r := d.judge(p, bf, out)
+	if r.err != nil {
+		return fail(r.err.Kind, r.err.Msg)
+	}
+	d.log.Debug("declared", "plugin", p.name, "sha256", bf.sha, "duration", time.Since(start), "sandbox", r.d.Sandbox)
+	return r
+}
+
+// judge checks what bf printed in a declare run (out), as the declaration
+// of the plugin p: a Declaration that declare.Decode accepts, without a
+// configuration error, whose description is valid and names p.
+func (d *Declarer) judge(p *plugin, bf *binFile, out []byte) declResult {
+	fail := func(kind, msg string) declResult {
+		return declResult{err: &DeclareError{Plugin: p.name, Kind: kind, Msg: msg}}
+	}
 	decl, err := declare.Decode(out)
 	if err != nil {
 		return fail(FaultProtocol, clip(err.Error()))
@@ -186,8 +223,7 @@ func (d *Declarer) declare(ctx context.Context, p *plugin, bf *binFile, config [
 	if decl.Sandbox != nil {
 		res.Sandbox = decl.Sandbox.Merge()
 	}
-	d.log.Debug("declared", "plugin", p.name, "sha256", bf.sha, "duration", time.Since(start), "sandbox", res.Sandbox)
-	return declResult{d: res}
+	return declResult{d: res, raw: out}
 }
 
 // description is decl's description, checked as a Describe answer.

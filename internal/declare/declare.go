@@ -32,6 +32,13 @@ const (
 	EnvValue = "1"
 )
 
+// Protocol is the declare protocol's version: what the host sets (Env),
+// what it gives on stdin and what a Declaration means. It is part of the
+// key of every declaration the host keeps across restarts, so a host that
+// speaks another version runs the plugins again instead of reading their
+// old declarations; change it with any change of that meaning.
+const Protocol = 1
+
 // Bounds of a declare run.
 const (
 	// MaxConfig bounds the configuration the plugin reads on stdin (a
