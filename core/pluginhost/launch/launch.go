@@ -2,8 +2,9 @@
 // daemon's fork and a plugin's first instruction in which the host, not the
 // plugin, confines the plugin process.
 //
-// The host starts its own executable again (/proc/self/exe) in launcher
-// mode, with two inherited descriptors: the plugin file it verified (opened
+// The host starts the launcher (cmd/attestor-launcher beside the daemon,
+// see Installed and package launcher, else its own executable again,
+// /proc/self/exe, in launcher mode), with two inherited descriptors: the plugin file it verified (opened
 // and hashed through that descriptor) and a sealed memory file holding the
 // rules the host decided for this plugin. The launcher reads the rules,
 // confines its one thread (Landlock, seccomp, no_new_privs) and executes
