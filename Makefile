@@ -32,7 +32,7 @@ deps:
 # One go build per folder: it links the executables in parallel.
 build:
 	@mkdir -p $(BIN)/plugins
-	$(BUILD) $(LDFLAGS) -o $(BIN)/ ./cmd/runtime-attestor ./cmd/attestctl
+	$(BUILD) $(LDFLAGS) -o $(BIN)/ ./cmd/runtime-attestor ./cmd/attestor-launcher ./cmd/attestctl
 	$(BUILD) $(LDFLAGS) -o $(BIN)/plugins/ $(addprefix ./cmd/attestor-check-,$(PLUGINS))
 
 # Every executable the tests run as a subprocess, built once for the whole

@@ -52,7 +52,7 @@ func fakeBuild(t *testing.T) string {
 	if err := os.Mkdir(filepath.Join(bin, "plugins"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"runtime-attestor", "attestctl"}
+	names := []string{"runtime-attestor", "attestor-launcher", "attestctl"}
 	for _, p := range builtins {
 		names = append(names, filepath.Join("plugins", "attestor-check-"+p))
 	}
@@ -115,6 +115,7 @@ func TestInstallLayout(t *testing.T) {
 	lib := filepath.Join(dest, "usr/libexec/secure-ai/runtime-attestor")
 	wantFile(t, lib, os.ModeDir|0o755)
 	wantFile(t, filepath.Join(lib, "runtime-attestor"), 0o755)
+	wantFile(t, filepath.Join(lib, "attestor-launcher"), 0o755)
 	wantFile(t, filepath.Join(lib, "runtime-attestor-keygen"), 0o755)
 	wantFile(t, filepath.Join(lib, "plugins"), os.ModeDir|0o755)
 	for _, p := range builtins {

@@ -5,6 +5,7 @@
 # same with its staging root as DESTDIR.
 #
 #   $PREFIX/libexec/secure-ai/runtime-attestor/runtime-attestor        daemon
+#   $PREFIX/libexec/secure-ai/runtime-attestor/attestor-launcher       plugin launcher
 #   $PREFIX/libexec/secure-ai/runtime-attestor/runtime-attestor-keygen ExecStartPre
 #   $PREFIX/libexec/secure-ai/runtime-attestor/plugins/attestor-check-* plugins
 #   $PREFIX/bin/attestctl
@@ -47,6 +48,7 @@ owner=()
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 [[ -x $bin/runtime-attestor ]] || die "$bin/runtime-attestor not built (run make build)"
+[[ -x $bin/attestor-launcher ]] || die "$bin/attestor-launcher not built (run make build)"
 [[ -x $bin/attestctl ]] || die "$bin/attestctl not built (run make build)"
 shopt -s nullglob
 if [[ -n ${PLUGINS:-} ]]; then
@@ -73,6 +75,8 @@ done
 install -d -m 0755 "${owner[@]}" "$destdir$libexec" "$destdir$plugins" "$destdir$prefix/bin" \
   "$destdir$unitdir" "$destdir$sysusersdir" "$destdir$docdir"
 install -m 0755 "${owner[@]}" "$bin/runtime-attestor" "$destdir$libexec/runtime-attestor"
+# The daemon starts each plugin through it (core/pluginhost/launch).
+install -m 0755 "${owner[@]}" "$bin/attestor-launcher" "$destdir$libexec/attestor-launcher"
 # The helper runs attestctl keygen: follow PREFIX.
 sed -e "s|/usr/bin/attestctl|$prefix/bin/attestctl|g" "$root/deploy/runtime-attestor-keygen" >"$destdir$libexec/runtime-attestor-keygen.tmp"
 chmod 0755 "$destdir$libexec/runtime-attestor-keygen.tmp"

@@ -37,10 +37,11 @@ func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m))
 }
 
-// launcher builds the runtime-attestor executable once per test process.
+// launcher builds the dedicated launcher (cmd/attestor-launcher), as the
+// daemon ships it, once per test process.
 func launcher(t testing.TB) string {
 	t.Helper()
-	return testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")
+	return testbin.Build(t, "./cmd/attestor-launcher", "attestor-launcher")
 }
 
 // binary builds testplugins/<kind> once per test process.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -113,8 +114,10 @@ type Options struct {
 	// each plugin's threads.
 	GOMAXPROCS int
 	// Launcher is the executable that confines and starts each plugin: a
-	// program that calls launch.Main first thing in main. Default:
-	// /proc/self/exe, the host's own executable (the daemon).
+	// program that calls launch.Main first thing in main. Default: the
+	// attestor-launcher installed beside the host's executable when
+	// trusted (launch.Installed), else /proc/self/exe, the host's own
+	// executable (the daemon).
 	Launcher string
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
@@ -174,7 +177,7 @@ type Host struct {
 	// Set by Start, read-only afterwards.
 	realDir     string // Dir with symlinks resolved
 	runDir      string // private folder (0700): the plugins' socket folders
-	launcher    string // Options.Launcher or /proc/self/exe
+	launcher    string // Options.Launcher or launch.Default()
 	confinement string // what the launcher imposes, for Result.Confinement
 	unconfined  bool   // the kernel has no Landlock
 	jobs        chan func()
@@ -463,7 +466,10 @@ func (h *Host) prepare() {
 	}
 	h.launcher = h.opts.Launcher
 	if h.launcher == "" {
-		h.launcher = "/proc/self/exe"
+		var why string
+		if h.launcher, why = launch.Default(); why != "" {
+			h.log.Info("no dedicated launcher: the daemon's own executable confines each plugin (slower starts)", "reason", why)
+		}
 	}
 	if abi := h.landlockABI(); abi > 0 {
 		h.confinement = fmt.Sprintf("landlock v%d, seccomp, no_new_privs", abi)

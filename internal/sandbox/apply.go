@@ -134,9 +134,22 @@ type DaemonPaths struct {
 	ListenPort uint16
 	// NotifySocket is $NOTIFY_SOCKET ("" when not under systemd).
 	NotifySocket string
-	// Self is the daemon's own executable: execute, because the plugin
-	// host runs it again as the launcher that confines each plugin.
+	// Self is the daemon's own executable: execute, with LauncherName
+	// beside it, because the plugin host runs one of the two as the
+	// launcher that confines each plugin.
 	Self string
+}
+
+// LauncherName is the file name of the dedicated launcher
+// (cmd/attestor-launcher), installed beside the daemon's executable.
+const LauncherName = "attestor-launcher"
+
+// launcherBeside is the launcher's path beside self ("" without self).
+func launcherBeside(self string) string {
+	if self == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(self), LauncherName)
 }
 
 // DaemonRules is the daemon's rule set: its own needs (d) plus the union of
@@ -148,7 +161,7 @@ func DaemonRules(d DaemonPaths, plugins ...Rules) Rules {
 	own := Rules{
 		ReadOnly:  cleaned(append(append([]string(nil), d.PolicyFiles...), d.Secrets...)...),
 		ReadWrite: cleaned(d.AuditLogDir, d.RuntimeDir, d.SocketDir),
-		Exec:      cleaned(d.PluginDir, d.Self),
+		Exec:      cleaned(d.PluginDir, d.Self, launcherBeside(d.Self)),
 		BindTCP:   []uint16{d.ListenPort},
 	}
 	switch {

@@ -83,11 +83,15 @@ func TestDaemonRules(t *testing.T) {
 		SocketDir:    "/run/secure-ai/plugins",
 		ListenPort:   8505,
 		NotifySocket: "/run/systemd/notify",
+		Self:         "/usr/libexec/secure-ai/runtime-attestor/runtime-attestor",
 	}, Rules{ReadOnly: []string{"/proc/cmdline"}}, Rules{Exec: []string{"/usr/bin/rpm-ostree"}, Devices: []string{"/dev/tpmrm0"}})
 	want := Rules{
-		ReadOnly:    []string{"/etc/secure-ai/policy/attestation.yaml", "/proc/cmdline", "/run/secure-ai/attestation-hmac-key"},
-		ReadWrite:   []string{"/run/secure-ai", "/run/secure-ai/plugins", "/var/lib/secure-ai/logs"},
-		Exec:        []string{"/usr/bin/rpm-ostree", "/usr/libexec/secure-ai/runtime-attestor/plugins"},
+		ReadOnly:  []string{"/etc/secure-ai/policy/attestation.yaml", "/proc/cmdline", "/run/secure-ai/attestation-hmac-key"},
+		ReadWrite: []string{"/run/secure-ai", "/run/secure-ai/plugins", "/var/lib/secure-ai/logs"},
+		// The daemon itself and the dedicated launcher beside it: the
+		// plugin host starts each plugin through one of them.
+		Exec: []string{"/usr/bin/rpm-ostree", "/usr/libexec/secure-ai/runtime-attestor/attestor-launcher",
+			"/usr/libexec/secure-ai/runtime-attestor/plugins", "/usr/libexec/secure-ai/runtime-attestor/runtime-attestor"},
 		Devices:     []string{"/dev/tpmrm0"},
 		UnixSockets: []string{"/run/systemd/notify"},
 		BindTCP:     []uint16{8505},

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
@@ -174,18 +173,4 @@ func Command(launcher string, bin *os.File, argv0 string, env []string, rules sa
 		// stays open in the plugin, read-only); fd 4: its rules.
 		ExtraFiles: []*os.File{bin, rf},
 	}, rf, nil
-}
-
-// fdReader reads a descriptor with pread, leaving it open.
-type fdReader int
-
-func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := unix.Pread(int(r), p, off)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 && len(p) > 0 {
-		return 0, io.EOF
-	}
-	return n, nil
 }
