@@ -190,6 +190,7 @@ func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginho
 		Logger:         d.logger.Named("plugins"),
 		LogLevel:       pol.LogLevel,
 		SocketDir:      socketDir(),
+		Digests:        d.declarer.Digests(),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	defer cancel()

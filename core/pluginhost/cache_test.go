@@ -189,3 +189,31 @@ func TestDigestCachePinned(t *testing.T) {
 		t.Fatalf("rewritten pinned file: hashed %v fault %+v, want hashed and refused", hashed, f)
 	}
 }
+
+// TestDigestsShared: a host sharing its Digests with another (the daemon's
+// Declarer and Host) does not hash a file the other hashed while the file
+// is unchanged, and hashes it again once it changes.
+func TestDigestsShared(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, FilePrefix+"shared")
+	writeExec(t, path, "#!/bin/sh\necho one\n")
+	time.Sleep(2 * settle)
+	shared := NewDigests()
+	if d := NewDeclarer(DeclarerOptions{Digests: shared}); d.Digests() != shared {
+		t.Fatal("the Declarer does not use the Digests it was given")
+	}
+	first, second := cacheHost(t, dir, settle), cacheHost(t, dir, settle)
+	first.digests, second.digests = shared, shared
+	p := &plugin{name: "shared", path: path}
+	if _, hashed, f := verifyOnce(t, first, p); f != nil || !hashed {
+		t.Fatalf("first verify: hashed %v, fault %v; want a hash", hashed, f)
+	}
+	if sha, hashed, f := verifyOnce(t, second, p); f != nil || hashed || sha != hexSum("#!/bin/sh\necho one\n") {
+		t.Fatalf("second host: sha %s, hashed %v, fault %v; want the shared digest, no hash", sha, hashed, f)
+	}
+	writeExec(t, path, "#!/bin/sh\necho two\n")
+	if sha, hashed, f := verifyOnce(t, second, p); f != nil || !hashed || sha != hexSum("#!/bin/sh\necho two\n") {
+		t.Fatalf("after a change: sha %s, hashed %v, fault %v; want a new hash", sha, hashed, f)
+	}
+}

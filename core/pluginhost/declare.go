@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/declare"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
@@ -56,8 +57,11 @@ func (e *DeclareError) Error() string {
 // DeclarerOptions configure a Declarer.
 type DeclarerOptions struct {
 	// Launcher confines and starts each declare run, as Options.Launcher
-	// does each plugin; default /proc/self/exe.
+	// does each plugin; default launch.Default(), as the host's.
 	Launcher string
+	// Digests, when set, is shared with the Host that starts the same
+	// plugins (Options.Digests), so each file is hashed once.
+	Digests  *Digests
 	Timeout  time.Duration // default DefaultDeclareTimeout
 	LogLevel string        // passed as wire.LogLevelEnv; default "info"
 	Logger   hclog.Logger  // default: discard
@@ -86,7 +90,7 @@ type Declarer struct {
 	noPIDNS atomic.Bool  // CLONE_NEWPID was refused (EPERM)
 
 	mu      sync.Mutex // one declare at a time; guards what follows
-	digests map[string]*verified
+	digests *Digests
 	cache   map[declKey]declResult
 
 	loaded    bool                        // the cache file was read (or found unusable)
@@ -106,7 +110,10 @@ type declResult struct {
 // NewDeclarer returns a Declarer for opts, applying defaults.
 func NewDeclarer(opts DeclarerOptions) *Declarer {
 	if opts.Launcher == "" {
-		opts.Launcher = "/proc/self/exe"
+		opts.Launcher, _ = launch.Default() // the host logs why when it is the daemon itself
+	}
+	if opts.Digests == nil {
+		opts.Digests = NewDigests()
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultDeclareTimeout
@@ -118,8 +125,12 @@ func NewDeclarer(opts DeclarerOptions) *Declarer {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Declarer{opts: opts, log: log, digests: map[string]*verified{}, cache: map[declKey]declResult{}}
+	return &Declarer{opts: opts, log: log, digests: opts.Digests, cache: map[declKey]declResult{}}
 }
+
+// Digests returns the digests the Declarer remembers, for the Host that
+// starts the same plugins (Options.Digests).
+func (d *Declarer) Digests() *Digests { return d.digests }
 
 // Runs is how many declare runs the Declarer started.
 func (d *Declarer) Runs() int64 { return d.runs.Load() }
@@ -138,9 +149,7 @@ func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []
 	defer d.mu.Unlock()
 	h := d.trustHost(dir)
 	p := &plugin{name: name, path: filepath.Join(dir, FilePrefix+name), spec: Spec{Name: name, SHA256: pin}}
-	p.verified = d.digests[p.path]
 	bf, f := h.verify(p)
-	d.digests[p.path] = p.verified
 	if f != nil {
 		return nil, &DeclareError{Plugin: name, Kind: f.kind, Msg: f.msg}
 	}
@@ -176,7 +185,7 @@ func (d *Declarer) trustHost(dir string) *Host {
 	if r, err := filepath.EvalSymlinks(dir); err == nil {
 		real = r
 	}
-	return &Host{opts: Options{Dir: dir}, log: d.log, euid: os.Geteuid(), racyMargin: racyMargin, realDir: real}
+	return &Host{opts: Options{Dir: dir}, log: d.log, euid: os.Geteuid(), racyMargin: racyMargin, realDir: real, digests: d.digests}
 }
 
 // declare runs bf and checks what it printed.

@@ -119,6 +119,10 @@ type Options struct {
 	// trusted (launch.Installed), else /proc/self/exe, the host's own
 	// executable (the daemon).
 	Launcher string
+	// Digests, when set, is shared with the Declarer that read the same
+	// plugins' declarations (Declarer.Digests), so that a file is hashed
+	// once for both while its identity holds.
+	Digests *Digests
 	// SocketDir is the folder under which the host makes its private folder
 	// (0700), holding one folder per plugin process for its go-plugin Unix
 	// socket (passed as PLUGIN_UNIX_SOCKET_DIR; see internal/sandbox
@@ -168,6 +172,7 @@ type Host struct {
 	afterVerify func(p *plugin) // called between verify and spawn
 	landlockABI func() int      // the kernel's Landlock ABI (sandbox.ABI)
 	racyMargin  time.Duration   // see trust.go racyMargin
+	digests     *Digests        // the verified digests, by plugin path
 
 	hashes atomic.Int64 // plugin files hashed, for the tests
 
@@ -223,8 +228,13 @@ func New(opts Options) *Host {
 		log = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	digests := opts.Digests
+	if digests == nil {
+		digests = NewDigests()
+	}
 	return &Host{
 		opts:        opts,
+		digests:     digests,
 		log:         log,
 		euid:        os.Geteuid(),
 		ctx:         ctx,

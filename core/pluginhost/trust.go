@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,34 @@ type verified struct {
 	id  fileID
 	sha string
 	sum []byte
+}
+
+// Digests remembers the digests verify computed, by plugin path, each for
+// the file identity it holds for (see hash). A Declarer and a Host that
+// check the same files share one (Declarer.Digests, Options.Digests), so
+// that a file the declare run hashed is not hashed again for its start.
+type Digests struct {
+	mu sync.Mutex
+	m  map[string]*verified
+}
+
+// NewDigests returns an empty Digests.
+func NewDigests() *Digests { return &Digests{m: map[string]*verified{}} }
+
+func (d *Digests) get(path string) *verified {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[path]
+}
+
+func (d *Digests) put(path string, v *verified) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v == nil {
+		delete(d.m, path)
+		return
+	}
+	d.m[path] = v
 }
 
 // fileID identifies the content of a plugin file without reading it: any
@@ -169,7 +198,7 @@ func (h *Host) verify(p *plugin) (*binFile, *fault) {
 		return nil, &fault{kind: FaultUntrusted, msg: fmt.Sprintf("%s was replaced while it was being verified; not started", id.real)}
 	}
 	bf.id = idOf(id.real, &st)
-	if v := p.verified; v != nil && v.id == bf.id {
+	if v := h.digests.get(p.path); v != nil && v.id == bf.id {
 		bf.sum, bf.sha = v.sum, v.sha // the digest of this very file, unchanged
 	} else if f := h.hash(p, bf); f != nil {
 		bf.close()
@@ -204,13 +233,13 @@ func (h *Host) hash(p *plugin, bf *binFile) *fault {
 	}
 	bf.sum = sum.Sum(nil)
 	bf.sha = hex.EncodeToString(bf.sum)
-	p.verified = nil
+	h.digests.put(p.path, nil)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(bf.f.Fd()), &st); err != nil || idOf(bf.id.real, &st) != bf.id {
 		return nil // changed while it was read: hashed again next time
 	}
 	if ctime := time.Unix(st.Ctim.Unix()); ctime.Add(h.racyMargin).Before(start) {
-		p.verified = &verified{id: bf.id, sha: bf.sha, sum: bf.sum}
+		h.digests.put(p.path, &verified{id: bf.id, sha: bf.sha, sum: bf.sum})
 	}
 	return nil
 }

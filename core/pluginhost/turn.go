@@ -30,7 +30,6 @@ type plugin struct {
 	inst          *instance  // running instance, nil when none
 	desc          sdk.Description
 	sha           string    // SHA-256 of the last verified binary
-	verified      *verified // the last digest computed, and the file identity it holds for
 	failures      int       // consecutive failures (crash, timeout, failed start)
 	lastStart     time.Time // last start attempt
 	retryAt       time.Time // no start attempt before this
