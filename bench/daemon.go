@@ -104,6 +104,9 @@ func (l *layout) render(bins bins, services map[string]string) ([]byte, error) {
 	}
 	doc["listen"] = l.addr
 	doc["refresh_interval"] = "1h"
+	// The unit's own pacing (the policy default), not the development
+	// run's none.
+	delete(doc, "attestation_cpu_percent")
 	if services != nil {
 		doc["service_binaries"] = services
 		doc["resident_plugins"] = true
