@@ -112,7 +112,10 @@ func TestForeignSocketRefusedByHost(t *testing.T) {
 	}
 }
 
-// serveForeign serves the check protocol at path, unchecked.
+// serveForeign serves the check protocol at path, unchecked: an impostor
+// that registers the service with the generated default methods (every
+// call answers Unimplemented). What it answers does not matter: the host
+// must refuse the connection before its first call.
 func serveForeign(t *testing.T, path string) {
 	t.Helper()
 	l, err := net.Listen("unix", path)
