@@ -26,13 +26,20 @@ func declareCacheDir(pol *policy.Policy) string {
 	return filepath.Join(filepath.Dir(filepath.Clean(pol.SigningKeyPath)), "declare")
 }
 
-// declareCacheFile is the cache file in declareCacheDir, "" without one.
-func declareCacheFile(pol *policy.Policy) string {
+// declareCacheFile is the declarations' cache file in declareCacheDir, ""
+// without one.
+func declareCacheFile(pol *policy.Policy) string { return cacheFile(pol, pluginhost.DeclareCacheFile) }
+
+// digestCacheFile is the plugin digests' cache file in declareCacheDir, ""
+// without one.
+func digestCacheFile(pol *policy.Policy) string { return cacheFile(pol, pluginhost.DigestCacheFile) }
+
+func cacheFile(pol *policy.Policy, name string) string {
 	dir := declareCacheDir(pol)
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, pluginhost.DeclareCacheFile)
+	return filepath.Join(dir, name)
 }
 
 // declarerOptions are the daemon's Declarer options under pol, the policy

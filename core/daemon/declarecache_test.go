@@ -37,6 +37,7 @@ func TestDeclareCacheNeverGranted(t *testing.T) {
 	}{
 		{"the folder read-write", sandbox.Rules{ReadWrite: []string{dir}}, "the declare cache folder"},
 		{"the file read-write", sandbox.Rules{ReadWrite: []string{filepath.Join(dir, pluginhost.DeclareCacheFile)}}, "the declare cache beside"},
+		{"the digest file read-write", sandbox.Rules{ReadWrite: []string{filepath.Join(dir, pluginhost.DigestCacheFile)}}, "the digest cache beside"},
 		{"the folder read-only", sandbox.Rules{ReadOnly: []string{dir}}, ""},
 		{"a sibling folder", sandbox.Rules{ReadWrite: []string{dir + "x"}}, ""},
 	} {

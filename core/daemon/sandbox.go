@@ -17,7 +17,7 @@ import (
 // exposes returns why grant g would let its plugin read one of the
 // daemon's secrets (the HMAC key, the API token, the signing key, the
 // audit MAC key and its seed) or write the audit or verdict log or the
-// declare cache (declarecache.go), nil when it does not. A built-in's grant counts too: the tpm plugin's state_file
+// declare and digest caches (declarecache.go), nil when it does not. A built-in's grant counts too: the tpm plugin's state_file
 // folder (by default the unit's StateDirectory) must not hold the signing
 // key.
 func exposes(pol *policy.Policy, g sandbox.Rules) error {
@@ -46,6 +46,7 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 		{"verdict_log_path", pol.VerdictLogPath, sandbox.Write},
 		{"the declare cache folder beside signing_key_path", declareCacheDir(pol), sandbox.Write},
 		{"the declare cache beside signing_key_path", declareCacheFile(pol), sandbox.Write},
+		{"the digest cache beside signing_key_path", digestCacheFile(pol), sandbox.Write},
 	} {
 		if c.path != "" && (g.Covers(filepath.Clean(c.path), c.a) || real.Covers(resolved(c.path), c.a)) {
 			return fmt.Errorf("its sandbox grants %s access to %s (%s), a file only the daemon may touch: "+

@@ -86,8 +86,10 @@ type DeclarerOptions struct {
 type Declarer struct {
 	opts    DeclarerOptions
 	log     hclog.Logger
-	runs    atomic.Int64 // declare runs started, for the tests
-	noPIDNS atomic.Bool  // CLONE_NEWPID was refused (EPERM)
+	runs    atomic.Int64  // declare runs started, for the tests
+	hashes  atomic.Int64  // plugin files hashed, for the tests
+	margin  time.Duration // the racy margin of its digests (racyMargin; the tests' shorter)
+	noPIDNS atomic.Bool   // CLONE_NEWPID was refused (EPERM)
 
 	mu      sync.Mutex // one declare at a time; guards what follows
 	digests *Digests
@@ -125,7 +127,7 @@ func NewDeclarer(opts DeclarerOptions) *Declarer {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Declarer{opts: opts, log: log, digests: opts.Digests, cache: map[declKey]declResult{}}
+	return &Declarer{opts: opts, log: log, margin: racyMargin, digests: opts.Digests, cache: map[declKey]declResult{}}
 }
 
 // Digests returns the digests the Declarer remembers, for the Host that
@@ -147,9 +149,13 @@ func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.loaded {
+		d.load() // before verify: the digests remembered across restarts
+	}
 	h := d.trustHost(dir)
 	p := &plugin{name: name, path: filepath.Join(dir, FilePrefix+name), spec: Spec{Name: name, SHA256: pin}}
 	bf, f := h.verify(p)
+	d.hashes.Add(h.hashes.Load())
 	if f != nil {
 		return nil, &DeclareError{Plugin: name, Kind: f.kind, Msg: f.msg}
 	}
@@ -185,7 +191,7 @@ func (d *Declarer) trustHost(dir string) *Host {
 	if r, err := filepath.EvalSymlinks(dir); err == nil {
 		real = r
 	}
-	return &Host{opts: Options{Dir: dir}, log: d.log, euid: os.Geteuid(), racyMargin: racyMargin, realDir: real, digests: d.digests}
+	return &Host{opts: Options{Dir: dir}, log: d.log, euid: os.Geteuid(), racyMargin: d.margin, realDir: real, digests: d.digests}
 }
 
 // declare runs bf and checks what it printed.

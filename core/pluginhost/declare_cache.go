@@ -53,10 +53,12 @@ type cacheEntry struct {
 	Declaration  json.RawMessage `json:"declaration"`
 }
 
-// cacheMAC is the HMAC of entries under the key derived from secret.
-func cacheMAC(secret, entries []byte) []byte {
+// labelledMAC is the HMAC of entries under the key derived from secret
+// for label (one label per cache file, so that no file's MAC passes for
+// another's).
+func labelledMAC(secret []byte, label string, entries []byte) []byte {
 	k := hmac.New(sha256.New, secret)
-	k.Write([]byte(cacheMACLabel))
+	k.Write([]byte(label))
 	m := hmac.New(sha256.New, k.Sum(nil))
 	m.Write(entries)
 	return m.Sum(nil)
@@ -74,7 +76,7 @@ func decodeCache(raw, secret []byte) (map[declKey]json.RawMessage, error) {
 		return nil, fmt.Errorf("format %q, not %q", clip(f.Format), cacheFormat)
 	}
 	mac, err := hex.DecodeString(f.MAC)
-	if err != nil || !hmac.Equal(mac, cacheMAC(secret, f.Entries)) {
+	if err != nil || !hmac.Equal(mac, labelledMAC(secret, cacheMACLabel, f.Entries)) {
 		return nil, errors.New("its MAC does not match: written by someone without the daemon's key, or with another key")
 	}
 	var entries []cacheEntry
@@ -127,7 +129,7 @@ func encodeCache(entries []cacheEntry, secret []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(cacheFile{Format: cacheFormat, MAC: hex.EncodeToString(cacheMAC(secret, body)), Entries: body})
+	out, err := json.Marshal(cacheFile{Format: cacheFormat, MAC: hex.EncodeToString(labelledMAC(secret, cacheMACLabel, body)), Entries: body})
 	if err != nil {
 		return nil, err
 	}
@@ -153,14 +155,14 @@ func privateDir(dir string, euid int) error {
 	return nil
 }
 
-// readCache reads the cache file of dir: a regular file (no link
+// readCache reads the cache file name of dir: a regular file (no link
 // followed) owned by euid, mode 0600 or narrower, at most MaxDeclareCache
 // bytes.
-func readCache(dir string, euid int) ([]byte, error) {
+func readCache(dir, name string, euid int) ([]byte, error) {
 	if err := privateDir(dir, euid); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, DeclareCacheFile)
+	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -191,17 +193,17 @@ func readCache(dir string, euid int) ([]byte, error) {
 	return raw, nil
 }
 
-// writeCache replaces the cache file of dir with raw atomically: a
+// writeCache replaces the cache file name of dir with raw atomically: a
 // temporary file (0600) in dir, written, synced and renamed over it, then
 // the folder synced. dir is made 0700 when missing.
-func writeCache(dir string, euid int, raw []byte) (err error) {
+func writeCache(dir, name string, euid int, raw []byte) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	if err := privateDir(dir, euid); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+DeclareCacheFile+".*")
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
 		return err
 	}
@@ -221,7 +223,7 @@ func writeCache(dir string, euid int, raw []byte) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, DeclareCacheFile)); err != nil {
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	df, err := os.Open(dir)
@@ -262,7 +264,8 @@ func (d *Declarer) load() {
 	if d.opts.CacheDir == "" || len(d.opts.CacheSecret) == 0 {
 		return
 	}
-	raw, err := readCache(d.opts.CacheDir, os.Geteuid())
+	d.loadDigests()
+	raw, err := readCache(d.opts.CacheDir, DeclareCacheFile, os.Geteuid())
 	if errors.Is(err, os.ErrNotExist) {
 		d.dirty = true
 		return
@@ -291,10 +294,21 @@ func (d *Declarer) use(key declKey) {
 // its cache file, when the file lacks one of them or was unusable;
 // nothing without a CacheDir. Entries past maxCacheEntries, or that would
 // take the file past MaxDeclareCache, are left out.
+//
+// It also writes the plugin files' verified digests (digest_cache.go) when
+// they changed since they were read.
 func (d *Declarer) Save() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.dirty || d.opts.CacheDir == "" || len(d.opts.CacheSecret) == 0 {
+	if d.opts.CacheDir == "" || len(d.opts.CacheSecret) == 0 {
+		return nil
+	}
+	return errors.Join(d.saveDigests(), d.saveDeclarations())
+}
+
+// saveDeclarations is Save's part for the declarations.
+func (d *Declarer) saveDeclarations() error {
+	if !d.dirty {
 		return nil
 	}
 	var entries []cacheEntry
@@ -315,7 +329,7 @@ func (d *Declarer) Save() error {
 	if err != nil {
 		return fmt.Errorf("encode the declare cache: %w", err)
 	}
-	if err := writeCache(d.opts.CacheDir, os.Geteuid(), raw); err != nil {
+	if err := writeCache(d.opts.CacheDir, DeclareCacheFile, os.Geteuid(), raw); err != nil {
 		return fmt.Errorf("write the declare cache in %s: %w", d.opts.CacheDir, err)
 	}
 	d.dirty = false

@@ -65,8 +65,11 @@ func TestDeclareCacheAcrossRestarts(t *testing.T) {
 			t.Errorf("%s: %v, mode %v, want %#o", path, err, st.Mode().Perm(), want)
 		}
 	}
-	if ents, _ := os.ReadDir(cache); len(ents) != 1 {
-		t.Errorf("cache folder holds %d files, want the cache alone", len(ents))
+	ents, _ := os.ReadDir(cache)
+	for _, e := range ents {
+		if e.Name() != DeclareCacheFile && e.Name() != DigestCacheFile {
+			t.Errorf("cache folder holds %s, want the caches alone", e.Name())
+		}
 	}
 }
 

@@ -35,9 +35,13 @@ type verified struct {
 // the file identity it holds for (see hash). A Declarer and a Host that
 // check the same files share one (Declarer.Digests, Options.Digests), so
 // that a file the declare run hashed is not hashed again for its start.
+//
+// With a Declarer's CacheDir they are also kept across restarts
+// (digest_cache.go).
 type Digests struct {
-	mu sync.Mutex
-	m  map[string]*verified
+	mu    sync.Mutex
+	m     map[string]*verified
+	dirty bool // m changed since it was read from or written to the cache file
 }
 
 // NewDigests returns an empty Digests.
@@ -53,8 +57,14 @@ func (d *Digests) put(path string, v *verified) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if v == nil {
-		delete(d.m, path)
+		if _, ok := d.m[path]; ok {
+			delete(d.m, path)
+			d.dirty = true
+		}
 		return
+	}
+	if old := d.m[path]; old == nil || old.id != v.id || old.sha != v.sha {
+		d.dirty = true
 	}
 	d.m[path] = v
 }
@@ -223,7 +233,9 @@ func (h *Host) verify(p *plugin) (*binFile, *fault) {
 // (by setting the system clock back, or by writing the block device under
 // the file system); the cache assumes a root that does so is out of scope,
 // as root can also replace the daemon, its policy and its pins. A daemon
-// restart forgets every digest.
+// restart keeps them only through the cache file a Declarer with a
+// CacheDir writes (digest_cache.go), which holds the same identity and is
+// trusted no further.
 func (h *Host) hash(p *plugin, bf *binFile) *fault {
 	h.hashes.Add(1)
 	start := time.Now()
