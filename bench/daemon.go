@@ -145,6 +145,7 @@ type daemon struct {
 // as the unit does, and returns at once.
 func startDaemon(daemonExe string, l *layout, g *group) (*daemon, error) {
 	sock := filepath.Join(l.run, "notify.sock")
+	_ = os.Remove(sock) // the socket of an earlier start of l
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)

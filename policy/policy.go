@@ -66,7 +66,8 @@ type Policy struct {
 	AttestationTimeout time.Duration            // attestation_timeout
 	MaxParallelPlugins int                      // max_parallel_plugins
 	// AttestationCPUPercent is attestation_cpu_percent: the average CPU,
-	// in percent of one CPU, that an attestation after the first may use;
+	// in percent of one CPU, that a periodic attestation after the first
+	// may use (not one a refresh waits for);
 	// the engine pauses between plugin turns to keep to it (0: no pauses).
 	AttestationCPUPercent int
 	LogLevel              string // log_level

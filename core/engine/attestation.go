@@ -26,7 +26,8 @@ type turn struct {
 	first     *First
 	seq       uint64
 	// pace: attestations ran before this one, which is then paced to
-	// the policy's attestation_cpu_percent (the first one never is).
+	// the policy's attestation_cpu_percent (the first one never is, nor
+	// one a refresh waits for).
 	pace  bool
 	pacer *pacer
 
@@ -60,7 +61,7 @@ func (e *Engine) beginTurn(f *flight) *turn {
 	e.first = nil
 	e.seq++
 	t.seq = e.seq
-	t.pace = e.counters.attest > 0 && t.p.AttestationCPUPercent > 0
+	t.pace = e.counters.attest > 0 && !f.onDemand && t.p.AttestationCPUPercent > 0
 	return t
 }
 

@@ -145,6 +145,9 @@ type flight struct {
 	// start), so it cannot answer a refresh asked after that. Guarded by
 	// the engine's mu.
 	measuring bool
+	// onDemand: a refresh asked for it (POST /api/v1/refresh). It is not
+	// paced: its caller waits for it. Guarded by mu, set before measuring.
+	onDemand bool
 }
 
 // New returns an engine in state pending.
@@ -242,15 +245,17 @@ func (e *Engine) start(refresh bool) (*flight, error) {
 		return nil, ErrClosed
 	}
 	if e.next != nil {
+		e.next.onDemand = e.next.onDemand || refresh
 		return e.next, nil
 	}
 	if e.flight != nil && (!refresh || !e.flight.measuring) {
+		e.flight.onDemand = e.flight.onDemand || refresh
 		return e.flight, nil
 	}
 	// While the start-time measurement is unconsumed, the next flight
 	// answers with it: a measurement made before any refresh asked now,
 	// so such a flight counts as measuring from its creation.
-	f := &flight{done: make(chan struct{}), measuring: e.first != nil}
+	f := &flight{done: make(chan struct{}), measuring: e.first != nil, onDemand: refresh}
 	if refresh {
 		e.counters.refresh++
 	}
