@@ -5,40 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
-	"github.com/gowebpki/jcs"
+	"github.com/secure-ai/runtime-attestor/internal/canonjson"
 )
 
-// Canonical returns the RFC 8785 (JCS) canonical form of the JSON value raw:
-// object members sorted by their UTF-16 code units, no insignificant
-// whitespace, numbers in their ECMAScript shortest form, strings with only
-// the mandatory escapes. It refuses invalid JSON, invalid UTF-8, lone
-// surrogate escapes, duplicate member names at any depth, numbers out of
-// the IEEE 754 double range and trailing data.
+// Canonical returns the RFC 8785 (JCS) canonical form of the JSON value raw
+// (package internal/canonjson): object members sorted by their UTF-16 code
+// units, no insignificant whitespace, numbers in their ECMAScript shortest
+// form, strings with only the mandatory escapes. It refuses invalid JSON,
+// invalid UTF-8, lone surrogate escapes, duplicate member names at any
+// depth, numbers out of the IEEE 754 double range and trailing data.
 //
 // JCS reads numbers as IEEE 754 doubles: integers beyond 2^53 lose
 // precision. The fields the daemon fills stay far below that.
 //
 // Input already in canonical form (what the daemon serves, what a verifier
-// receives) is recognised in one pass (isCanonical) and returned as a copy
-// without being parsed and written again.
-func Canonical(raw []byte) ([]byte, error) {
-	if len(raw) == 0 {
-		return nil, errors.New("canonicalize json: empty input")
-	}
-	if !utf8.Valid(raw) {
-		return nil, errors.New("canonicalize json: invalid utf-8")
-	}
-	if isCanonical(raw) {
-		return bytes.Clone(raw), nil
-	}
-	out, err := jcs.Transform(raw)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalize json: %w", err)
-	}
-	return out, nil
-}
+// receives) is recognised in one pass and returned as a copy without being
+// parsed and written again.
+func Canonical(raw []byte) ([]byte, error) { return canonjson.Canonical(raw) }
 
 // SigningInput returns the bytes that bundle_hmac signs: the canonical
 // (JCS) JSON of the bundle raw with its top-level "bundle_hmac" member

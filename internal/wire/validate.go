@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/gowebpki/jcs"
+	"github.com/secure-ai/runtime-attestor/internal/canonjson"
 
 	"github.com/secure-ai/runtime-attestor/internal/pluginname"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -122,5 +122,5 @@ func signable(v []byte) ([]byte, error) {
 	if !utf8.Valid(v) {
 		return nil, errors.New("invalid UTF-8")
 	}
-	return jcs.Transform(v)
+	return canonjson.Canonical(v)
 }
