@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"github.com/secure-ai/runtime-attestor/builtin"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -126,15 +127,66 @@ func writeFile(t testing.TB, path string, data []byte) {
 	}
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// FreeAddr returns a loopback address whose port was free a moment ago
+// and that the kernel does not hand out by itself: it is drawn below the
+// ephemeral range (net.ipv4.ip_local_port_range), so neither a socket
+// bound to port 0 nor an outgoing connection of another test can take it
+// before the daemon binds it. Two tests may still draw the same port;
+// Start moves the daemon to another one when that happens.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	low := ephemeralLow()
+	for try := 0; low-reservedBelow > 1000 && try < 100; try++ {
+		port := reservedBelow + mrand.IntN(low-reservedBelow)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// reservedBelow: FreeAddr draws no port under it (the well-known and
+// registered services most machines run).
+const reservedBelow = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// if it cannot be read).
+func ephemeralLow() int {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
+}
+
+// moveAddr gives the Env a new address after the daemon found its port
+// taken, in the policy file too: false if the policy file does not name the
+// old address (the test chose the listen address itself).
+func (e *Env) moveAddr() bool {
+	raw, err := os.ReadFile(e.PolicyPath)
+	if err != nil || !bytes.Contains(raw, []byte(e.Addr)) {
+		return false
+	}
+	next := FreeAddr(e.t)
+	raw = bytes.ReplaceAll(raw, []byte(e.Addr), []byte(next))
+	e.Addr = next
+	writeFile(e.t, e.PolicyPath, raw)
+	return true
 }
 
 // DevelopmentPolicy renders policy/examples/development.yaml.in for this
@@ -193,11 +245,22 @@ func (s *syncBuffer) String() string {
 
 // Start starts the daemon and waits until its first verdict is served
 // (state other than pending), failing the test after 60 s.
+//
+// A daemon that exits because its port was taken in the meantime (another
+// test's daemon drew the same one) is started again on a new port, up to
+// four times.
 func (e *Env) Start(args ...string) *Proc {
 	e.t.Helper()
-	p := e.StartNoWait(args...)
-	p.WaitState(60*time.Second, "attested", "degraded", "failed")
-	return p
+	for try := 1; ; try++ {
+		p := e.StartNoWait(args...)
+		if _, exited := p.waitState(60*time.Second, "attested", "degraded", "failed"); !exited {
+			return p
+		}
+		taken := strings.Contains(p.Stderr(), "listen tcp "+e.Addr+": bind: address already in use")
+		if !taken || try == 5 || !e.moveAddr() {
+			e.t.Fatalf("daemon exited early (%v); log:\n%s", p.err, p.Stderr())
+		}
+	}
 }
 
 // StartNoWait starts the daemon and returns at once. The daemon is killed
@@ -335,8 +398,27 @@ func (e *Env) JSON(path string) map[string]any {
 }
 
 // State returns the state /health reports, or "" when unreachable.
-func (e *Env) State() string {
-	_, body, err := e.Do(http.MethodGet, "/health", "")
+func (e *Env) State() string { return e.stateWithin(0) }
+
+// stateWithin is State with a time limit d on the request (0: the client's
+// own), so that a listener that never answers does not hold up a wait.
+func (e *Env) stateWithin(d time.Duration) string {
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL("/health"), nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return ""
 	}
@@ -348,17 +430,30 @@ func (e *Env) State() string {
 // WaitState waits up to d for one of the states.
 func (p *Proc) WaitState(d time.Duration, states ...string) string {
 	p.env.t.Helper()
+	s, exited := p.waitState(d, states...)
+	if exited {
+		p.env.t.Fatalf("daemon exited early (%v); log:\n%s", p.err, p.Stderr())
+	}
+	return s
+}
+
+// waitState is WaitState, returning true instead of failing the test if
+// the daemon exits first.
+func (p *Proc) waitState(d time.Duration, states ...string) (string, bool) {
+	p.env.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		select {
 		case <-p.done:
-			p.env.t.Fatalf("daemon exited early (%v); log:\n%s", p.err, p.Stderr())
+			return "", true
 		default:
 		}
-		s := p.env.State()
+		s := p.env.stateWithin(10 * time.Second)
 		for _, want := range states {
-			if s == want {
-				return s
+			// Only this daemon's answer counts: another test's daemon
+			// may hold the port this one could not bind.
+			if s == want && p.listensOn(p.env.Addr) {
+				return s, false
 			}
 		}
 		if time.Now().After(deadline) {
@@ -414,4 +509,46 @@ func Describe(pids []int) string {
 		fmt.Fprintf(&b, "%d %s\n", pid, bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))
 	}
 	return b.String()
+}
+
+// listensOn reports whether the daemon process holds the listening TCP
+// socket of addr (one it bound or one it inherited), from /proc/net/tcp*
+// and its descriptors; true when /proc cannot tell.
+func (p *Proc) listensOn(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return true
+	}
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		raw, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n")[1:] {
+			f := strings.Fields(line)
+			// local_address is HEXIP:HEXPORT, st 0A is LISTEN, field 9 the inode.
+			if len(f) > 9 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", n)) {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return false
+	}
+	fds := fmt.Sprintf("/proc/%d/fd", p.Cmd.Process.Pid)
+	ents, err := os.ReadDir(fds)
+	if err != nil {
+		return true
+	}
+	for _, ent := range ents {
+		if link, err := os.Readlink(filepath.Join(fds, ent.Name())); err == nil && inodes[link] {
+			return true
+		}
+	}
+	return false
 }
