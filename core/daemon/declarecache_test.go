@@ -25,7 +25,8 @@ import (
 
 // TestDeclareCacheNeverGranted: no policy grant may write the declare
 // cache folder or file (a plugin able to would widen a built-in's sandbox
-// at the next start); a grant beside it is accepted.
+// at the next start), nor anything in or above the plugin folder (it could
+// change another plugin's executable); a grant beside either is accepted.
 func TestDeclareCacheNeverGranted(t *testing.T) {
 	t.Parallel()
 	pol := policy.Default()
@@ -40,6 +41,12 @@ func TestDeclareCacheNeverGranted(t *testing.T) {
 		{"the digest file read-write", sandbox.Rules{ReadWrite: []string{filepath.Join(dir, pluginhost.DigestCacheFile)}}, "the digest cache beside"},
 		{"the folder read-only", sandbox.Rules{ReadOnly: []string{dir}}, ""},
 		{"a sibling folder", sandbox.Rules{ReadWrite: []string{dir + "x"}}, ""},
+		{"the plugin folder read-write", sandbox.Rules{ReadWrite: []string{pol.PluginDir}}, "in or above plugin_dir"},
+		{"a plugin file read-write", sandbox.Rules{ReadWrite: []string{filepath.Join(pol.PluginDir, "attestor-check-tpm")}}, "in or above plugin_dir"},
+		{"a folder above the plugins read-write", sandbox.Rules{ReadWrite: []string{filepath.Dir(pol.PluginDir)}}, "in or above plugin_dir"},
+		{"the plugin folder as a device", sandbox.Rules{Devices: []string{pol.PluginDir}}, "in or above plugin_dir"},
+		{"the plugin folder read-only", sandbox.Rules{ReadOnly: []string{pol.PluginDir}}, ""},
+		{"a sibling of the plugin folder", sandbox.Rules{ReadWrite: []string{pol.PluginDir + "-data"}}, ""},
 	} {
 		err := exposes(pol, c.g)
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {

@@ -53,11 +53,36 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 				"move the file to a folder no plugin is granted, or narrow the grant", c.a, c.path, c.key)
 		}
 	}
+	if p := writesNear(g, real, pol.PluginDir); p != "" {
+		return fmt.Errorf("its sandbox grants write access to %s, in or above plugin_dir (%s): a plugin able to write there "+
+			"could change another plugin's executable; narrow the grant", p, pol.PluginDir)
+	}
 	if _, port, err := net.SplitHostPort(pol.Listen); err == nil && slices.Contains(g.BindTCP, parsePort(port)) {
 		return fmt.Errorf("its sandbox grants binding TCP port %s, the port the daemon listens on (listen: %s): "+
 			"a plugin bound there could answer in the daemon's place; remove %s from bind_tcp", port, pol.Listen, port)
 	}
 	return nil
+}
+
+// writesNear returns a path that g (as written) or real (its symbolic
+// links resolved) grants write access to and that is dir, inside it or
+// above it; "" when there is none or dir is "".
+func writesNear(g, real sandbox.Rules, dir string) string {
+	if dir == "" {
+		return ""
+	}
+	for _, c := range []struct {
+		r   sandbox.Rules
+		dir string
+	}{{g, filepath.Clean(dir)}, {real, resolved(dir)}} {
+		for _, p := range slices.Concat(c.r.ReadWrite, c.r.Devices) {
+			p = filepath.Clean(p)
+			if sandbox.Within(p, c.dir) || sandbox.Within(c.dir, p) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // parsePort is port as a number, 0 when it is not one.

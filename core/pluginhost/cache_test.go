@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -13,6 +14,16 @@ import (
 // settle is the racy margin the cache tests use, and how long they wait
 // after writing a file before its digest may be remembered.
 const settle = 50 * time.Millisecond
+
+// asRoot skips a test of remembered digests when the tests do not run as
+// root: only the digest of a root-owned plugin file is remembered
+// (rememberable), and a file the tests write is owned by their user.
+func asRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("digests are remembered only for root-owned plugin files: run the tests as root to cover it")
+	}
+}
 
 // cacheHost is a host that can verify the files in dir (no plugin runs).
 func cacheHost(t *testing.T, dir string, margin time.Duration) *Host {
@@ -59,6 +70,7 @@ func verifyOnce(t *testing.T, h *Host, p *plugin) (string, bool, *fault) {
 // new digest is the file's.
 func TestDigestCache(t *testing.T) {
 	t.Parallel()
+	asRoot(t)
 	const first = "#!/bin/true first content"
 	tests := []struct {
 		name   string
@@ -162,6 +174,7 @@ func TestDigestCacheRacy(t *testing.T) {
 // refused.
 func TestDigestCachePinned(t *testing.T) {
 	t.Parallel()
+	asRoot(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, FilePrefix+"pinned")
 	writeExec(t, path, "good bytes")
@@ -195,6 +208,7 @@ func TestDigestCachePinned(t *testing.T) {
 // is unchanged, and hashes it again once it changes.
 func TestDigestsShared(t *testing.T) {
 	t.Parallel()
+	asRoot(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, FilePrefix+"shared")
 	writeExec(t, path, "#!/bin/sh\necho one\n")
@@ -215,5 +229,45 @@ func TestDigestsShared(t *testing.T) {
 	writeExec(t, path, "#!/bin/sh\necho two\n")
 	if sha, hashed, f := verifyOnce(t, second, p); f != nil || !hashed || sha != hexSum("#!/bin/sh\necho two\n") {
 		t.Fatalf("after a change: sha %s, hashed %v, fault %v; want a new hash", sha, hashed, f)
+	}
+}
+
+// TestDigestNotRememberedUnlessRootOwned: the digest of a plugin file
+// owned by the daemon's own user is not reused, because its owner can
+// change it through a shared writable mapping without changing its mtime
+// or ctime: the attack is tried, and the changed bytes are hashed.
+func TestDigestNotRememberedUnlessRootOwned(t *testing.T) {
+	t.Parallel()
+	asRoot(t) // to give the file to another user
+	const owner = 4321
+	dir := t.TempDir()
+	path := filepath.Join(dir, FilePrefix+"owned")
+	writeExec(t, path, "#!/bin/true original bytes")
+	if err := os.Chown(path, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mem, err := syscall.Mmap(int(f.Fd()), 0, len("#!/bin/true original bytes"), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	mem[12] = 'O' // the page is now writable: later writes leave the times alone
+	time.Sleep(2 * settle)
+	h := cacheHost(t, dir, settle)
+	h.euid = owner // the daemon's user owns the file
+	p := &plugin{name: "owned", path: path, spec: Spec{Name: "owned", Enabled: true}}
+	first, hashed, fault := verifyOnce(t, h, p)
+	if fault != nil || !hashed || first != hexSum("#!/bin/true Original bytes") {
+		t.Fatalf("first verify: %s hashed %v fault %v", first, hashed, fault)
+	}
+	mem[12] = 'X'
+	second, hashed, fault := verifyOnce(t, h, p)
+	if fault != nil || !hashed || second != hexSum("#!/bin/true Xriginal bytes") {
+		t.Fatalf("after a write through the mapping: %s hashed %v fault %v, want the new bytes hashed", second, hashed, fault)
 	}
 }

@@ -33,6 +33,7 @@ func restart(t *testing.T, cache, plugins, pin string, secret []byte) (string, i
 // cache file forged or spoilt make the next start hash it in full.
 func TestDigestCacheAcrossRestarts(t *testing.T) {
 	t.Parallel()
+	asRoot(t)
 	plugins, cache := t.TempDir(), filepath.Join(t.TempDir(), "declare")
 	exe := install(t, plugins, "declarer", "vendor")
 	want := sha256File(t, exe)

@@ -69,6 +69,11 @@ func (d *Digests) put(path string, v *verified) {
 	d.m[path] = v
 }
 
+// rememberable reports whether a digest of the file with identity id may
+// be remembered and reused while id stays the same: only when root owns
+// it (see hash).
+func rememberable(id fileID) bool { return id.uid == 0 }
+
 // fileID identifies the content of a plugin file without reading it: any
 // write, chmod, chown or rename over it changes one of these.
 type fileID struct {
@@ -208,7 +213,7 @@ func (h *Host) verify(p *plugin) (*binFile, *fault) {
 		return nil, &fault{kind: FaultUntrusted, msg: fmt.Sprintf("%s was replaced while it was being verified; not started", id.real)}
 	}
 	bf.id = idOf(id.real, &st)
-	if v := h.digests.get(p.path); v != nil && v.id == bf.id {
+	if v := h.digests.get(p.path); v != nil && v.id == bf.id && rememberable(bf.id) {
 		bf.sum, bf.sha = v.sum, v.sha // the digest of this very file, unchanged
 	} else if f := h.hash(p, bf); f != nil {
 		bf.close()
@@ -236,6 +241,15 @@ func (h *Host) verify(p *plugin) (*binFile, *fault) {
 // restart keeps them only through the cache file a Declarer with a
 // CacheDir writes (digest_cache.go), which holds the same identity and is
 // trusted no further.
+//
+// Only the digest of a file owned by root is remembered (rememberable): a
+// process that can open a file for writing can also change it through a
+// shared memory mapping, and a write to an already writable mapped page
+// changes neither mtime nor ctime. Only root can write a root-owned
+// plugin file (checkStat refuses group- and world-writable ones), so the
+// shipped layout (plugins installed by root) is hashed once; a plugin file
+// owned by the daemon's own user, as in a development checkout, is hashed
+// at every start.
 func (h *Host) hash(p *plugin, bf *binFile) *fault {
 	h.hashes.Add(1)
 	start := time.Now()
@@ -250,7 +264,7 @@ func (h *Host) hash(p *plugin, bf *binFile) *fault {
 	if err := syscall.Fstat(int(bf.f.Fd()), &st); err != nil || idOf(bf.id.real, &st) != bf.id {
 		return nil // changed while it was read: hashed again next time
 	}
-	if ctime := time.Unix(st.Ctim.Unix()); ctime.Add(h.racyMargin).Before(start) {
+	if ctime := time.Unix(st.Ctim.Unix()); ctime.Add(h.racyMargin).Before(start) && rememberable(bf.id) {
 		h.digests.put(p.path, &verified{id: bf.id, sha: bf.sha, sum: bf.sum})
 	}
 	return nil

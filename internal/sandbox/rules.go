@@ -133,6 +133,9 @@ func (r Rules) Covers(path string, a Access) bool {
 	return false
 }
 
+// Within reports whether the clean absolute path is root or below it.
+func Within(path, root string) bool { return within(path, root) }
+
 // within reports whether path is root or below it.
 func within(path, root string) bool {
 	if path == root || root == "/" {
