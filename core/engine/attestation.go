@@ -26,10 +26,11 @@ type turn struct {
 	first     *First
 	seq       uint64
 	// pace: attestations ran before this one, which is then paced to
-	// the policy's attestation_cpu_percent (the first one never is, nor
-	// one a refresh waits for).
-	pace  bool
-	pacer *pacer
+	// the policy's attestation_cpu_percent (the first one never is), but
+	// for the pauses that come while a refresh waits for it (awaited).
+	pace    bool
+	pacer   *pacer
+	awaited func() bool
 
 	// measure
 	nonce   []byte
@@ -61,7 +62,8 @@ func (e *Engine) beginTurn(f *flight) *turn {
 	e.first = nil
 	e.seq++
 	t.seq = e.seq
-	t.pace = e.counters.attest > 0 && !f.onDemand && t.p.AttestationCPUPercent > 0
+	t.pace = e.counters.attest > 0 && t.p.AttestationCPUPercent > 0
+	t.awaited = func() bool { return e.awaited(f) }
 	return t
 }
 
@@ -82,6 +84,9 @@ func (e *Engine) measure(t *turn) error {
 	defer cancel()
 	if t.pace {
 		t.pacer = newPacer(float64(t.p.AttestationCPUPercent)/100, e.cpuTime, e.now, e.sleep)
+		if t.pacer != nil {
+			t.pacer.awaited = t.awaited
+		}
 		ctx = pluginhost.WithPause(ctx, t.pacer.pause)
 	}
 	t.nonce, t.results = nonce, t.host.Measure(ctx, nonce)

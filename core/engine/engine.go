@@ -145,9 +145,25 @@ type flight struct {
 	// start), so it cannot answer a refresh asked after that. Guarded by
 	// the engine's mu.
 	measuring bool
-	// onDemand: a refresh asked for it (POST /api/v1/refresh). It is not
-	// paced: its caller waits for it. Guarded by mu, set before measuring.
-	onDemand bool
+	// waiting counts the refreshes (POST /api/v1/refresh) waiting for it
+	// now: while any is, it takes no pause (pace.go), since its caller
+	// waits; a refresh whose caller gave up no longer counts. Guarded by
+	// the engine's mu.
+	waiting int
+}
+
+// awaited reports whether a refresh is waiting for f.
+func (e *Engine) awaited(f *flight) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return f.waiting > 0
+}
+
+// leave is a refresh that stops waiting for f before it is done.
+func (e *Engine) leave(f *flight) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f.waiting--
 }
 
 // New returns an engine in state pending.
@@ -211,6 +227,7 @@ func (e *Engine) Refresh(ctx context.Context) (Snapshot, error) {
 	case <-f.done:
 		return f.snap, f.err
 	case <-ctx.Done():
+		e.leave(f)
 		return Snapshot{}, fmt.Errorf("wait for attestation: %w", ctx.Err())
 	}
 }
@@ -229,6 +246,15 @@ func (e *Engine) Attest(ctx context.Context) (Snapshot, error) {
 	}
 }
 
+// waits is how many refreshes a caller of start adds to its flight's
+// waiting count.
+func waits(refresh bool) int {
+	if refresh {
+		return 1
+	}
+	return 0
+}
+
 // ErrClosed is returned once the engine is closed.
 var ErrClosed = errors.New("engine is shut down")
 
@@ -245,17 +271,17 @@ func (e *Engine) start(refresh bool) (*flight, error) {
 		return nil, ErrClosed
 	}
 	if e.next != nil {
-		e.next.onDemand = e.next.onDemand || refresh
+		e.next.waiting += waits(refresh)
 		return e.next, nil
 	}
 	if e.flight != nil && (!refresh || !e.flight.measuring) {
-		e.flight.onDemand = e.flight.onDemand || refresh
+		e.flight.waiting += waits(refresh)
 		return e.flight, nil
 	}
 	// While the start-time measurement is unconsumed, the next flight
 	// answers with it: a measurement made before any refresh asked now,
 	// so such a flight counts as measuring from its creation.
-	f := &flight{done: make(chan struct{}), measuring: e.first != nil, onDemand: refresh}
+	f := &flight{done: make(chan struct{}), measuring: e.first != nil, waiting: waits(refresh)}
 	if refresh {
 		e.counters.refresh++
 	}

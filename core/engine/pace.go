@@ -21,6 +21,9 @@ type pacer struct {
 	cpu   func() (time.Duration, bool)         // CPU used so far by the process and its children
 	now   func() time.Time                     // the clock
 	sleep func(context.Context, time.Duration) // waits, at most until ctx ends
+	// awaited reports whether a refresh is waiting for the attestation
+	// right now; no pause is taken while one is (nil: never).
+	awaited func() bool
 
 	start time.Time
 	cpu0  time.Duration
@@ -42,7 +45,7 @@ func newPacer(rate float64, cpu func() (time.Duration, bool), now func() time.Ti
 // the time left before ctx's deadline, so that pacing never turns into an
 // attestation timeout.
 func (p *pacer) pause(ctx context.Context) {
-	if p == nil {
+	if p == nil || p.awaited != nil && p.awaited() {
 		return
 	}
 	c, ok := p.cpu()
