@@ -94,9 +94,11 @@ func peerOf(c net.Conn) Peer {
 // everyone's, the cheapest first: one idle between keep-alive requests,
 // then one that sent nothing for slowAfter, then one that has been sending its
 // request line and headers for longer than slowAfter (a slow client that
-// the header timeout would cut anyway). Never closed: a connection whose
-// handler runs, one whose request waits unread in the socket, one that
-// began its request less than slowAfter ago. When none can go, the
+// the header timeout would cut anyway) or whose answer it has not read for
+// longer than slowAfter (a write blocked that long: a local client reads
+// an answer as fast as it is written). Never closed: a connection whose
+// handler runs and is not stuck writing, one whose request waits unread in
+// the socket, one that began its request less than slowAfter ago. When none can go, the
 // newcomer is admitted anyway up to twice the limit, and refused past it.
 // So a client that connects and asks at once is served however many idle
 // or slow connections others hold, and the file descriptors stay bounded.
@@ -134,9 +136,17 @@ type trackedConn struct {
 	accepted time.Time
 	once     sync.Once
 
-	state http.ConnState
-	since time.Time // of the state
-	busy  int       // handlers running on it
+	state   http.ConnState
+	since   time.Time // of the state
+	busy    int       // handlers running on it
+	writing time.Time // when the Write under way began; zero when none is
+}
+
+// Write notes how long a write waits on the peer (see class).
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.l.setWriting(c, true)
+	defer c.l.setWriting(c, false)
+	return c.Conn.Write(p)
 }
 
 func (c *trackedConn) Close() error {
@@ -227,10 +237,12 @@ func (l *fairListener) cheapest(key string) *trackedConn {
 }
 
 // class ranks c for closing: 0 idle keep-alive, 1 silent (for slowAfter:
-// a client sends its request a moment after connect returns), 2 slow, 3
-// must stay. Caller holds mu.
+// a client sends its request a moment after connect returns), 2 slow (to
+// send its request, or to read its answer), 3 must stay. Caller holds mu.
 func (l *fairListener) class(c *trackedConn, now time.Time) int {
 	switch {
+	case !c.writing.IsZero() && now.Sub(c.writing) >= l.slowAfter:
+		return 2
 	case c.busy > 0:
 		return 3
 	case c.state == http.StateIdle && !pending(c.Conn):
@@ -281,6 +293,17 @@ func connStateHook(c net.Conn, st http.ConnState) {
 func (l *fairListener) setBusy(c *trackedConn, d int) {
 	l.mu.Lock()
 	c.busy += d
+	l.mu.Unlock()
+}
+
+// setWriting marks a write to c starting or ending.
+func (l *fairListener) setWriting(c *trackedConn, on bool) {
+	var t time.Time
+	if on {
+		t = l.now()
+	}
+	l.mu.Lock()
+	c.writing = t
 	l.mu.Unlock()
 }
 

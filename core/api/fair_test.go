@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/secure-ai/runtime-attestor/core/api"
+	"github.com/secure-ai/runtime-attestor/core/api/apitest"
 )
 
 // holder keeps n connections to addr open, each either silent, sending a
@@ -208,6 +210,49 @@ func TestMisdirectedHost(t *testing.T) {
 			if resp.StatusCode != want {
 				t.Errorf("Test %d: Host %q %s: %d %s, want %d", i, tc.host, path, resp.StatusCode, body, want)
 			}
+		}
+	}
+}
+
+// TestUnreadAnswersDoNotBlockVerify: a local process without the token
+// opens twice the connection limit, asks each for the bundle (made large,
+// as a plugin's answers can make it) and never reads: every handler blocks
+// writing. /api/v1/verify is still answered, each newcomer taking the place
+// of a connection whose answer has waited unread past the slow threshold.
+func TestUnreadAnswersDoNotBlockVerify(t *testing.T) {
+	t.Parallel()
+	snap := attestedSnapshot(t)
+	snap.Bundle = []byte(`{"pad":"` + strings.Repeat("x", 4<<20) + `"}`)
+	s := start(t, apitest.New(snap), api.Options{MaxConns: 64})
+	addr := strings.TrimPrefix(s.url, "http://")
+	small := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) })
+	}}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 2*64 + 4 {
+		c, err := small.Dial("tcp", addr)
+		if err != nil {
+			continue
+		}
+		if _, err := c.Write([]byte("GET /api/v1/attest HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err == nil {
+			held = append(held, c)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // past the slow threshold (1 s)
+	cl := http.Client{Timeout: 3 * time.Second}
+	for i := range 5 {
+		r, err := cl.Get(s.url + "/api/v1/verify")
+		if err != nil {
+			t.Fatalf("verify %d while %d connections leave their answers unread: %v", i, len(held), err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("verify %d: status %d", i, r.StatusCode)
 		}
 	}
 }
