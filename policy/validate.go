@@ -27,7 +27,6 @@ const (
 var (
 	hex64RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	codeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
 )
 
 // LogLevels are the accepted log_level values.
@@ -219,7 +218,7 @@ func (p *Policy) validateSeverities(e *errs) {
 func (p *Policy) validateOverrides(e *errs) {
 	for _, code := range slices.Sorted(maps.Keys(p.SeverityOverrides)) {
 		key := "severity_overrides." + code
-		if !codeRE.MatchString(code) {
+		if !pluginname.ValidCode(code) {
 			e.add(key, 0, "%q is not a finding code (<plugin>.<what>, lowercase, e.g. binaries.missing)", code)
 		}
 		if s := p.SeverityOverrides[code]; !s.Valid() {

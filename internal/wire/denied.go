@@ -15,7 +15,10 @@ import (
 // with EACCES (an *os.PathError, an *exec.Error): "open /etc/x: permission
 // denied", "fork/exec /usr/bin/x: permission denied". Only operations
 // Landlock restricts are listed: stat, readlink, chmod and chown are not.
-var deniedRE = regexp.MustCompile(`\b(open|openat|mkdir|mkdirat|remove|unlinkat|rename|renameat|link|linkat|symlink|truncate|fork/exec|exec) (/[^\s:"']*): permission denied`)
+// It is compiled at its first use, not at each plugin start.
+var deniedRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\b(open|openat|mkdir|mkdirat|remove|unlinkat|rename|renameat|link|linkat|symlink|truncate|fork/exec|exec) (/[^\s:"']*): permission denied`)
+})
 
 // maxMessageLen is the daemon's limit on a finding message.
 const maxMessageLen = 4096
@@ -57,8 +60,9 @@ func (d *denials) explain(msg string) string {
 	if !d.hasGrant && !d.hasDeclared {
 		return msg
 	}
-	out := deniedRE.ReplaceAllStringFunc(msg, func(m string) string {
-		sub := deniedRE.FindStringSubmatch(m)
+	re := deniedRE()
+	out := re.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := re.FindStringSubmatch(m)
 		return m + d.hint(sub[1], sub[2])
 	})
 	if len(out) > maxMessageLen {

@@ -3,7 +3,6 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -11,11 +10,6 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/internal/pluginname"
 	"github.com/secure-ai/runtime-attestor/sdk"
-)
-
-var (
-	codeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
-	keyRE  = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`)
 )
 
 // Limits on what a plugin may send, enforced by both ends.
@@ -54,7 +48,7 @@ func ValidateDescription(d sdk.Description) error {
 		}
 	}
 	for _, k := range d.Fills {
-		if !keyRE.MatchString(k) || len(k) > MaxMeasurementKey {
+		if !pluginname.ValidKey(k) || len(k) > MaxMeasurementKey {
 			return &ProtocolError{Msg: fmt.Sprintf("fill key %q is not a dotted snake_case name", k)}
 		}
 	}
@@ -62,7 +56,7 @@ func ValidateDescription(d sdk.Description) error {
 }
 
 func validateCode(name, code string) error {
-	if len(code) > MaxCodeLen || !codeRE.MatchString(code) {
+	if len(code) > MaxCodeLen || !pluginname.ValidCode(code) {
 		return &ProtocolError{Msg: fmt.Sprintf("finding code %q is not a dotted snake_case code", code)}
 	}
 	if !strings.HasPrefix(code, name+".") {
@@ -99,7 +93,7 @@ func ValidateMeasurement(d sdk.Description, m *Measurement) error {
 		}
 	}
 	for k, v := range m.Measurements {
-		if !keyRE.MatchString(k) || len(k) > MaxMeasurementKey {
+		if !pluginname.ValidKey(k) || len(k) > MaxMeasurementKey {
 			return &ProtocolError{Msg: fmt.Sprintf("measurement key %q is not a dotted snake_case name", k)}
 		}
 		c, err := signable(v)
