@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -57,7 +58,19 @@ func (c closure) readPaths() []string {
 
 // ldConfig says where the dynamic loader looks for libraries.
 type ldConfig struct {
-	dirs []string // ld.so.conf's folders, then the built-in defaults
+	// load returns ld.so.conf's folders, then the built-in defaults; nil
+	// stands for none. It is called only when a dynamically linked
+	// executable is granted: a static plugin (every Go plugin) never pays
+	// for reading ld.so.conf.
+	load func() []string
+}
+
+// dirs is where the loader looks, read at the first call.
+func (c ldConfig) dirs() []string {
+	if c.load == nil {
+		return nil
+	}
+	return c.load()
 }
 
 // Bounds on what an executable's own bytes can make the walker do: an
@@ -298,7 +311,7 @@ func (w *walker) searchPath(ef *elf.File, origin string) []string {
 	}
 	search = append(search, splitSearchPath([]string{os.Getenv("LD_LIBRARY_PATH")}, origin)...)
 	search = append(search, splitSearchPath(runpath, origin)...)
-	return append(search, w.ld.dirs...)
+	return append(search, w.ld.dirs()...)
 }
 
 // addLibrary grants the library candidate lib when it is a regular ELF
@@ -386,9 +399,11 @@ func (w *walker) hwcapsOf(dir string) []string {
 	return subs
 }
 
-// systemLDConfig reads /etc/ld.so.conf (and what it includes) and adds the
-// loader's built-in folders.
-func systemLDConfig() ldConfig {
+// systemLDConfig reads, at its first use, /etc/ld.so.conf (and what it
+// includes) and adds the loader's built-in folders.
+func systemLDConfig() ldConfig { return ldConfig{load: sync.OnceValue(readLDConfig)} }
+
+func readLDConfig() []string {
 	var dirs []string
 	seen := map[string]bool{}
 	var visit func(file string, depth int)
@@ -411,8 +426,7 @@ func systemLDConfig() ldConfig {
 		}
 	}
 	visit("/etc/ld.so.conf", 0)
-	dirs = append(dirs, defaultLibDirs(runtime.GOARCH)...)
-	return ldConfig{dirs: dirs}
+	return append(dirs, defaultLibDirs(runtime.GOARCH)...)
 }
 
 // defaultLibDirs are the folders the loader searches without ld.so.conf,
