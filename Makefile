@@ -5,8 +5,9 @@ GO      ?= go
 # Static executables: the daemon and plugins restrict themselves with
 # Landlock, which a cgo build cannot do reliably inside a PID namespace
 # (docs/deployment.md). The test binaries may still use cgo (the TPM
-# simulator).
-BUILD   := CGO_ENABLED=0 $(GO) build -trimpath
+# simulator). grpcnotrace leaves out gRPC's golang.org/x/net/trace, which
+# nothing here uses and every plugin process would initialise at its start.
+BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -tags=grpcnotrace
 # The installed executables without a symbol table or DWARF (-s -w): a
 # third smaller, so a third less to hash (the daemon digests each plugin
 # at every start and the launcher checks its own) and to page in. Panic

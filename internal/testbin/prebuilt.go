@@ -26,10 +26,11 @@ const stampName = "stamp"
 
 // buildCmd is the one go build command line of the tests' executables
 // (Build and Prebuild alike): static unless cgo is "1", as `make build`
-// ships them and as the sandbox wants them (docs/deployment.md). out is a
-// file, or a folder ending in "/" for several packages.
+// ships them and as the sandbox wants them (docs/deployment.md), and with
+// the build tags of `make build`. out is a file, or a folder ending in "/"
+// for several packages.
 func buildCmd(root, cgo, out string, pkgs ...string) *exec.Cmd {
-	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	cmd := exec.Command("go", append([]string{"build", "-tags=grpcnotrace", "-o", out}, pkgs...)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
 	return cmd
