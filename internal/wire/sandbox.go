@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"os"
+	"reflect"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -27,6 +28,10 @@ func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 		return nil, nil
 	}
 	rules := Rules(s.Sandbox())
+	if applied, ok := imposedAsDeclared(rules); ok {
+		logger.Info("sandboxed", "by", "host", "summary", "the host's launcher imposed exactly the declared sandbox: nothing to narrow")
+		return &applied, nil
+	}
 	st, err := sandbox.ApplyPlugin(rules)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -55,4 +60,20 @@ func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
 		s.sandboxed = true
 	}
 	return &pb.ConfigureResponse{}, nil
+}
+
+// imposedAsDeclared reports whether the host's launcher already confined
+// this process with exactly the rules the check declares (a built-in whose
+// policy grants nothing more), returning them. Narrowing again would then
+// build the same Landlock domain a second time, and a seccomp filter that
+// only takes away the calls with which a process narrows itself (none of
+// which widens anything) and execveat, which Landlock confines to this
+// plugin's own executable: a cost at each start for nothing.
+func imposedAsDeclared(declared sandbox.Rules) (sandbox.Rules, bool) {
+	host, ok := sandbox.HostGrant()
+	if !ok {
+		return sandbox.Rules{}, false
+	}
+	want := sandbox.ForPlugin(declared)
+	return want, reflect.DeepEqual(host.Merge(), want.Merge())
 }
