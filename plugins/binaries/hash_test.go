@@ -63,7 +63,7 @@ func TestHashFilesVectors(t *testing.T) {
 }
 
 // TestHashMatchesSha256sum cross-checks sizes around the buffer and
-// pipeline boundaries against coreutils' independent implementation.
+// mapping boundaries against coreutils' independent implementation.
 func TestHashMatchesSha256sum(t *testing.T) {
 	t.Parallel()
 	sha256sum, err := exec.LookPath("sha256sum")
@@ -71,7 +71,7 @@ func TestHashMatchesSha256sum(t *testing.T) {
 		t.Skip("sha256sum not installed")
 	}
 	dir := t.TempDir()
-	sizes := []int{1, defaultBufferSize - 1, defaultBufferSize, defaultBufferSize + 1, pipelineThreshold - 1, pipelineThreshold, 3*defaultBufferSize + pipelineThreshold + 17}
+	sizes := []int{1, defaultBufferSize - 1, defaultBufferSize, defaultBufferSize + 1, mapWindow, mapWindow + 1, 2*mapWindow + 17}
 	var targets []Target
 	for i, n := range sizes {
 		data := make([]byte, n)
@@ -211,7 +211,7 @@ func TestHashMaxFileBytes(t *testing.T) {
 	}
 }
 
-// TestHashReaders drives both read loops with awkward readers: short reads,
+// TestHashReaders drives the read loop with awkward readers: short reads,
 // an error mid-stream, a stream that outgrows the cap.
 func TestHashReaders(t *testing.T) {
 	t.Parallel()
@@ -219,8 +219,7 @@ func TestHashReaders(t *testing.T) {
 	want := sha256.Sum256(data)
 	boom := errors.New("boom")
 	loops := map[string]func(context.Context, io.Reader, hash.Hash, int64) (int64, error){
-		"simple":    hashSimple,
-		"pipelined": hashPipelined,
+		"simple": hashSimple,
 	}
 	for name, loop := range loops {
 		for i, tc := range []struct {
@@ -284,7 +283,7 @@ func (c *cancelReader) Read(p []byte) (int, error) {
 
 func TestHashCancel(t *testing.T) {
 	t.Parallel()
-	for name, loop := range map[string]func(context.Context, io.Reader, hash.Hash, int64) (int64, error){"simple": hashSimple, "pipelined": hashPipelined} {
+	for name, loop := range map[string]func(context.Context, io.Reader, hash.Hash, int64) (int64, error){"simple": hashSimple} {
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &cancelReader{cancel: cancel}
 		// An endless reader: only the context can stop the loop.
@@ -356,7 +355,7 @@ func mustSymlink(t *testing.T, target, link string) {
 	}
 }
 
-// BenchmarkHash measures HashFiles on one large file (the pipelined path)
+// BenchmarkHash measures HashFiles on one large file (the mapped path)
 // and on many small files with one and two workers. Sizes are small so that
 // `go test -bench` is quick; `make bench` runs the 1 GiB comparison with
 // openssl.
@@ -403,3 +402,42 @@ func BenchmarkHash(b *testing.B) {
 }
 
 func mkfifo(path string) error { return syscall.Mkfifo(path, 0o600) }
+
+// TestHashMappedChanges: a file cut shorter while it is hashed through a
+// mapping gives an error, not a crash (the fault past its new end is
+// recovered); one that grew after its size was read is hashed to its end,
+// and its growth past max_file_bytes is refused.
+func TestHashMappedChanges(t *testing.T) {
+	t.Parallel()
+	data := bytes.Repeat([]byte("mapped bytes, "), (2*mapWindow+3*defaultBufferSize)/14)
+	p := filepath.Join(t.TempDir(), "f")
+	writeFile(t, p, data)
+	open := func() *os.File {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	// Grew: fstat said less than there is.
+	h := sha256.New()
+	n, err := hashFile(t.Context(), open(), int64(len(data))-mapWindow-100, h, 0)
+	want := sha256.Sum256(data)
+	if err != nil || n != int64(len(data)) || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("grown file: n %d err %v, want all %d bytes hashed", n, err, len(data))
+	}
+	_, err = hashFile(t.Context(), open(), int64(len(data))-100, sha256.New(), int64(len(data))-50)
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Kind != KindTooLarge {
+		t.Fatalf("grown past the cap: %v, want %s", err, KindTooLarge)
+	}
+	// Shrank: truncated after its size was read.
+	f := open()
+	if err := os.Truncate(p, defaultBufferSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hashMapped(t.Context(), f, int64(len(data)), sha256.New()); !errors.Is(err, errShrank) {
+		t.Fatalf("truncated while mapped: %v, want %v", err, errShrank)
+	}
+}
