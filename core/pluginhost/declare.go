@@ -84,12 +84,14 @@ type DeclarerOptions struct {
 // restarts: Save writes them, and a later Declarer reads them back,
 // checking each as it checks a declare run's output.
 type Declarer struct {
-	opts    DeclarerOptions
-	log     hclog.Logger
-	runs    atomic.Int64  // declare runs started, for the tests
-	hashes  atomic.Int64  // plugin files hashed, for the tests
-	margin  time.Duration // the racy margin of its digests (racyMargin; the tests' shorter)
-	noPIDNS atomic.Bool   // CLONE_NEWPID was refused (EPERM)
+	opts   DeclarerOptions
+	log    hclog.Logger
+	runs   atomic.Int64  // declare runs started, for the tests
+	hashes atomic.Int64  // plugin files hashed, for the tests
+	margin time.Duration // the racy margin of its digests (racyMargin; the tests' shorter)
+	// programs assembles the declare runs' seccomp filter once.
+	programs sandbox.Programs
+	noPIDNS  atomic.Bool // CLONE_NEWPID was refused (EPERM)
 
 	mu      sync.Mutex // one declare at a time; guards what follows
 	digests *Digests

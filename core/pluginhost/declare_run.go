@@ -73,7 +73,12 @@ func (d *Declarer) command(p *plugin, bf *binFile, config []byte, stdout, stderr
 		wire.Handshake.MagicCookieKey + "=" + wire.Handshake.MagicCookieValue,
 		declare.Env + "=" + declare.EnvValue,
 	}
-	cmd, rules, err := launch.Command(d.opts.Launcher, bf.f, p.path, env, sandbox.Rules{})
+	prog, err := d.programs.For(sandbox.Rules{})
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	cmd, rules, err := launch.Command(d.opts.Launcher, bf.f, p.path, env, sandbox.Rules{}, prog)
 	if err != nil {
 		in.Close()
 		return nil, nil, err

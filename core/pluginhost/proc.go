@@ -92,6 +92,7 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 		Rules: p.spec.Sandbox, SocketDir: sock,
 		LogLevel: h.opts.LogLevel, GOMAXPROCS: h.opts.GOMAXPROCS, PIDNamespace: useNS,
 		StartTimeout: h.opts.StartTimeout, MaxAnswerBytes: h.opts.MaxAnswerBytes,
+		Programs: &h.programs,
 		// The relay re-logs stderr under the plugin's name.
 		Stderr: rl,
 	}

@@ -40,13 +40,16 @@ var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_rulese
 // whatever the kernel's Landlock ABI (Landlock confines pathname Unix
 // sockets only from ABI v9 on).
 //
+// prog is the filter as the plugin host assembled it for r (Programs.For);
+// nil assembles it here.
+//
 // It returns only on failure, and the caller must then exit: the thread
 // may be partly confined. Only this thread is confined; execveat ends every
 // other thread of the process, so only call it from a process that does
 // nothing else (the daemon's launcher mode), on the main thread (locked
 // with runtime.LockOSThread in an init function), which carries the
 // process's parent-death signal.
-func ExecConfined(fd int, argv, env []string, r Rules) (abi int, err error) {
+func ExecConfined(fd int, argv, env []string, r Rules, prog Program) (abi int, err error) {
 	runtime.LockOSThread() // never unlocked: this thread executes the plugin or the process exits
 	if len(argv) == 0 {
 		return 0, errors.New("empty argv")
@@ -62,12 +65,13 @@ func ExecConfined(fd int, argv, env []string, r Rules) (abi int, err error) {
 	if err != nil {
 		return abi, err
 	}
-	f, err := confinedFilter(profile, r)
-	if err != nil {
-		return abi, err
+	if prog == nil {
+		if prog, err = ConfinedProgram(r); err != nil {
+			return abi, err
+		}
 	}
 	if seccomp.Supported() {
-		if err := seccomp.LoadFilter(f); err != nil {
+		if err := prog.load(); err != nil {
 			return abi, fmt.Errorf("seccomp %s profile: %w", profile, err)
 		}
 	}

@@ -53,6 +53,10 @@ type Plugin struct {
 	// size of one gRPC answer (0: gRPC's default).
 	StartTimeout   time.Duration
 	MaxAnswerBytes int
+	// Programs assembles the launcher's seccomp filter once per distinct
+	// filter (a host keeps one for all its starts); nil leaves it to the
+	// launcher, at each start.
+	Programs *sandbox.Programs
 	// Stderr receives the plugin's stderr (hclog JSON); nil discards it.
 	// go-plugin's own stderr parser is never used: it panics on
 	// hclog-looking JSON whose "@message" is not a string, which would let
@@ -99,7 +103,15 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	if p.SocketDir == "" {
 		return nil, nil, nil, errors.New("launch: the plugin has no socket folder")
 	}
-	cmd, rules, err := Command(p.Launcher, p.Binary, p.Argv0, p.Env(), p.Grant())
+	grant := p.Grant()
+	var prog sandbox.Program
+	if p.Programs != nil {
+		var err error
+		if prog, err = p.Programs.For(grant); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	cmd, rules, err := Command(p.Launcher, p.Binary, p.Argv0, p.Env(), grant, prog)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -153,12 +165,13 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 }
 
 // Command returns the command that starts the plugin file bin (open, and
-// verified by the caller) through launcher, confined to rules; argv0 is the
-// plugin's argv[0] and env its environment. The caller sets SysProcAttr,
+// verified by the caller) through launcher, confined to rules with the
+// seccomp program prog (sandbox.Programs; nil: the launcher assembles it);
+// argv0 is the plugin's argv[0] and env its environment. The caller sets SysProcAttr,
 // starts the command (through go-plugin) and then closes the returned
 // rules file. Plugin.Client is the whole start; Command is its first step.
-func Command(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules) (*exec.Cmd, io.Closer, error) {
-	rf, err := RulesFile(Spec{Rules: rules})
+func Command(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules, prog sandbox.Program) (*exec.Cmd, io.Closer, error) {
+	rf, err := RulesFile(Spec{Rules: rules, Seccomp: prog})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -54,6 +54,9 @@ const maxRules = 16 << 20
 // Spec is what the host tells the launcher.
 type Spec struct {
 	Rules sandbox.Rules `json:"rules"`
+	// Seccomp is the filter for Rules, assembled by the host
+	// (sandbox.Programs); empty, the launcher assembles it.
+	Seccomp sandbox.Program `json:"seccomp,omitempty"`
 }
 
 // init keeps, in launcher mode, the main goroutine on the main thread (a
@@ -104,7 +107,7 @@ func run(v string) error {
 		env = append(env, sandbox.GrantFDEnv+"="+strconv.Itoa(RulesFD))
 	}
 	lowerPriority()
-	_, err = sandbox.ExecConfined(BinaryFD, os.Args, env, spec.Rules)
+	_, err = sandbox.ExecConfined(BinaryFD, os.Args, env, spec.Rules, spec.Seccomp)
 	return err
 }
 
