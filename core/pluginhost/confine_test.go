@@ -356,3 +356,37 @@ func mptcpWorks() bool {
 	syscall.Close(fd)
 	return true
 }
+
+// TestDeclaredAsGrantedNarrowsSyscalls: a plugin whose grant is exactly
+// its declaration is not confined again with Landlock (the launcher's
+// domain is the same), but still installs its own seccomp filter, the
+// program the host assembled: it cannot clear its parent-death signal
+// (to outlive the daemon) nor execute a memory file it wrote (which
+// Landlock does not check).
+func TestDeclaredAsGrantedNarrowsSyscalls(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	install(t, dir, "hostiledeclared", "declared")
+	declared := sandbox.Rules{ReadOnly: []string{"/etc/os-release"}}
+	hs := newStrictHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "declared", Enabled: true, Sandbox: declared,
+		ConfigJSON: cfg("narrowing", true, "read", []string{"/etc/os-release", "/etc/passwd"})}}})
+	hs.start()
+	r := hs.measure()["declared"]
+	if r.Fault != "" {
+		t.Fatalf("fault %s %v", r.Fault, r.Findings)
+	}
+	got := attempts(t, r)
+	for what, want := range map[string]string{
+		"prctl pdeathsig":      "operation not permitted",
+		"execveat memfd":       "execveat: operation not permitted",
+		"read /etc/passwd":     "permission denied",
+		"read /etc/os-release": "ok",
+	} {
+		if !strings.Contains(got[what], want) {
+			t.Errorf("%s: %q, want %q", what, got[what], want)
+		}
+	}
+	if logs := hs.logs.String(); !strings.Contains(logs, "filter=\"host's program\"") {
+		t.Errorf("the plugin did not narrow with the host's program:\n%s", logs)
+	}
+}

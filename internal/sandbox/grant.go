@@ -26,40 +26,58 @@ const maxGrant = 16 << 20
 // kernel has no Landlock (the launcher then announces no grant), or the
 // descriptor cannot be read. It reads at offset 0 and leaves the descriptor open.
 func HostGrant() (Rules, bool) {
+	g, ok := hostGrant()
+	return g.Rules, ok
+}
+
+// HostProgram returns the seccomp program the host assembled for this
+// plugin to narrow itself with (Profile.Filter of its grant's profile,
+// loaded on every thread: InstallProgram), and false when its launcher's
+// grant carries none.
+func HostProgram() (Program, bool) {
+	g, ok := hostGrant()
+	return g.Plugin, ok && len(g.Plugin) > 0
+}
+
+// grantFile is the launcher's encoding of the grant (package launch,
+// Spec), the fields a plugin reads.
+type grantFile struct {
+	Rules  Rules   `json:"rules"`
+	Plugin Program `json:"plugin_seccomp,omitempty"`
+}
+
+func hostGrant() (grantFile, bool) {
 	v := os.Getenv(GrantFDEnv)
 	fd, err := strconv.Atoi(v)
 	if v == "" || err != nil || fd < 3 {
-		return Rules{}, false
+		return grantFile{}, false
 	}
-	r, err := readGrant(fd)
+	g, err := readGrant(fd)
 	if err != nil {
-		return Rules{}, false
+		return grantFile{}, false
 	}
-	return r, true
+	return g, true
 }
 
-func readGrant(fd int) (Rules, error) {
+func readGrant(fd int) (grantFile, error) {
 	// A File of our own would close the descriptor when collected: read
 	// through a duplicate instead.
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
-		return Rules{}, err
+		return grantFile{}, err
 	}
 	f := os.NewFile(uintptr(dup), "grant")
 	defer f.Close()
 	raw, err := io.ReadAll(io.LimitReader(io.NewSectionReader(f, 0, maxGrant+1), maxGrant+1))
 	if err != nil {
-		return Rules{}, err
+		return grantFile{}, err
 	}
 	if len(raw) > maxGrant {
-		return Rules{}, fmt.Errorf("grant over %d bytes", maxGrant)
+		return grantFile{}, fmt.Errorf("grant over %d bytes", maxGrant)
 	}
-	// The launcher's encoding (package launch, Spec): {"rules": Rules}.
-	var spec struct {
-		Rules Rules `json:"rules"`
+	var g grantFile
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return grantFile{}, err
 	}
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return Rules{}, err
-	}
-	return spec.Rules, spec.Rules.Validate()
+	return g, g.Rules.Validate()
 }

@@ -29,8 +29,7 @@ func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 	}
 	rules := Rules(s.Sandbox())
 	if applied, ok := imposedAsDeclared(rules); ok {
-		logger.Info("sandboxed", "by", "host", "summary", "the host's launcher imposed exactly the declared sandbox: nothing to narrow")
-		return &applied, nil
+		return &applied, narrowSeccomp(rules, logger)
 	}
 	st, err := sandbox.ApplyPlugin(rules)
 	if err != nil {
@@ -64,11 +63,8 @@ func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
 
 // imposedAsDeclared reports whether the host's launcher already confined
 // this process with exactly the rules the check declares (a built-in whose
-// policy grants nothing more), returning them. Narrowing again would then
-// build the same Landlock domain a second time, and a seccomp filter that
-// only takes away the calls with which a process narrows itself (none of
-// which widens anything) and execveat, which Landlock confines to this
-// plugin's own executable: a cost at each start for nothing.
+// policy grants nothing more), returning them. Landlock would then build
+// the same domain a second time: narrowSeccomp installs only the filter.
 func imposedAsDeclared(declared sandbox.Rules) (sandbox.Rules, bool) {
 	host, ok := sandbox.HostGrant()
 	if !ok {
@@ -76,4 +72,28 @@ func imposedAsDeclared(declared sandbox.Rules) (sandbox.Rules, bool) {
 	}
 	want := sandbox.ForPlugin(declared)
 	return want, reflect.DeepEqual(host.Merge(), want.Merge())
+}
+
+// narrowSeccomp installs the plugin's own seccomp filter, which takes away
+// the calls the host's filter leaves for narrowing (prctl, seccomp,
+// landlock_*, and execveat, with which a plugin could run an image it
+// wrote to a memory file, where Landlock does not check execution): the
+// program the host assembled for it when its grant carries one, else the
+// profile's filter assembled here.
+func narrowSeccomp(rules sandbox.Rules, logger hclog.Logger) error {
+	var on bool
+	var err error
+	how := "host's program"
+	if prog, ok := sandbox.HostProgram(); ok {
+		on, err = sandbox.InstallProgram(prog)
+	} else {
+		how = "assembled here"
+		on, err = sandbox.InstallSeccomp(sandbox.PluginProfile(rules))
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	logger.Info("sandboxed", "landlock", "imposed by the host's launcher, exactly as declared", "seccomp", on,
+		"profile", sandbox.PluginProfile(rules).String(), "filter", how)
+	return nil
 }

@@ -103,15 +103,11 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	if p.SocketDir == "" {
 		return nil, nil, nil, errors.New("launch: the plugin has no socket folder")
 	}
-	grant := p.Grant()
-	var prog sandbox.Program
-	if p.Programs != nil {
-		var err error
-		if prog, err = p.Programs.For(grant); err != nil {
-			return nil, nil, nil, err
-		}
+	spec, err := p.spec()
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	cmd, rules, err := Command(p.Launcher, p.Binary, p.Argv0, p.Env(), grant, prog)
+	cmd, rules, err := command(p.Launcher, p.Binary, p.Argv0, p.Env(), spec)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -146,6 +142,23 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	return client, cmd, rules, nil
 }
 
+// spec is what the launcher is told: the grant and, with Programs, the
+// launcher's and the plugin's seccomp programs.
+func (p Plugin) spec() (Spec, error) {
+	s := Spec{Rules: p.Grant()}
+	if p.Programs == nil {
+		return s, nil
+	}
+	var err error
+	if s.Seccomp, err = p.Programs.For(s.Rules); err != nil {
+		return Spec{}, err
+	}
+	if s.PluginSeccomp, err = p.Programs.ForPlugin(s.Rules); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
 // Dispense completes the handshake of a client from Plugin.Client (it
 // starts the process if it has not started) and returns its check client.
 func Dispense(c *goplugin.Client) (*wire.Client, error) {
@@ -171,7 +184,11 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 // starts the command (through go-plugin) and then closes the returned
 // rules file. Plugin.Client is the whole start; Command is its first step.
 func Command(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules, prog sandbox.Program) (*exec.Cmd, io.Closer, error) {
-	rf, err := RulesFile(Spec{Rules: rules, Seccomp: prog})
+	return command(launcher, bin, argv0, env, Spec{Rules: rules, Seccomp: prog})
+}
+
+func command(launcher string, bin *os.File, argv0 string, env []string, s Spec) (*exec.Cmd, io.Closer, error) {
+	rf, err := RulesFile(s)
 	if err != nil {
 		return nil, nil, err
 	}

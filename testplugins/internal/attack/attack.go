@@ -19,9 +19,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+	"golang.org/x/sys/unix"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -61,6 +63,12 @@ type Plan struct {
 	// (PRIO_USER: the daemon's too, across the PID namespace) and of its
 	// parent, so that the plugin would win the unit's CPU over the API.
 	Renice bool `json:"renice"`
+	// Narrowing tries what only a process about to narrow itself needs:
+	// prctl (clearing its parent-death signal, to outlive the daemon) and
+	// execveat of a memory file it wrote (where Landlock does not check
+	// execution). The memory file holds no program: an execveat the
+	// filter lets through fails with "exec format error".
+	Narrowing bool `json:"narrowing"`
 }
 
 // OK is the outcome of an attempt that worked.
@@ -129,6 +137,10 @@ func Run(ctx context.Context, p Plan) map[string]string {
 	if p.Renice {
 		try("renice user", syscall.Setpriority(syscall.PRIO_USER, 0, 19))
 		try("renice parent", syscall.Setpriority(syscall.PRIO_PROCESS, os.Getppid(), 19))
+	}
+	if p.Narrowing {
+		try("prctl pdeathsig", unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0))
+		try("execveat memfd", execMemfd())
 	}
 	for _, fd := range p.WriteFD {
 		_, err := syscall.Write(fd, []byte("{}"))
@@ -316,4 +328,23 @@ func (c *Check) Measure(ctx context.Context, _ sdk.Request) (*sdk.Result, error)
 	r.Set("attempts", Run(ctx, c.plan))
 	r.Add(sdk.Finding{Code: c.Name + ".ok", Severity: sdk.SeverityInfo, Message: "attacks tried", Subject: c.Name})
 	return r, nil
+}
+
+// execMemfd executes a memory file holding a few bytes that are no
+// program.
+func execMemfd() error {
+	fd, err := unix.MemfdCreate("not-a-program", unix.MFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("memfd_create: %w", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("\x7fELF, or not")); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	argv, _ := syscall.SlicePtrFromStrings([]string{"x"})
+	empty, _ := unix.BytePtrFromString("")
+	envp := []*byte{nil}
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	return fmt.Errorf("execveat: %w", errno)
 }

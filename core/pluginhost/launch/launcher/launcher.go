@@ -57,6 +57,10 @@ type Spec struct {
 	// Seccomp is the filter for Rules, assembled by the host
 	// (sandbox.Programs); empty, the launcher assembles it.
 	Seccomp sandbox.Program `json:"seccomp,omitempty"`
+	// PluginSeccomp is the filter the plugin narrows itself with when
+	// Rules is exactly its declaration (sandbox.HostProgram), assembled by
+	// the host; the launcher leaves it to the plugin.
+	PluginSeccomp sandbox.Program `json:"plugin_seccomp,omitempty"`
 }
 
 // init keeps, in launcher mode, the main goroutine on the main thread (a
