@@ -357,6 +357,11 @@ func hashFile(ctx context.Context, f *os.File, size int64, h hash.Hash, maxBytes
 	if err != nil {
 		return n, err
 	}
+	// A cut within the last mapped page faults nowhere: the bytes past
+	// the new end read as zeros. The size afterwards tells.
+	if st, err := f.Stat(); err != nil || st.Size() < n {
+		return n, errShrank
+	}
 	if _, err := f.Seek(n, io.SeekStart); err != nil {
 		return n, err
 	}

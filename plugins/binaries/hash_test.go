@@ -440,4 +440,13 @@ func TestHashMappedChanges(t *testing.T) {
 	if _, err := hashMapped(t.Context(), f, int64(len(data)), sha256.New()); !errors.Is(err, errShrank) {
 		t.Fatalf("truncated while mapped: %v, want %v", err, errShrank)
 	}
+	// Cut by a few bytes, within the last page: no fault, zeros read.
+	writeFile(t, p, data)
+	f = open()
+	if err := os.Truncate(p, int64(len(data))-50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hashFile(t.Context(), f, int64(len(data)), sha256.New(), 0); !errors.Is(err, errShrank) {
+		t.Fatalf("cut within its last page: %v, want %v", err, errShrank)
+	}
 }
