@@ -223,7 +223,8 @@ func TestUnreadAnswersDoNotBlockVerify(t *testing.T) {
 	t.Parallel()
 	snap := attestedSnapshot(t)
 	snap.Bundle = []byte(`{"pad":"` + strings.Repeat("x", 4<<20) + `"}`)
-	s := start(t, apitest.New(snap), api.Options{MaxConns: 64})
+	const limit = 16
+	s := start(t, apitest.New(snap), api.Options{MaxConns: limit})
 	addr := strings.TrimPrefix(s.url, "http://")
 	small := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) })
@@ -234,7 +235,7 @@ func TestUnreadAnswersDoNotBlockVerify(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range 2*64 + 4 {
+	for range 2*limit + 4 {
 		c, err := small.Dial("tcp", addr)
 		if err != nil {
 			continue
@@ -244,7 +245,9 @@ func TestUnreadAnswersDoNotBlockVerify(t *testing.T) {
 		}
 	}
 	time.Sleep(1500 * time.Millisecond) // past the slow threshold (1 s)
-	cl := http.Client{Timeout: 3 * time.Second}
+	// Answered at all, not how fast: unfixed, every handler stays blocked
+	// for the write timeout (100 s).
+	cl := http.Client{Timeout: 15 * time.Second}
 	for i := range 5 {
 		r, err := cl.Get(s.url + "/api/v1/verify")
 		if err != nil {

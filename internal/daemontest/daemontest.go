@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"github.com/secure-ai/runtime-attestor/builtin"
 	"io"
+	"io/fs"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -543,7 +544,15 @@ func (p *Proc) listensOn(addr string) bool {
 	fds := fmt.Sprintf("/proc/%d/fd", p.Cmd.Process.Pid)
 	ents, err := os.ReadDir(fds)
 	if err != nil {
-		return true
+		// Gone (it exited, having failed to bind, while another server
+		// answered on the port): not this daemon's answer. Unreadable
+		// (the daemon runs as another user): taken to be.
+		select {
+		case <-p.done:
+			return false
+		default:
+		}
+		return !errors.Is(err, fs.ErrNotExist)
 	}
 	for _, ent := range ents {
 		if link, err := os.Readlink(filepath.Join(fds, ent.Name())); err == nil && inodes[link] {
