@@ -30,13 +30,13 @@ func HostGrant() (Rules, bool) {
 	return g.Rules, ok
 }
 
-// HostProgram returns the seccomp program the host assembled for this
-// plugin to narrow itself with (Profile.Filter of its grant's profile,
-// loaded on every thread: InstallProgram), and false when its launcher's
-// grant carries none.
-func HostProgram() (Program, bool) {
+// HostConfinement is HostGrant with, beside the rules, the seccomp
+// program the host assembled for this plugin to narrow itself with
+// (Profile.Filter of its grant's profile, to install with InstallProgram;
+// nil when the grant carries none).
+func HostConfinement() (Rules, Program, bool) {
 	g, ok := hostGrant()
-	return g.Plugin, ok && len(g.Plugin) > 0
+	return g.Rules, g.Plugin, ok
 }
 
 // grantFile is the launcher's encoding of the grant (package launch,

@@ -28,8 +28,8 @@ func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 		return nil, nil
 	}
 	rules := Rules(s.Sandbox())
-	if applied, ok := imposedAsDeclared(rules); ok {
-		return &applied, narrowSeccomp(rules, logger)
+	if applied, prog, ok := imposedAsDeclared(rules); ok {
+		return &applied, narrowSeccomp(rules, prog, logger)
 	}
 	st, err := sandbox.ApplyPlugin(rules)
 	if err != nil {
@@ -63,28 +63,29 @@ func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
 
 // imposedAsDeclared reports whether the host's launcher already confined
 // this process with exactly the rules the check declares (a built-in whose
-// policy grants nothing more), returning them. Landlock would then build
-// the same domain a second time: narrowSeccomp installs only the filter.
-func imposedAsDeclared(declared sandbox.Rules) (sandbox.Rules, bool) {
-	host, ok := sandbox.HostGrant()
+// policy grants nothing more), returning them and the seccomp program the
+// host assembled for the plugin (nil: none). Landlock would then build the
+// same domain a second time: narrowSeccomp installs only the filter.
+func imposedAsDeclared(declared sandbox.Rules) (sandbox.Rules, sandbox.Program, bool) {
+	host, prog, ok := sandbox.HostConfinement()
 	if !ok {
-		return sandbox.Rules{}, false
+		return sandbox.Rules{}, nil, false
 	}
 	want := sandbox.ForPlugin(declared)
-	return want, reflect.DeepEqual(host.Merge(), want.Merge())
+	return want, prog, reflect.DeepEqual(host.Merge(), want.Merge())
 }
 
 // narrowSeccomp installs the plugin's own seccomp filter, which takes away
 // the calls the host's filter leaves for narrowing (prctl, seccomp,
 // landlock_*, and execveat, with which a plugin could run an image it
-// wrote to a memory file, where Landlock does not check execution): the
-// program the host assembled for it when its grant carries one, else the
-// profile's filter assembled here.
-func narrowSeccomp(rules sandbox.Rules, logger hclog.Logger) error {
+// wrote to a memory file, where Landlock does not check execution): prog,
+// the program the host assembled for it, else the profile's filter
+// assembled here.
+func narrowSeccomp(rules sandbox.Rules, prog sandbox.Program, logger hclog.Logger) error {
 	var on bool
 	var err error
 	how := "host's program"
-	if prog, ok := sandbox.HostProgram(); ok {
+	if len(prog) > 0 {
 		on, err = sandbox.InstallProgram(prog)
 	} else {
 		how = "assembled here"

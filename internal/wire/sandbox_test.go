@@ -48,7 +48,7 @@ func TestImposedAsDeclared(t *testing.T) {
 				t.Cleanup(func() { f.Close() })
 				t.Setenv(sandbox.GrantFDEnv, strconv.Itoa(int(f.Fd())))
 			}
-			got, ok := imposedAsDeclared(declared)
+			got, _, ok := imposedAsDeclared(declared)
 			if ok != c.want {
 				t.Fatalf("imposedAsDeclared = %v, want %v", ok, c.want)
 			}
