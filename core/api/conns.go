@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -127,7 +128,7 @@ func newFairListener(ln net.Listener, max, perPeer int) *fairListener {
 }
 
 // trackedConn is an admitted connection. Its fields after once are
-// guarded by l.mu.
+// guarded by l.mu, but writing.
 type trackedConn struct {
 	net.Conn
 	l        *fairListener
@@ -136,16 +137,18 @@ type trackedConn struct {
 	accepted time.Time
 	once     sync.Once
 
-	state   http.ConnState
-	since   time.Time // of the state
-	busy    int       // handlers running on it
-	writing time.Time // when the Write under way began; zero when none is
+	state http.ConnState
+	since time.Time // of the state
+	busy  int       // handlers running on it
+	// writing is when the Write under way began (Unix nanoseconds of
+	// l.now), 0 when none is: atomic, so that a write takes no lock.
+	writing atomic.Int64
 }
 
 // Write notes how long a write waits on the peer (see class).
 func (c *trackedConn) Write(p []byte) (int, error) {
-	c.l.setWriting(c, true)
-	defer c.l.setWriting(c, false)
+	c.writing.Store(c.l.now().UnixNano())
+	defer c.writing.Store(0)
 	return c.Conn.Write(p)
 }
 
@@ -240,8 +243,9 @@ func (l *fairListener) cheapest(key string) *trackedConn {
 // a client sends its request a moment after connect returns), 2 slow (to
 // send its request, or to read its answer), 3 must stay. Caller holds mu.
 func (l *fairListener) class(c *trackedConn, now time.Time) int {
+	w := c.writing.Load()
 	switch {
-	case !c.writing.IsZero() && now.Sub(c.writing) >= l.slowAfter:
+	case w != 0 && now.Sub(time.Unix(0, w)) >= l.slowAfter:
 		return 2
 	case c.busy > 0:
 		return 3
@@ -293,17 +297,6 @@ func connStateHook(c net.Conn, st http.ConnState) {
 func (l *fairListener) setBusy(c *trackedConn, d int) {
 	l.mu.Lock()
 	c.busy += d
-	l.mu.Unlock()
-}
-
-// setWriting marks a write to c starting or ending.
-func (l *fairListener) setWriting(c *trackedConn, on bool) {
-	var t time.Time
-	if on {
-		t = l.now()
-	}
-	l.mu.Lock()
-	c.writing = t
 	l.mu.Unlock()
 }
 
