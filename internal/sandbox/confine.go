@@ -122,20 +122,19 @@ func MayConnect(r Rules) bool {
 // confinedFilter is p's allowlist plus the narrowing calls, on the calling
 // thread only, with socket(2) limited to AF_UNIX unless r grants TCP and
 // without connect(2) unless MayConnect(r).
-func confinedFilter(p Profile, r Rules) (seccomp.Filter, error) {
-	names := append(p.Syscalls(), narrowing...)
+func confinedFilter(k programKey) (seccomp.Filter, error) {
+	names := append(k.profile.Syscalls(), narrowing...)
 	if names == nil {
-		return seccomp.Filter{}, fmt.Errorf("unknown seccomp profile %d", int(p))
+		return seccomp.Filter{}, fmt.Errorf("unknown seccomp profile %d", int(k.profile))
 	}
 	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow}
-	connect := MayConnect(r)
 	for _, n := range names {
-		if n == "socket" || sendFlagsArg[n] != 0 || (!connect && n == "connect") {
+		if n == "socket" || sendFlagsArg[n] != 0 || (!k.connect && n == "connect") {
 			continue
 		}
 		group.Names = append(group.Names, n)
 	}
-	group.NamesWithCondtions = append(socketConditions(len(r.BindTCP) > 0 || len(r.ConnectTCP) > 0), sendConditions(names)...)
+	group.NamesWithCondtions = append(socketConditions(k.tcp), sendConditions(names)...)
 	group.Names = sortUnique(group.Names)
 	return seccomp.Filter{
 		NoNewPrivs: true,

@@ -26,7 +26,7 @@ const maxProgram = 4096
 // ConfinedProgram assembles the filter ExecConfined installs for a plugin
 // with rules r.
 func ConfinedProgram(r Rules) (Program, error) {
-	f, err := confinedFilter(PluginProfile(r), r)
+	f, err := confinedFilter(keyOf(r))
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,9 @@ func PluginProgram(r Rules) (Program, error) {
 	return assemble(f)
 }
 
-// programKey is all of a plugin's rules its filter depends on.
+// programKey is all of a plugin's rules its filter depends on: the whole
+// input of confinedFilter, so that a filter cached under a key is the
+// one its rules make.
 type programKey struct {
 	profile      Profile
 	connect, tcp bool
