@@ -52,7 +52,7 @@ func TestLauncherLoadsTheHostsProgram(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd, rules, err := launch.Command(launcher(t), bin, exe, []string{"PATH=/usr/bin:/bin"}, sandbox.Rules{}, c.prog)
+		cmd, rules, err := launch.Command(launcher(t), bin, exe, []string{"PATH=/usr/bin:/bin"}, launch.Spec{Seccomp: c.prog})
 		if err != nil {
 			t.Fatal(err)
 		}

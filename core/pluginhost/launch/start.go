@@ -107,7 +107,7 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cmd, rules, err := command(p.Launcher, p.Binary, p.Argv0, p.Env(), spec)
+	cmd, rules, err := Command(p.Launcher, p.Binary, p.Argv0, p.Env(), spec)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -178,16 +178,13 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 }
 
 // Command returns the command that starts the plugin file bin (open, and
-// verified by the caller) through launcher, confined to rules with the
-// seccomp program prog (sandbox.Programs; nil: the launcher assembles it);
-// argv0 is the plugin's argv[0] and env its environment. The caller sets SysProcAttr,
+// verified by the caller) through launcher, confined as s says (its rules,
+// and the seccomp program from sandbox.Programs; none: the launcher
+// assembles it); argv0 is the plugin's argv[0] and env its environment.
+// The caller sets SysProcAttr,
 // starts the command (through go-plugin) and then closes the returned
 // rules file. Plugin.Client is the whole start; Command is its first step.
-func Command(launcher string, bin *os.File, argv0 string, env []string, rules sandbox.Rules, prog sandbox.Program) (*exec.Cmd, io.Closer, error) {
-	return command(launcher, bin, argv0, env, Spec{Rules: rules, Seccomp: prog})
-}
-
-func command(launcher string, bin *os.File, argv0 string, env []string, s Spec) (*exec.Cmd, io.Closer, error) {
+func Command(launcher string, bin *os.File, argv0 string, env []string, s Spec) (*exec.Cmd, io.Closer, error) {
 	rf, err := RulesFile(s)
 	if err != nil {
 		return nil, nil, err
