@@ -14,12 +14,14 @@
 // each plugin start. Standard library only.
 package pluginname
 
+import "strings"
+
 // MaxLen is the longest valid plugin name, in bytes.
 const MaxLen = 63
 
 // Valid reports whether name is a valid plugin name.
 func Valid(name string) bool {
-	return len(name) <= MaxLen && dotted(name, 1) && !hasDot(name)
+	return len(name) <= MaxLen && dotted(name, 1) && strings.IndexByte(name, '.') < 0
 }
 
 // ValidCode reports whether code is a well-formed finding code (two parts
@@ -51,15 +53,6 @@ func dotted(s string, min int) bool {
 		}
 	}
 	return partLen > 0 && parts >= min
-}
-
-func hasDot(s string) bool {
-	for i := range len(s) {
-		if s[i] == '.' {
-			return true
-		}
-	}
-	return false
 }
 
 func lower(c byte) bool { return 'a' <= c && c <= 'z' }

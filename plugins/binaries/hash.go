@@ -351,7 +351,7 @@ func hashFile(ctx context.Context, f *os.File, size int64, h hash.Hash, maxBytes
 		return hashSimple(ctx, f, h, maxBytes)
 	}
 	n, err := hashMapped(ctx, f, size, h)
-	if errors.Is(err, errcantMap) {
+	if errors.Is(err, errCantMap) {
 		return hashSimple(ctx, f, h, maxBytes)
 	}
 	if err != nil {
@@ -376,12 +376,12 @@ func hashFile(ctx context.Context, f *os.File, size int64, h hash.Hash, maxBytes
 	return n + m, err
 }
 
-// errcantMap: the file system cannot map the file; it is read instead.
-var errcantMap = errors.New("cannot be mapped")
+// errCantMap: the file system cannot map the file; it is read instead.
+var errCantMap = errors.New("cannot be mapped")
 
 // hashMapped hashes the first size bytes of f through read-only shared
 // mappings of at most mapWindow bytes, one after the other. It returns
-// errcantMap, having hashed nothing, when the first mapping fails.
+// errCantMap, having hashed nothing, when the first mapping fails.
 func hashMapped(ctx context.Context, f *os.File, size int64, h hash.Hash) (int64, error) {
 	var n int64
 	for n < size {
@@ -391,7 +391,7 @@ func hashMapped(ctx context.Context, f *os.File, size int64, h hash.Hash) (int64
 		l := min(mapWindow, size-n)
 		if err := hashWindow(f, n, int(l), h); err != nil {
 			if n == 0 && !errors.Is(err, errShrank) {
-				return 0, errcantMap
+				return 0, errCantMap
 			}
 			return n, err
 		}
