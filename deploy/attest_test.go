@@ -15,6 +15,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/daemon"
 	"github.com/secure-ai/runtime-attestor/core/identity"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
 
@@ -35,7 +36,7 @@ func runSandboxedDaemon(raw string) int {
 		fmt.Fprintf(os.Stderr, "decode spec: %v\n", err)
 		return 99
 	}
-	_, st, err := sandbox.ApplyDaemon(spec.Paths, spec.Plugins...)
+	_, st, err := filter.ApplyDaemon(spec.Paths, spec.Plugins...)
 	fmt.Fprintf(os.Stderr, "sandbox: %s\n", st)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)

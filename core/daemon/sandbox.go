@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/policy"
 )
 
@@ -191,7 +192,7 @@ func (d *daemon) restrict(pol *policy.Policy, notifySocket string) (sandbox.Rule
 	if err != nil {
 		return sandbox.Rules{}, err
 	}
-	applied, st, err := sandbox.ApplyDaemon(daemonPaths(d.path, pol, notifySocket), rules...)
+	applied, st, err := filter.ApplyDaemon(daemonPaths(d.path, pol, notifySocket), rules...)
 	if err != nil {
 		return sandbox.Rules{}, fmt.Errorf("sandbox: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/declare"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -90,7 +91,7 @@ type Declarer struct {
 	hashes atomic.Int64  // plugin files hashed, for the tests
 	margin time.Duration // the racy margin of its digests (racyMargin; the tests' shorter)
 	// programs assembles the declare runs' seccomp filter once.
-	programs sandbox.Programs
+	programs filter.Programs
 	noPIDNS  atomic.Bool // CLONE_NEWPID was refused (EPERM)
 
 	mu      sync.Mutex // one declare at a time; guards what follows

@@ -78,7 +78,7 @@ func (d *Declarer) command(p *plugin, bf *binFile, config []byte, stdout, stderr
 		in.Close()
 		return nil, nil, err
 	}
-	cmd, rules, err := launch.Command(d.opts.Launcher, bf.f, p.path, env, launch.Spec{Seccomp: prog})
+	cmd, rules, err := launch.Command(d.opts.Launcher, bf.f, p.path, env, launch.Spec{Landlock: sandbox.ABI() > 0, Seccomp: prog})
 	if err != nil {
 		in.Close()
 		return nil, nil, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -168,12 +169,12 @@ type Host struct {
 	now         func() time.Time
 	backoffBase time.Duration
 	backoffMax  time.Duration
-	usePIDNS    bool             // start plugins in a new PID namespace when permitted
-	afterVerify func(p *plugin)  // called between verify and spawn
-	landlockABI func() int       // the kernel's Landlock ABI (sandbox.ABI)
-	racyMargin  time.Duration    // see trust.go racyMargin
-	programs    sandbox.Programs // the launcher's seccomp filters, assembled once
-	digests     *Digests         // the verified digests, by plugin path
+	usePIDNS    bool            // start plugins in a new PID namespace when permitted
+	afterVerify func(p *plugin) // called between verify and spawn
+	landlockABI func() int      // the kernel's Landlock ABI (sandbox.ABI)
+	racyMargin  time.Duration   // see trust.go racyMargin
+	programs    filter.Programs // the launcher's seccomp filters, assembled once
+	digests     *Digests        // the verified digests, by plugin path
 
 	hashes atomic.Int64 // plugin files hashed, for the tests
 

@@ -2,7 +2,6 @@ package pluginhost
 
 import (
 	"bytes"
-	endian "encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,28 +12,24 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 )
 
 // TestLauncherLoadsTheHostsProgram: the launcher installs the seccomp
-// program the host assembled (sandbox.Programs), not one of its own: with
+// program the host assembled (filter.Programs), not one of its own: with
 // a program that refuses execveat it cannot execute the plugin,
 // with the host's program for the rules the plugin runs.
 func TestLauncherLoadsTheHostsProgram(t *testing.T) {
 	t.Parallel()
 	exe := binary(t, "light") // exits 1 with a message when run by hand
 	// Refuses execveat alone: the launcher runs, and cannot execute.
-	var noExec []byte
-	for _, in := range []unix.SockFilter{
+	noExec := sandbox.ProgramOf([]unix.SockFilter{
 		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
 		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_EXECVEAT},
 		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
 		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
-	} {
-		noExec = endian.NativeEndian.AppendUint16(noExec, in.Code)
-		noExec = append(noExec, in.Jt, in.Jf)
-		noExec = endian.NativeEndian.AppendUint32(noExec, in.K)
-	}
-	var ps sandbox.Programs
+	})
+	var ps filter.Programs
 	good, err := ps.For(sandbox.Rules{})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +40,7 @@ func TestLauncherLoadsTheHostsProgram(t *testing.T) {
 		exit       int
 		wantStderr string
 	}{
-		{"a program that refuses execveat", sandbox.Program(noExec), launch.ExitFailed, "execveat(3): operation not permitted"},
+		{"a program that refuses execveat", noExec, launch.ExitFailed, "execveat(3): operation not permitted"},
 		{"the host's program", good, 1, "not run by hand"},
 	} {
 		bin, err := os.Open(exe)

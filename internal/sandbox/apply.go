@@ -43,22 +43,29 @@ func (s Status) String() string {
 // Apply restricts the calling process, every thread of it and every process
 // it starts from now on: first Landlock with r (best effort: a kernel without
 // Landlock leaves file access unrestricted and Status.Landlock false), then
-// the seccomp profile p. Where the kernel has Landlock or seccomp, a failure
-// to apply either is an error, and the process may then be partly
-// restricted: treat it as fatal.
+// prog, the seccomp program of profile p (filter.Profile assembles it; a
+// plugin gets it from its host, HostConfinement). Where the kernel has
+// Landlock or seccomp, a failure to apply either is an error, and the
+// process may then be partly restricted: treat it as fatal.
 //
 // Call it after the Go runtime has started (any time in main or later):
 // both mechanisms reach every thread, and are inherited by children.
-func Apply(r Rules, p Profile) (Status, error) {
+func Apply(r Rules, p Profile, prog Program) (Status, error) {
 	if p.Syscalls() == nil {
 		return Status{Profile: p.String()}, fmt.Errorf("unknown seccomp profile %d", int(p))
+	}
+	if len(prog) == 0 {
+		return Status{Profile: p.String()}, fmt.Errorf("no seccomp program for the %s profile", p)
 	}
 	st, err := Landlock(r)
 	st.Profile = p.String()
 	if err != nil {
 		return st, err
 	}
-	st.Seccomp, err = InstallSeccomp(p)
+	st.Seccomp, err = InstallProgram(prog)
+	if err != nil {
+		err = fmt.Errorf("seccomp %s profile: %w", p, err)
+	}
 	return st, err
 }
 
@@ -108,9 +115,9 @@ func ForPlugin(r Rules) Rules {
 	return r.Merge()
 }
 
-// ApplyPlugin is Apply(ForPlugin(r), PluginProfile(r)).
-func ApplyPlugin(r Rules) (Status, error) {
-	return Apply(ForPlugin(r), PluginProfile(r))
+// ApplyPlugin is Apply(ForPlugin(r), PluginProfile(r), prog).
+func ApplyPlugin(r Rules, prog Program) (Status, error) {
+	return Apply(ForPlugin(r), PluginProfile(r), prog)
 }
 
 // DaemonPaths are the daemon's own needs once its policy is loaded.
@@ -173,12 +180,13 @@ func DaemonRules(d DaemonPaths, plugins ...Rules) Rules {
 	return own.Merge(plugins...)
 }
 
-// ApplyDaemon applies DaemonRules(d, plugins...) with ProfileDaemon and
-// returns the rules it applied (keep them: on a policy reload,
-// Rules.Covers tells which new paths the sandbox, fixed at start, denies).
-func ApplyDaemon(d DaemonPaths, plugins ...Rules) (Rules, Status, error) {
+// ApplyDaemon applies DaemonRules(d, plugins...) with ProfileDaemon, whose
+// program is prog, and returns the rules it applied (keep them: on a
+// policy reload, Rules.Covers tells which new paths the sandbox, fixed at
+// start, denies).
+func ApplyDaemon(d DaemonPaths, prog Program, plugins ...Rules) (Rules, Status, error) {
 	r := DaemonRules(d, plugins...)
-	st, err := Apply(r, ProfileDaemon)
+	st, err := Apply(r, ProfileDaemon, prog)
 	return r, st, err
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
@@ -30,7 +31,7 @@ const childEnv = "SANDBOX_TEST_CHILD"
 // childSpec is what a re-executed child does.
 type childSpec struct {
 	// Mode: "apply" (Apply(Rules, Profile)), "landlock" (Landlock only),
-	// "seccomp" (InstallSeccomp only), "daemon" (ApplyDaemon, then host
+	// "seccomp" (filter.Install only), "daemon" (ApplyDaemon, then host
 	// Plugin through go-plugin like the daemon does).
 	Mode    string          `json:"mode"`
 	Rules   sandbox.Rules   `json:"rules"`
@@ -78,15 +79,15 @@ func runChild(raw string) int {
 	var err error
 	switch spec.Mode {
 	case "apply":
-		out.Status, err = sandbox.Apply(spec.Rules, spec.Profile)
+		out.Status, err = filter.Apply(spec.Rules, spec.Profile)
 	case "landlock":
 		out.Status, err = sandbox.Landlock(spec.Rules)
 	case "landlock-swap":
 		out.Status, err = sandbox.LandlockSwapped(spec.Rules, func() error { return relink(spec.Swap, spec.SwapTo) })
 	case "seccomp":
-		out.Status.Seccomp, err = sandbox.InstallSeccomp(spec.Profile)
+		out.Status.Seccomp, err = filter.Install(spec.Profile)
 	case "daemon":
-		_, out.Status, err = sandbox.ApplyDaemon(spec.Daemon, spec.PluginRules)
+		_, out.Status, err = filter.ApplyDaemon(spec.Daemon, spec.PluginRules)
 	default:
 		err = fmt.Errorf("unknown mode %q", spec.Mode)
 	}
@@ -126,6 +127,18 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 		defer os.RemoveAll(dir)
 		cmd.Env = append(os.Environ(), sandbox.PluginSocketEnv+"="+dir)
 	}
+	grant, err := grantFile(socketDir)
+	if err != nil {
+		return nil, "", err
+	}
+	defer grant.Close()
+	// fd 3: the grant, as the launcher leaves it, with the programs the
+	// plugin narrows itself with (no Landlock imposed by this host).
+	cmd.ExtraFiles = []*os.File{grant}
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, sandbox.GrantFDEnv+"=3")
 	pc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.ClientPluginSets(),
@@ -162,6 +175,33 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 		return nil, status, fmt.Errorf("decode probes: %w", err)
 	}
 	return res, status, nil
+}
+
+// grantFile is a grant as the daemon's launcher leaves it open in a plugin:
+// no Landlock rules imposed, the plugin programs the daemon assembles.
+func grantFile(dir string) (*os.File, error) {
+	var ps filter.Programs
+	progs, err := ps.PluginPrograms()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(sandbox.Confinement{Programs: progs})
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "grant-")
+	if err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	return f, nil
 }
 
 // procStatus returns the NoNewPrivs and Seccomp lines of a process.

@@ -7,19 +7,10 @@ import (
 	"syscall"
 	"unsafe"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
-
-// narrowing are the calls with which a confined process narrows its own
-// confinement further (the SDK applies a check's own declaration on top of
-// what the host imposed) and execveat, with which the host's launcher
-// executes the plugin once confined. None of them widens anything: a
-// Landlock domain and a seccomp filter only stack, and an executed image
-// inherits both and no_new_privs.
-var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"}
 
 // ExecConfined confines the calling thread with r (Landlock, best effort:
 // a kernel without Landlock leaves file access unrestricted) and with the
@@ -40,8 +31,8 @@ var narrowing = []string{"execveat", "prctl", "seccomp", "landlock_create_rulese
 // whatever the kernel's Landlock ABI (Landlock confines pathname Unix
 // sockets only from ABI v9 on).
 //
-// prog is the filter as the plugin host assembled it for r (Programs.For);
-// nil assembles it here.
+// prog is the filter the plugin host assembled for r (filter.Confined,
+// from its cache filter.Programs): no launcher assembles one.
 //
 // It returns only on failure, and the caller must then exit: the thread
 // may be partly confined. Only this thread is confined; execveat ends every
@@ -54,6 +45,9 @@ func ExecConfined(fd int, argv, env []string, r Rules, prog Program) (abi int, e
 	if len(argv) == 0 {
 		return 0, errors.New("empty argv")
 	}
+	if len(prog) == 0 {
+		return 0, errors.New("no seccomp program for the plugin: the host assembles it (filter.Confined)")
+	}
 	if unix.Gettid() != unix.Getpid() {
 		// The executed program would lose the parent-death signal, which
 		// only the main thread carries (see launch's init).
@@ -65,12 +59,11 @@ func ExecConfined(fd int, argv, env []string, r Rules, prog Program) (abi int, e
 	if err != nil {
 		return abi, err
 	}
-	if prog == nil {
-		if prog, err = ConfinedProgram(r); err != nil {
-			return abi, err
-		}
+	on, err := seccompAvailable()
+	if err != nil {
+		return abi, err
 	}
-	if seccomp.Supported() {
+	if on {
 		if err := prog.load(); err != nil {
 			return abi, fmt.Errorf("seccomp %s profile: %w", profile, err)
 		}
@@ -117,76 +110,6 @@ func landlockThread(r Rules) (int, error) {
 // serving go-plugin only listens and accepts.
 func MayConnect(r Rules) bool {
 	return len(r.UnixSockets) > 0 || len(r.ConnectTCP) > 0
-}
-
-// confinedFilter is p's allowlist plus the narrowing calls, on the calling
-// thread only, with socket(2) limited to AF_UNIX unless r grants TCP and
-// without connect(2) unless MayConnect(r).
-func confinedFilter(k programKey) (seccomp.Filter, error) {
-	names := append(k.profile.Syscalls(), narrowing...)
-	if names == nil {
-		return seccomp.Filter{}, fmt.Errorf("unknown seccomp profile %d", int(k.profile))
-	}
-	group := seccomp.SyscallGroup{Action: seccomp.ActionAllow}
-	for _, n := range names {
-		if n == "socket" || sendFlagsArg[n] != 0 || (!k.connect && n == "connect") {
-			continue
-		}
-		group.Names = append(group.Names, n)
-	}
-	group.NamesWithCondtions = append(socketConditions(k.tcp), sendConditions(names)...)
-	group.Names = sortUnique(group.Names)
-	return seccomp.Filter{
-		NoNewPrivs: true,
-		Flag:       seccomp.FilterFlagLog,
-		Policy:     seccomp.Policy{DefaultAction: seccomp.ActionErrno, Syscalls: []seccomp.SyscallGroup{group}},
-	}, nil
-}
-
-// socketConditions are the socket(2) calls a plugin may make: stream
-// sockets only (SOCK_STREAM, optionally with SOCK_NONBLOCK and
-// SOCK_CLOEXEC), of AF_UNIX, and with tcp of AF_INET or AF_INET6 with
-// protocol 0 or IPPROTO_TCP. Landlock confines TCP ports only, so any
-// other socket (UDP, raw, MPTCP, SCTP) would reach the network, or bind
-// the daemon's port, unconfined; and a Unix datagram socket could send to
-// the journal or syslog without connect(2).
-func socketConditions(tcp bool) []seccomp.NameWithConditions {
-	eq := func(arg uint32, v uint64) seccomp.Condition {
-		return seccomp.Condition{Argument: arg, Operation: seccomp.Equal, Value: v}
-	}
-	const flags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
-	stream := []seccomp.Condition{
-		{Argument: 1, Operation: seccomp.BitsSet, Value: unix.SOCK_STREAM},
-		{Argument: 1, Operation: seccomp.BitsNotSet, Value: ^uint64(unix.SOCK_STREAM | flags)},
-	}
-	out := []seccomp.NameWithConditions{{Name: "socket", Conditions: append(seccomp.ArgumentConditions{eq(0, unix.AF_UNIX)}, stream...)}}
-	if !tcp {
-		return out
-	}
-	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
-		for _, proto := range []uint64{0, unix.IPPROTO_TCP} {
-			c := append(seccomp.ArgumentConditions{eq(0, family), eq(2, proto)}, stream...)
-			out = append(out, seccomp.NameWithConditions{Name: "socket", Conditions: c})
-		}
-	}
-	return out
-}
-
-// sendFlagsArg is the argument holding the flags of each send call.
-var sendFlagsArg = map[string]uint32{"sendto": 3, "sendmsg": 2, "sendmmsg": 3}
-
-// sendConditions allow the send calls among names only without
-// MSG_FASTOPEN: TCP Fast Open connects as it sends, past the missing
-// connect(2) and past Landlock's connect_tcp rules.
-func sendConditions(names []string) []seccomp.NameWithConditions {
-	var out []seccomp.NameWithConditions
-	for _, n := range sortUnique(append([]string(nil), names...)) {
-		if arg, ok := sendFlagsArg[n]; ok {
-			out = append(out, seccomp.NameWithConditions{Name: n, Conditions: seccomp.ArgumentConditions{
-				{Argument: arg, Operation: seccomp.BitsNotSet, Value: unix.MSG_FASTOPEN}}})
-		}
-	}
-	return out
 }
 
 // execveat executes the file open as fd.

@@ -15,7 +15,11 @@
 //     script, its "#!" interpreter: Apply finds and grants them itself.
 //   - seccomp-BPF (Profile): an allowlist of system calls, installed on
 //     every thread (TSYNC) with no_new_privs set. A call outside the list
-//     fails with EPERM; the process is not killed (see Profile).
+//     fails with EPERM; the process is not killed (see Profile). This
+//     package loads programs (Program) and assembles none: the daemon
+//     assembles them (package internal/sandbox/filter) and hands each
+//     plugin its own, so that no launcher or plugin start pays for the
+//     assembler's tables.
 //
 // Both are inherited by every child process and cannot be lifted, only
 // narrowed further. A process that starts other programs after it
@@ -25,9 +29,10 @@
 //
 // A minimal plugin-side use, outside the SDK:
 //
+//	host, _ := sandbox.HostConfinement()
 //	st, err := sandbox.Apply(sandbox.Rules{
 //		ReadOnly: []string{"/sys/firmware/efi/efivars"},
-//	}, sandbox.ProfilePlugin)
+//	}, sandbox.ProfilePlugin, host.Programs.For(sandbox.ProfilePlugin))
 //	if err != nil {
 //		return fmt.Errorf("sandbox: %w", err)
 //	}

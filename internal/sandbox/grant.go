@@ -23,61 +23,60 @@ const maxGrant = 16 << 20
 
 // HostGrant returns the rules the host's launcher imposed on this process
 // with Landlock, and false when it was not started by a launcher, the
-// kernel has no Landlock (the launcher then announces no grant), or the
-// descriptor cannot be read. It reads at offset 0 and leaves the descriptor open.
+// kernel has no Landlock (nothing then enforces the rules), or the
+// descriptor cannot be read. It reads at offset 0 and leaves the
+// descriptor open.
 func HostGrant() (Rules, bool) {
-	g, ok := hostGrant()
-	return g.Rules, ok
+	c, ok := HostConfinement()
+	return c.Rules, ok && c.Landlock
 }
 
-// HostConfinement is HostGrant with, beside the rules, the seccomp
-// program the host assembled for this plugin to narrow itself with
-// (Profile.Filter of its grant's profile, to install with InstallProgram;
-// nil when the grant carries none).
-func HostConfinement() (Rules, Program, bool) {
-	g, ok := hostGrant()
-	return g.Rules, g.Plugin, ok
+// Confinement is what the host's launcher tells the plugin it started
+// about its confinement, in the sealed grant.
+type Confinement struct {
+	// Rules are the rules the launcher confined the plugin to.
+	Rules Rules `json:"rules"`
+	// Landlock says whether the kernel enforces Rules (it has Landlock).
+	Landlock bool `json:"landlock"`
+	// Programs are the seccomp programs the host assembled for the plugin
+	// to narrow itself with, one per plugin profile.
+	Programs PluginPrograms `json:"plugin_programs,omitempty"`
 }
 
-// grantFile is the launcher's encoding of the grant (package launch,
-// Spec), the fields a plugin reads.
-type grantFile struct {
-	Rules  Rules   `json:"rules"`
-	Plugin Program `json:"plugin_seccomp,omitempty"`
-}
-
-func hostGrant() (grantFile, bool) {
+// HostConfinement returns the grant of the host's launcher, and false
+// when the process was not started by one or the grant cannot be read.
+func HostConfinement() (Confinement, bool) {
 	v := os.Getenv(GrantFDEnv)
 	fd, err := strconv.Atoi(v)
 	if v == "" || err != nil || fd < 3 {
-		return grantFile{}, false
+		return Confinement{}, false
 	}
 	g, err := readGrant(fd)
 	if err != nil {
-		return grantFile{}, false
+		return Confinement{}, false
 	}
 	return g, true
 }
 
-func readGrant(fd int) (grantFile, error) {
+func readGrant(fd int) (Confinement, error) {
 	// A File of our own would close the descriptor when collected: read
 	// through a duplicate instead.
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
-		return grantFile{}, err
+		return Confinement{}, err
 	}
 	f := os.NewFile(uintptr(dup), "grant")
 	defer f.Close()
 	raw, err := io.ReadAll(io.LimitReader(io.NewSectionReader(f, 0, maxGrant+1), maxGrant+1))
 	if err != nil {
-		return grantFile{}, err
+		return Confinement{}, err
 	}
 	if len(raw) > maxGrant {
-		return grantFile{}, fmt.Errorf("grant over %d bytes", maxGrant)
+		return Confinement{}, fmt.Errorf("grant over %d bytes", maxGrant)
 	}
-	var g grantFile
+	var g Confinement
 	if err := json.Unmarshal(raw, &g); err != nil {
-		return grantFile{}, err
+		return Confinement{}, err
 	}
 	return g, g.Rules.Validate()
 }

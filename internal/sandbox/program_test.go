@@ -2,50 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
-)
 
-// TestPrograms: the host's cache hands out, for rules that differ only in
-// their paths, the very program ExecConfined would assemble, and another
-// one whenever the filter differs (a command to run, a socket to reach,
-// TCP).
-func TestPrograms(t *testing.T) {
-	t.Parallel()
-	var ps Programs
-	for _, c := range []struct {
-		name string
-		r    Rules
-	}{
-		{"reads only", Rules{ReadOnly: []string{"/etc"}}},
-		{"reads elsewhere", Rules{ReadOnly: []string{"/proc"}, ReadWrite: []string{"/run/x"}}},
-		{"runs a command", Rules{Exec: []string{"/usr/bin/true"}}},
-		{"reaches a socket", Rules{UnixSockets: []string{"/run/tpm.sock"}}},
-		{"binds TCP", Rules{BindTCP: []uint16{8080}}},
-		{"connects TCP", Rules{ConnectTCP: []uint16{443}}},
-	} {
-		got, err := ps.For(c.r)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		want, err := ConfinedProgram(c.r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) || len(got) == 0 || len(got)%8 != 0 {
-			t.Errorf("%s: cached program (%d bytes) is not the one assembled for the rules (%d bytes)", c.name, len(got), len(want))
-		}
-	}
-	if len(ps.m) != 5 {
-		t.Errorf("%d programs assembled for 6 rule sets of 5 filters", len(ps.m))
-	}
-	a, _ := ps.For(Rules{})
-	b, _ := ps.For(Rules{ConnectTCP: []uint16{443}})
-	if bytes.Equal(a, b) {
-		t.Error("a plugin that may connect over TCP got the filter of one that may not")
-	}
-}
+	"golang.org/x/sys/unix"
+)
 
 // TestProgramRefused: a program that is not whole instructions, too long,
 // or that the kernel refuses is not loaded, and says why.
@@ -67,5 +31,48 @@ func TestProgramRefused(t *testing.T) {
 		if err := c.p.load(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: load = %v, want an error with %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestSeccompRefusedIsAnError: a filter around the process that refuses
+// seccomp(2) is not a kernel without seccomp: installing a program fails
+// and says why, rather than leaving the filter out.
+func TestSeccompRefusedIsAnError(t *testing.T) {
+	t.Parallel()
+	if ok, err := seccompAvailable(); !ok || err != nil {
+		t.Skipf("no seccomp here: %v", err)
+	}
+	deny := ProgramOf([]unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_SECCOMP},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	})
+	errs := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, and the
+		// filter and no_new_privs (both per thread) with it.
+		runtime.LockOSThread()
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			errs <- err
+			return
+		}
+		if err := deny.load(); err != nil {
+			errs <- err
+			return
+		}
+		if ok, err := seccompAvailable(); ok || err == nil || !strings.Contains(err.Error(), "refused") {
+			errs <- fmt.Errorf("seccompAvailable under a filter refusing seccomp(2) = %v, %v; want an error", ok, err)
+			return
+		}
+		_, err := InstallProgram(deny)
+		if err == nil {
+			errs <- errors.New("InstallProgram under a filter refusing seccomp(2) reported no error")
+			return
+		}
+		errs <- nil
+	}()
+	if err := <-errs; err != nil {
+		t.Fatal(err)
 	}
 }

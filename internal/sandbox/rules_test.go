@@ -257,16 +257,7 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("%s is allowed", forbidden)
 		}
 	}
-	for _, p := range []Profile{ProfilePlugin, ProfilePluginExec, ProfileDaemon} {
-		f, err := p.Filter()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Policy.Assemble(); err != nil {
-			t.Errorf("%s: %v", p, err)
-		}
-	}
-	if _, err := Profile(0).Filter(); err == nil {
-		t.Error("profile 0 accepted")
+	if Profile(0).Syscalls() != nil {
+		t.Error("profile 0 has an allowlist")
 	}
 }

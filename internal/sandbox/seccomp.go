@@ -3,8 +3,6 @@ package sandbox
 import (
 	"fmt"
 	"slices"
-
-	seccomp "github.com/elastic/go-seccomp-bpf"
 )
 
 // Profile is a seccomp-BPF system call allowlist.
@@ -131,39 +129,4 @@ func (p Profile) Syscalls() []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// Filter returns the profile as a go-seccomp-bpf filter: the allowlist,
-// EPERM for everything else, no_new_privs, synchronised to every thread
-// and with refused calls logged to the audit log.
-func (p Profile) Filter() (seccomp.Filter, error) {
-	names := p.Syscalls()
-	if names == nil {
-		return seccomp.Filter{}, fmt.Errorf("unknown seccomp profile %d", int(p))
-	}
-	return seccomp.Filter{
-		NoNewPrivs: true,
-		Flag:       seccomp.FilterFlagTSync | seccomp.FilterFlagLog,
-		Policy: seccomp.Policy{
-			DefaultAction: seccomp.ActionErrno,
-			Syscalls:      []seccomp.SyscallGroup{{Action: seccomp.ActionAllow, Names: names}},
-		},
-	}, nil
-}
-
-// InstallSeccomp applies only the seccomp part of Apply: it loads the
-// profile's filter on every thread (with no_new_privs). It reports false,
-// and no error, when the kernel has no seccomp.
-func InstallSeccomp(p Profile) (bool, error) {
-	f, err := p.Filter()
-	if err != nil {
-		return false, err
-	}
-	if !seccomp.Supported() {
-		return false, nil
-	}
-	if err := seccomp.LoadFilter(f); err != nil {
-		return false, fmt.Errorf("seccomp %s profile: %w", p, err)
-	}
-	return true, nil
 }

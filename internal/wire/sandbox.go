@@ -28,10 +28,18 @@ func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 		return nil, nil
 	}
 	rules := Rules(s.Sandbox())
-	if applied, prog, ok := imposedAsDeclared(rules); ok {
+	host, _ := sandbox.HostConfinement()
+	prog := host.Programs.For(sandbox.PluginProfile(rules))
+	if len(prog) == 0 {
+		// Every plugin start goes through the host's launcher, which
+		// hands over the programs: none means a start from elsewhere,
+		// which must not run without its own filter.
+		return nil, fmt.Errorf("sandbox: the host's grant carries no seccomp program for the %s profile (start the plugin through runtime-attestor)", sandbox.PluginProfile(rules))
+	}
+	if applied, ok := imposedAsDeclared(host, rules); ok {
 		return &applied, narrowSeccomp(rules, prog, logger)
 	}
-	st, err := sandbox.ApplyPlugin(rules)
+	st, err := sandbox.ApplyPlugin(rules, prog)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
@@ -62,39 +70,29 @@ func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
 }
 
 // imposedAsDeclared reports whether the host's launcher already confined
-// this process with exactly the rules the check declares (a built-in whose
-// policy grants nothing more), returning them and the seccomp program the
-// host assembled for the plugin (nil: none). Landlock would then build the
-// same domain a second time: narrowSeccomp installs only the filter.
-func imposedAsDeclared(declared sandbox.Rules) (sandbox.Rules, sandbox.Program, bool) {
-	host, prog, ok := sandbox.HostConfinement()
-	if !ok {
-		return sandbox.Rules{}, nil, false
+// this process, with Landlock, to exactly the rules the check declares (a
+// built-in whose policy grants nothing more), returning them. Landlock
+// would then build the same domain a second time: narrowSeccomp installs
+// only the filter.
+func imposedAsDeclared(host sandbox.Confinement, declared sandbox.Rules) (sandbox.Rules, bool) {
+	if !host.Landlock {
+		return sandbox.Rules{}, false
 	}
 	want := sandbox.ForPlugin(declared)
-	return want, prog, reflect.DeepEqual(host.Merge(), want.Merge())
+	return want, reflect.DeepEqual(host.Rules.Merge(), want.Merge())
 }
 
-// narrowSeccomp installs the plugin's own seccomp filter, which takes away
-// the calls the host's filter leaves for narrowing (prctl, seccomp,
-// landlock_*, and execveat, with which a plugin could run an image it
-// wrote to a memory file, where Landlock does not check execution): prog,
-// the program the host assembled for it, else the profile's filter
-// assembled here.
+// narrowSeccomp installs the plugin's own seccomp filter, prog, the
+// program the host assembled for its profile, which takes away the calls
+// the host's filter leaves for narrowing (prctl, seccomp, landlock_*, and
+// execveat, with which a plugin could run an image it wrote to a memory
+// file, where Landlock does not check execution).
 func narrowSeccomp(rules sandbox.Rules, prog sandbox.Program, logger hclog.Logger) error {
-	var on bool
-	var err error
-	how := "host's program"
-	if len(prog) > 0 {
-		on, err = sandbox.InstallProgram(prog)
-	} else {
-		how = "assembled here"
-		on, err = sandbox.InstallSeccomp(sandbox.PluginProfile(rules))
-	}
+	on, err := sandbox.InstallProgram(prog)
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	logger.Info("sandboxed", "landlock", "imposed by the host's launcher, exactly as declared", "seccomp", on,
-		"profile", sandbox.PluginProfile(rules).String(), "filter", how)
+		"profile", sandbox.PluginProfile(rules).String(), "filter", "host's program")
 	return nil
 }

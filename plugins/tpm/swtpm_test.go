@@ -14,11 +14,9 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
-	"github.com/secure-ai/runtime-attestor/internal/peercred"
+	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
@@ -53,41 +51,39 @@ func toResult(m *wire.Measurement) *sdktest.Result {
 	return &sdktest.Result{Measurements: m.Measurements, Findings: m.Findings}
 }
 
-// pluginClient runs the real attestor-check-tpm binary through go-plugin,
-// as the daemon does.
-func pluginClient(t *testing.T) (*wire.Client, sdk.Description) {
+// pluginClient runs the real attestor-check-tpm binary as the daemon
+// does: through the launcher (this test binary, which sdktest makes one),
+// confined to grant before its first instruction, its socket in a 0700
+// folder with each side checking the other with SO_PEERCRED.
+func pluginClient(t *testing.T, grant sandbox.Rules) (*wire.Client, sdk.Description) {
 	t.Helper()
 	bin := testbin.Plugin(t, t.TempDir(), "tpm")
-	// The host's transport: the plugin's socket in a 0700 folder, each
-	// side checking the other with SO_PEERCRED (internal/peercred).
-	sock, err := os.MkdirTemp("", "tpm-plugin-")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sock, err := os.MkdirTemp("", "tpm-plugin-") // short: a socket path has 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sock) })
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sock)
-	if d := peercred.DaemonEnvEntry(); d != "" {
-		cmd.Env = append(cmd.Env, d)
-	}
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  []grpc.DialOption{grpc.WithTransportCredentials(peercred.Host(sock, cmd))},
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Warn, Output: os.Stderr}),
-	})
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
+	lp := launch.Plugin{Launcher: self, Binary: f, Argv0: bin, Rules: grant, SocketDir: sock,
+		LogLevel: "warn", StartTimeout: 30 * time.Second, Stderr: os.Stderr}
+	client, _, rules, err := lp.Client()
 	if err != nil {
 		t.Fatalf("start plugin: %v", err)
 	}
-	raw, err := rpc.Dispense(wire.PluginName)
+	defer rules.Close()
+	t.Cleanup(client.Kill)
+	wc, err := launch.Dispense(client)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("start plugin: %v", err)
 	}
-	wc := raw.(*wire.Client)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := wc.Describe(ctx)
@@ -112,7 +108,9 @@ func TestSwtpmEndToEnd(t *testing.T) {
 		}
 	})
 
-	wc, d := pluginClient(t)
+	statePath := filepath.Join(t.TempDir(), "tpm-clock.json")
+	grant := sandbox.Rules{UnixSockets: []string{sw.Socket}, ReadWrite: []string{filepath.Dir(statePath)}}
+	wc, d := pluginClient(t, grant)
 	call := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), 20*time.Second)
 	}
@@ -137,7 +135,6 @@ func TestSwtpmEndToEnd(t *testing.T) {
 		return m, decodeResult(t, r)
 	}
 
-	statePath := filepath.Join(t.TempDir(), "tpm-clock.json")
 	configure(map[string]any{"require_tpm": true, "swtpm_socket": sw.Socket, "expected_pcrs": expected, "state_file": statePath, "event_log": ""})
 	// Twice: the second measurement reconnects and reuses the AK, which
 	// swtpm keeps between connections.
@@ -171,7 +168,7 @@ func TestSwtpmEndToEnd(t *testing.T) {
 	// reset count back to zero): the next process reports the rollback.
 	onDemand := func() *wire.Measurement {
 		t.Helper()
-		wc, d := pluginClient(t)
+		wc, d := pluginClient(t, grant)
 		raw, _ := json.Marshal(map[string]any{"swtpm_socket": sw.Socket, "state_file": statePath, "event_log": ""})
 		ctx, cancel := call()
 		defer cancel()

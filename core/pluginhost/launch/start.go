@@ -17,6 +17,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
@@ -53,10 +54,9 @@ type Plugin struct {
 	// size of one gRPC answer (0: gRPC's default).
 	StartTimeout   time.Duration
 	MaxAnswerBytes int
-	// Programs assembles the launcher's seccomp filter once per distinct
-	// filter (a host keeps one for all its starts); nil leaves it to the
-	// launcher, at each start.
-	Programs *sandbox.Programs
+	// Programs assembles the seccomp programs once per distinct filter (a
+	// host keeps one for all its starts); nil assembles them at each start.
+	Programs *filter.Programs
 	// Stderr receives the plugin's stderr (hclog JSON); nil discards it.
 	// go-plugin's own stderr parser is never used: it panics on
 	// hclog-looking JSON whose "@message" is not a string, which would let
@@ -142,18 +142,19 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	return client, cmd, rules, nil
 }
 
-// spec is what the launcher is told: the grant and, with Programs, the
-// launcher's and the plugin's seccomp programs.
+// spec is what the launcher is told: the grant, whether Landlock enforces
+// it, and the launcher's and the plugin's seccomp programs.
 func (p Plugin) spec() (Spec, error) {
-	s := Spec{Rules: p.Grant()}
-	if p.Programs == nil {
-		return s, nil
+	s := Spec{Rules: p.Grant(), Landlock: sandbox.ABI() > 0}
+	ps := p.Programs
+	if ps == nil {
+		ps = new(filter.Programs)
 	}
 	var err error
-	if s.Seccomp, err = p.Programs.For(s.Rules); err != nil {
+	if s.Seccomp, err = ps.For(s.Rules); err != nil {
 		return Spec{}, err
 	}
-	if s.PluginSeccomp, err = p.Programs.ForPlugin(s.Rules); err != nil {
+	if s.PluginSeccomp, err = ps.PluginPrograms(); err != nil {
 		return Spec{}, err
 	}
 	return s, nil
@@ -178,9 +179,9 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 }
 
 // Command returns the command that starts the plugin file bin (open, and
-// verified by the caller) through launcher, confined as s says (its rules,
-// and the seccomp program from sandbox.Programs; none: the launcher
-// assembles it); argv0 is the plugin's argv[0] and env its environment.
+// verified by the caller) through launcher, confined as s says (its rules
+// and the seccomp program from filter.Programs, without which the launcher
+// starts nothing); argv0 is the plugin's argv[0] and env its environment.
 // The caller sets SysProcAttr,
 // starts the command (through go-plugin) and then closes the returned
 // rules file. Plugin.Client is the whole start; Command is its first step.

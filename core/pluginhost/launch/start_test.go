@@ -18,7 +18,8 @@ import (
 // two encodings cannot drift.
 func TestGrantReadByThePlugin(t *testing.T) {
 	want := sandbox.Rules{ReadOnly: []string{"/etc/os-release"}, ReadWrite: []string{"/run/x"}, Devices: []string{"/dev/tpmrm0"}, ConnectTCP: []uint16{443}}
-	f, err := RulesFile(Spec{Rules: want})
+	progs := sandbox.PluginPrograms{"plugin": sandbox.Program{1, 2, 3, 4, 5, 6, 7, 8}}
+	f, err := RulesFile(Spec{Rules: want, Landlock: true, Seccomp: sandbox.Program{8, 7, 6, 5, 4, 3, 2, 1}, PluginSeccomp: progs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,9 +29,26 @@ func TestGrantReadByThePlugin(t *testing.T) {
 	if !ok || !reflect.DeepEqual(got, want) {
 		t.Fatalf("HostGrant() = %+v, %t; want %+v", got, ok, want)
 	}
+	if c, ok := sandbox.HostConfinement(); !ok || !reflect.DeepEqual(c.Programs, progs) || !c.Landlock {
+		t.Fatalf("HostConfinement() = %+v, %t; want the plugin programs %v", c, ok, progs)
+	}
 	// Read twice: the descriptor stays open and is read from its start.
 	if again, ok := sandbox.HostGrant(); !ok || !reflect.DeepEqual(again, want) {
 		t.Fatalf("second HostGrant() = %+v, %t", again, ok)
+	}
+	// Without Landlock the rules are not enforced: no grant to explain a
+	// denial with, but the programs to narrow with all the same.
+	nf, err := RulesFile(Spec{Rules: want, PluginSeccomp: progs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nf.Close()
+	t.Setenv(sandbox.GrantFDEnv, strconv.Itoa(int(nf.Fd())))
+	if _, ok := sandbox.HostGrant(); ok {
+		t.Error("a grant Landlock does not enforce was read as enforced")
+	}
+	if c, ok := sandbox.HostConfinement(); !ok || !reflect.DeepEqual(c.Programs, progs) {
+		t.Errorf("HostConfinement() without Landlock = %+v, %t", c, ok)
 	}
 	for _, v := range []string{"", "x", "2", "987654"} {
 		t.Setenv(sandbox.GrantFDEnv, v)

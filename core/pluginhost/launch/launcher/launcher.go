@@ -51,16 +51,20 @@ const ExitFailed = 125
 // binaries stays far below.
 const maxRules = 16 << 20
 
-// Spec is what the host tells the launcher.
+// Spec is what the host tells the launcher. The launcher leaves it open in
+// the plugin as its grant, which the plugin reads as a
+// sandbox.Confinement: the same fields, but Seccomp.
 type Spec struct {
 	Rules sandbox.Rules `json:"rules"`
-	// Seccomp is the filter for Rules, assembled by the host
-	// (sandbox.Programs); empty, the launcher assembles it.
-	Seccomp sandbox.Program `json:"seccomp,omitempty"`
-	// PluginSeccomp is the filter the plugin narrows itself with when
-	// Rules is exactly its declaration (sandbox.HostProgram), assembled by
-	// the host; the launcher leaves it to the plugin.
-	PluginSeccomp sandbox.Program `json:"plugin_seccomp,omitempty"`
+	// Landlock says whether the kernel has Landlock, so enforces Rules.
+	Landlock bool `json:"landlock"`
+	// Seccomp is the launcher's filter for Rules, assembled by the host
+	// (filter.Programs); the launcher refuses to start a plugin without.
+	Seccomp sandbox.Program `json:"seccomp"`
+	// PluginSeccomp are the filters the plugin narrows itself with, one
+	// per plugin profile, assembled by the host; the launcher leaves them
+	// to the plugin.
+	PluginSeccomp sandbox.PluginPrograms `json:"plugin_programs,omitempty"`
 }
 
 // init keeps, in launcher mode, the main goroutine on the main thread (a
@@ -105,11 +109,10 @@ func run(v string) error {
 		return strings.HasPrefix(kv, Env+"=") || strings.HasPrefix(kv, sandbox.GrantFDEnv+"=")
 	})
 	// The rules stay open in the plugin, read-only and sealed, as its
-	// grant (sandbox.HostGrant): where Landlock enforces them, the SDK
-	// tells a denial by the sandbox from another permission error with it.
-	if sandbox.ABI() > 0 {
-		env = append(env, sandbox.GrantFDEnv+"="+strconv.Itoa(RulesFD))
-	}
+	// grant (sandbox.HostConfinement): the SDK narrows the plugin with the
+	// programs in it and, where Landlock enforces the rules, tells a
+	// denial by the sandbox from another permission error with them.
+	env = append(env, sandbox.GrantFDEnv+"="+strconv.Itoa(RulesFD))
 	lowerPriority()
 	_, err = sandbox.ExecConfined(BinaryFD, os.Args, env, spec.Rules, spec.Seccomp)
 	return err
