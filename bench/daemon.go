@@ -27,10 +27,13 @@ import (
 // HMAC key, an API token, a signing key and the development policy rendered for it, with
 // these changes: a free loopback port, no periodic attestation while
 // measuring (refresh_interval 1h), and, when services is not nil, those
-// service binaries with resident plugins.
-func install(bins bins, dir string, services map[string]string) (*layout, error) {
-	l := &layout{dir: dir, run: filepath.Join(dir, "run"), plugins: filepath.Join(dir, "plugins")}
-	for _, d := range []string{l.run, l.plugins} {
+// service binaries with resident plugins. Its runtime folder (the unit's
+// RuntimeDirectory, where the daemon makes each plugin's socket folder and
+// grant) is a folder of its own under runtimeBase.
+func install(bins bins, dir, runtimeBase string, services map[string]string) (*layout, error) {
+	l := &layout{dir: dir, run: filepath.Join(dir, "run"), plugins: filepath.Join(dir, "plugins"),
+		runtime: filepath.Join(runtimeBase, filepath.Base(dir))}
+	for _, d := range []string{l.run, l.plugins, l.runtime} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
@@ -83,7 +86,7 @@ func install(bins bins, dir string, services map[string]string) (*layout, error)
 
 // layout is an installation in a folder of its own.
 type layout struct {
-	dir, run, plugins, policy, token, addr string
+	dir, run, plugins, runtime, policy, token, addr string
 }
 
 func (l *layout) render(bins bins, services map[string]string) ([]byte, error) {
@@ -155,11 +158,11 @@ func startDaemon(daemonExe string, l *layout, g *group) (*daemon, error) {
 	go d.readNotify()
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "RUNTIME_DIRECTORY=") {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "GOMAXPROCS=1", "NOTIFY_SOCKET="+sock)
+	env = append(env, "GOMAXPROCS=1", "NOTIFY_SOCKET="+sock, "RUNTIME_DIRECTORY="+d.l.runtime)
 	d.cmd = g.command(env, daemonExe, "--config", l.policy)
 	d.cmd.Stderr = &d.stderr
 	d.started = time.Now()

@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			t0.UTC().Format(time.RFC3339), cfg.Runs, time.Since(t0).Seconds(), load0, loadavg()),
 		Setting: fmt.Sprintf("daemon and plugins in one cgroup: %d%% of one CPU (quota per 100 ms period), "+
 			"memory %d MiB, %d tasks, GOMAXPROCS=1; the development policy (plugins on demand) with "+
-			"refresh_interval 1h and a free loopback port; /api/v1/verify probed every %s",
+			"refresh_interval 1h and a free loopback port; RUNTIME_DIRECTORY on a tmpfs, as the unit's; /api/v1/verify probed every %s",
 			cfg.Quota, unitLimits.MemoryMax>>20, unitLimits.TasksMax, probeEvery),
 	}
 	f, err := os.Create(cfg.Out)
@@ -123,7 +123,13 @@ func measure(cfg config, progress io.Writer) (*table, string, error) {
 		return nil, "", err
 	}
 	defer os.RemoveAll(work)
-	b := &bench{cfg: cfg, work: work, t: newTable(cfg), log: progress}
+	rt, rtFS, err := runtimeBase(work)
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(rt)
+	b := &bench{cfg: cfg, work: work, runtime: rt, t: newTable(cfg), log: progress}
+	fmt.Fprintf(progress, "attestor-bench: runtime folders on %s\n", rtFS)
 	version, err := b.checkCgroups()
 	if err != nil {
 		return nil, "", err
@@ -154,11 +160,12 @@ func measure(cfg config, progress io.Writer) (*table, string, error) {
 
 // bench is one run of the benchmark.
 type bench struct {
-	cfg  config
-	work string
-	t    *table
-	log  io.Writer
-	n    int // groups and folders made so far
+	cfg     config
+	work    string
+	runtime string // base of the daemons' runtime folders (runtimeBase)
+	t       *table
+	log     io.Writer
+	n       int // groups and folders made so far
 }
 
 // group creates a fresh group with the unit's memory limit, the given

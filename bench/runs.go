@@ -229,7 +229,7 @@ func (b *bench) start(quota int, services map[string]string, cold string) (*daem
 // is a second old), as an installation's files are by its first boot.
 func (b *bench) installFresh(services map[string]string) (*layout, error) {
 	b.n++
-	l, err := install(b.cfg.bins, filepath.Join(b.work, fmt.Sprintf("d%d", b.n)), services)
+	l, err := install(b.cfg.bins, filepath.Join(b.work, fmt.Sprintf("d%d", b.n)), b.runtime, services)
 	if err != nil {
 		return nil, err
 	}

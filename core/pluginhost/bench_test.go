@@ -3,9 +3,12 @@ package pluginhost
 import (
 	"context"
 	"fmt"
+	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkMeasure measures one attestation over n light plugins (the
@@ -70,7 +73,8 @@ func BenchmarkPluginStart(b *testing.B) {
 	// out the racy margin keeps a fresh install from re-hashing the whole
 	// file at every start, which no installed plugin does.
 	time.Sleep(racyMargin + 100*time.Millisecond)
-	h := New(Options{Dir: dir, Plugins: []Spec{{Name: "light", Enabled: true}}, Launcher: launcher(b), GOMAXPROCS: 1})
+	h := New(Options{Dir: dir, Plugins: []Spec{{Name: "light", Enabled: true}}, Launcher: launcher(b), GOMAXPROCS: 1,
+		SocketDir: tmpfsDir(b)})
 	defer h.Close()
 	if err := h.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -88,6 +92,23 @@ func BenchmarkPluginStart(b *testing.B) {
 	perOp := func(ns int64) float64 { return float64(ns) / 1e6 / float64(b.N) }
 	b.ReportMetric(perOp(host2-host+kids2-kids), "cpu-ms/op")
 	b.ReportMetric(perOp(kids2-kids), "child-cpu-ms/op")
+}
+
+// tmpfsDir is a folder on a tmpfs (/run, else /dev/shm), as the unit's
+// RuntimeDirectory is, where the host makes each plugin's socket folder;
+// a temporary folder when there is none.
+func tmpfsDir(b *testing.B) string {
+	for _, parent := range []string{"/run", "/dev/shm"} {
+		var st unix.Statfs_t
+		if unix.Statfs(parent, &st) != nil || st.Type != unix.TMPFS_MAGIC {
+			continue
+		}
+		if d, err := os.MkdirTemp(parent, "attestor-bench-"); err == nil {
+			b.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return b.TempDir()
 }
 
 // cpuTime is the CPU this process and its reaped children (the launcher
