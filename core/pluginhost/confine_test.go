@@ -368,7 +368,8 @@ func TestDeclaredAsGrantedNarrowsSyscalls(t *testing.T) {
 	dir := t.TempDir()
 	install(t, dir, "hostiledeclared", "declared")
 	declared := sandbox.Rules{ReadOnly: []string{"/etc/os-release"}}
-	hs := newStrictHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "declared", Enabled: true, Sandbox: declared,
+	// debug: the plugin logs how it narrowed itself at that level.
+	hs := newStrictHarness(t, Options{Dir: dir, LogLevel: "debug", Plugins: []Spec{{Name: "declared", Enabled: true, Sandbox: declared,
 		ConfigJSON: cfg("narrowing", true, "read", []string{"/etc/os-release", "/etc/passwd"})}}})
 	hs.start()
 	r := hs.measure()["declared"]

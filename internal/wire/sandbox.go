@@ -43,7 +43,13 @@ func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	logger.Info("sandboxed", "landlock_abi", st.ABI, "landlock", st.Landlock, "reason", st.Reason,
+	// Every on-demand start confines itself again: a routine line is
+	// debug, one whose Landlock part could not be applied says why.
+	log := logger.Debug
+	if !st.Landlock && st.Reason != "" {
+		log = logger.Warn
+	}
+	log("sandboxed", "landlock_abi", st.ABI, "landlock", st.Landlock, "reason", st.Reason,
 		"seccomp", st.Seccomp, "profile", st.Profile, "skipped", st.Skipped, "summary", st.String())
 	if !st.Landlock {
 		return nil, nil
@@ -92,7 +98,7 @@ func narrowSeccomp(rules sandbox.Rules, prog sandbox.Program, logger hclog.Logge
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	logger.Info("sandboxed", "landlock", "imposed by the host's launcher, exactly as declared", "seccomp", on,
+	logger.Debug("sandboxed", "landlock", "imposed by the host's launcher, exactly as declared", "seccomp", on,
 		"profile", sandbox.PluginProfile(rules).String(), "filter", "host's program")
 	return nil
 }
