@@ -151,7 +151,7 @@ func (m *Measurer) Measure(ctx context.Context, raw []byte) error {
 }
 
 func (m *Measurer) measure(ctx context.Context, raw []byte) error {
-	v, ms, err := Of(raw)
+	v, ms, b, err := of(raw)
 	if err != nil {
 		return err
 	}
@@ -161,10 +161,6 @@ func (m *Measurer) measure(ctx context.Context, raw []byte) error {
 	}
 	if m.started && bytes.Equal(d, m.lastD) {
 		return nil
-	}
-	rec, err := m.record(raw, v, ms, d)
-	if err != nil {
-		return err
 	}
 	return m.opts.TPM.Exclusive(ctx, func(tp transport.TPM) error {
 		f, err := openLog(m.opts.LogPath)
@@ -179,18 +175,20 @@ func (m *Measurer) measure(ctx context.Context, raw []byte) error {
 			if bytes.Equal(d, m.lastD) {
 				return nil
 			}
-			rec.RecNum = uint64(m.records)
+		}
+		// The record is built only now that it is written: not for a
+		// verdict already in the PCR, nor while no TPM answers.
+		rec, err := m.record(raw, b, v, ms, d)
+		if err != nil {
+			return err
 		}
 		return m.extend(tp, f, rec, d)
 	})
 }
 
-// record builds the log record of verdict v of the bundle raw.
-func (m *Measurer) record(raw []byte, v Verdict, ms Measurements, d []byte) (Record, error) {
-	var b bundle.Bundle
-	if err := jsonUnmarshal(raw, &b); err != nil {
-		return Record{}, err
-	}
+// record builds the log record of verdict v of the bundle raw (b,
+// decoded).
+func (m *Measurer) record(raw []byte, b *bundle.Bundle, v Verdict, ms Measurements, d []byte) (Record, error) {
 	bd, err := bundle.ContentDigest(raw)
 	if err != nil {
 		return Record{}, err

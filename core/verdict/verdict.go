@@ -60,10 +60,22 @@ type Boot struct {
 
 // Of returns the verdict of the bundle raw and its measurements.
 func Of(raw []byte) (Verdict, Measurements, error) {
+	v, m, _, err := of(raw)
+	return v, m, err
+}
+
+// of is Of, with the bundle as it decoded it.
+func of(raw []byte) (Verdict, Measurements, *bundle.Bundle, error) {
 	var b bundle.Bundle
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return Verdict{}, Measurements{}, fmt.Errorf("verdict of a bundle: %w", err)
+		return Verdict{}, Measurements{}, nil, fmt.Errorf("verdict of a bundle: %w", err)
 	}
+	v, m, err := fromBundle(&b)
+	return v, m, &b, err
+}
+
+// fromBundle returns the verdict of b and its measurements.
+func fromBundle(b *bundle.Bundle) (Verdict, Measurements, error) {
 	if !b.State.Valid() || b.BundleVersion != bundle.Version {
 		return Verdict{}, Measurements{}, fmt.Errorf("verdict of a bundle: not a version %d bundle with a state (bundle_version %d, state %q)", bundle.Version, b.BundleVersion, clip(string(b.State)))
 	}
@@ -119,11 +131,4 @@ func digestJSON(v any) ([]byte, error) {
 	}
 	sum := sha256.Sum256(c)
 	return sum[:], nil
-}
-
-func jsonUnmarshal(raw []byte, v any) error {
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode bundle: %w", err)
-	}
-	return nil
 }

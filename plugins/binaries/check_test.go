@@ -1,6 +1,7 @@
 package binaries_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/canonjson"
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/plugins/binaries"
@@ -335,5 +337,40 @@ func TestSubprocess(t *testing.T) {
 	var ce *sdk.ConfigError
 	if err := c.Configure(ctx, []byte(`{"max_parallel":-1}`)); !errors.As(err, &ce) {
 		t.Fatalf("bad config over the wire = %v, want ConfigError", err)
+	}
+}
+
+// TestMeasurementCanonical: the measurements are written in RFC 8785 form
+// as they are, so that the daemon does not canonicalise thousands of
+// service reports again at each attestation (ServiceReport's field order).
+func TestMeasurementCanonical(t *testing.T) {
+	t.Parallel()
+	root := fixture(t)
+	dir := filepath.Join(root, "usr", "libexec", "secure-ai")
+	services := map[string]svc{}
+	for _, n := range []string{"policy-engine", "registry", "agent", "policy-engine-current", "airlock", "missing"} {
+		services[n] = svc{Path: filepath.Join(dir, n), SHA256: strings.Repeat("ab", 32)}
+	}
+	raw, _ := json.Marshal(map[string]any{"service_binaries": services})
+	c := binaries.New()
+	if err := c.(sdk.Configurer).Configure(t.Context(), sdk.NewConfig(raw)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Measure(t.Context(), sdk.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range res.Measurements {
+		got, err := json.Marshal(v) // as the SDK's server encodes it
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := canonjson.Canonical(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is not written in canonical form:\n%s\nwant\n%s", k, got, want)
+		}
 	}
 }
