@@ -77,7 +77,7 @@ func Start(t *testing.T, name string) *Plugin {
 	}
 	lp := launch.Plugin{
 		Launcher: launcher, Binary: f, Argv0: bin,
-		Rules: testGrant(), SocketDir: sock, LogLevel: "info",
+		Rules: testGrant(), SocketDir: sock, LogLevel: "debug", // the plugin says how it sandboxed itself at debug
 		PIDNamespace: os.Geteuid() == 0, StartTimeout: 30 * time.Second, Stderr: logs,
 	}
 	client, _, rules, err := lp.Client()
