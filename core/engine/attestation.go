@@ -219,7 +219,7 @@ func (e *Engine) publishTurn(t *turn) Snapshot {
 	snap := e.publish(t.raw, t.b, t.results, t.st, t.score, auditSeq, auditHash)
 	if e.verdict != nil {
 		vctx, vcancel := context.WithTimeout(context.Background(), verdictTimeout)
-		_ = e.verdict.Measure(vctx, t.raw) // a failure is in the next bundle
+		_ = e.verdict.Measure(vctx, t.raw, t.b) // a failure is in the next bundle
 		vcancel()
 	}
 	e.logger.Info("attestation done", "sequence", t.seq, "state", t.st, "score", t.score, "failures", len(t.b.Failures))

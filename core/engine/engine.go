@@ -90,7 +90,8 @@ func NewNonce() ([]byte, error) {
 
 // Verdicts measures verdicts (core/verdict).
 type Verdicts interface {
-	Measure(ctx context.Context, rawBundle []byte) error
+	// Measure measures the verdict of rawBundle, which b is decoded.
+	Measure(ctx context.Context, rawBundle []byte, b *bundle.Bundle) error
 	Problem() error
 }
 

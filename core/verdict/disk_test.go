@@ -73,7 +73,7 @@ func TestFullDiskExtendsNothing(t *testing.T) {
 			st, codes = state.Degraded, []string{"x.y"}
 		}
 		before := readPCR(t, tp)
-		if err := m.Measure(context.Background(), testBundle(t, i, st, codes...)); err == nil {
+		if err := m.Measure(context.Background(), testBundle(t, i, st, codes...), nil); err == nil {
 			measured++
 			continue
 		}

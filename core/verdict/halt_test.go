@@ -38,7 +38,7 @@ func TestDisagreementHalts(t *testing.T) {
 	m := New(Options{TPM: tp, PCR: testPCR, LogPath: filepath.Join(dir, "a", "verdict.log")})
 	before := readPCR(t, tp)
 	for i := 0; i < 2; i++ {
-		err := m.Measure(context.Background(), testBundle(t, uint64(i), state.Attested))
+		err := m.Measure(context.Background(), testBundle(t, uint64(i), state.Attested), nil)
 		if !errors.Is(err, ErrHalted) || !strings.Contains(err.Error(), "replays PCR") {
 			t.Fatalf("attempt %d: got %v, want ErrHalted", i, err)
 		}
@@ -59,7 +59,7 @@ func TestDisagreementHalts(t *testing.T) {
 	if err := tp2.Exclusive(context.Background(), func(x transport.TPM) error { return evidence.ExtendPCR(x, testPCR, other[:]) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Measure(context.Background(), testBundle(t, 2, state.Degraded, "x.y")); !errors.Is(err, ErrHalted) {
+	if err := m.Measure(context.Background(), testBundle(t, 2, state.Degraded, "x.y"), nil); !errors.Is(err, ErrHalted) {
 		t.Fatalf("got %v, want ErrHalted", err)
 	}
 	if recs, err := Parse(logOf(t, logPath), testPCR); err != nil || len(recs) != 1 {
@@ -76,7 +76,7 @@ func TestDisagreementHalts(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = New(Options{TPM: tp3, PCR: testPCR, LogPath: logPath})
-	if err := m.Measure(context.Background(), testBundle(t, 2, state.Attested)); !errors.Is(err, ErrHalted) {
+	if err := m.Measure(context.Background(), testBundle(t, 2, state.Attested), nil); !errors.Is(err, ErrHalted) {
 		t.Fatalf("a truncated log was continued: %v", err)
 	}
 }
@@ -120,7 +120,7 @@ func TestLogFileIsGuarded(t *testing.T) {
 	zero := readPCR(t, tp)
 	for i, tc := range []struct{ dir, want string }{{open, "writable by group or others"}, {loose, "writable by group or others"}, {link, "symbolic link"}} {
 		m := New(Options{TPM: tp, PCR: testPCR, LogPath: filepath.Join(tc.dir, "verdict.log")})
-		err := m.Measure(context.Background(), testBundle(t, 1, state.Attested))
+		err := m.Measure(context.Background(), testBundle(t, 1, state.Attested), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Test %d: got %v, want %q", i, err, tc.want)
 		}
@@ -133,7 +133,7 @@ func TestLogFileIsGuarded(t *testing.T) {
 func TestWithoutTPM(t *testing.T) {
 	t.Parallel()
 	m := New(Options{PCR: testPCR, LogPath: filepath.Join(t.TempDir(), "verdict.log")})
-	if err := m.Measure(context.Background(), testBundle(t, 1, state.Attested)); err != nil {
+	if err := m.Measure(context.Background(), testBundle(t, 1, state.Attested), nil); err != nil {
 		t.Fatal(err)
 	}
 	if s := m.Status(); s.Measuring || !strings.Contains(s.Reason, "no TPM") {
@@ -141,7 +141,7 @@ func TestWithoutTPM(t *testing.T) {
 	}
 	absent := evidence.New(evidence.Options{Open: func(context.Context) (tpmio.Conn, error) { return nil, tpmio.ErrAbsent }})
 	m = New(Options{TPM: absent, PCR: testPCR, LogPath: filepath.Join(t.TempDir(), "verdict.log")})
-	if err := m.Measure(context.Background(), testBundle(t, 1, state.Attested)); err != nil || m.Problem() != nil {
+	if err := m.Measure(context.Background(), testBundle(t, 1, state.Attested), nil); err != nil || m.Problem() != nil {
 		t.Errorf("got %v, problem %v; want no error and no problem without a TPM", err, m.Problem())
 	}
 	if s := m.Status(); s.Measuring || !strings.Contains(s.Reason, "no TPM") {

@@ -122,8 +122,9 @@ func (m *Measurer) Status() Status {
 // it to the log, unless it is the verdict last measured. The first call
 // replays the existing log (a restarted daemon continues it) against the
 // PCR; when they disagree nothing is ever extended this boot. Without a
-// TPM (ErrNoTPM) it returns nil: Status says so.
-func (m *Measurer) Measure(ctx context.Context, raw []byte) error {
+// TPM (ErrNoTPM) it returns nil: Status says so. b, when not nil, is raw
+// decoded (the engine has it: the bundle is then not decoded again).
+func (m *Measurer) Measure(ctx context.Context, raw []byte, b *bundle.Bundle) error {
 	if m.opts.TPM == nil || m.opts.LogPath == "" {
 		return nil
 	}
@@ -132,7 +133,7 @@ func (m *Measurer) Measure(ctx context.Context, raw []byte) error {
 	if m.halted != nil {
 		return m.halted
 	}
-	err := m.measure(ctx, raw)
+	err := m.measure(ctx, raw, b)
 	m.last, m.noTPM = err, nil
 	if errors.Is(err, evidence.ErrNoTPM) {
 		// No TPM answers: nothing is measured, which is no fault of the
@@ -150,8 +151,15 @@ func (m *Measurer) Measure(ctx context.Context, raw []byte) error {
 	return err
 }
 
-func (m *Measurer) measure(ctx context.Context, raw []byte) error {
-	v, ms, b, err := of(raw)
+func (m *Measurer) measure(ctx context.Context, raw []byte, b *bundle.Bundle) error {
+	var v Verdict
+	var ms Measurements
+	var err error
+	if b != nil {
+		v, ms, err = fromBundle(b)
+	} else {
+		v, ms, b, err = of(raw)
+	}
 	if err != nil {
 		return err
 	}

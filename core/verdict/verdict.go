@@ -34,18 +34,21 @@ type Verdict struct {
 }
 
 // Measurements are the bundle's stable measurements. A value no plugin
-// measured is null, as in the bundle.
+// measured is null, as in the bundle. The fields are in the order of their
+// JSON names, RFC 8785's order, so that encoding/json writes them in
+// canonical form, which digestJSON recognises without transforming
+// (ServiceDigests may hold thousands of entries).
 type Measurements struct {
-	AttestorVersion         string            `json:"attestor_version"`
-	DeploymentDigest        *string           `json:"deployment_digest"`
-	ServiceDigests          map[string]string `json:"service_digests"`
-	PolicyDigest            *string           `json:"policy_digest"`
-	AttestationPolicySHA256 *string           `json:"attestation_policy_sha256"`
-	RegistryManifestHash    *string           `json:"registry_manifest_hash"`
+	AttestationPolicySHA256 *string `json:"attestation_policy_sha256"`
+	AttestorVersion         string  `json:"attestor_version"`
+	Boot                    Boot    `json:"boot"`
+	DeploymentDigest        *string `json:"deployment_digest"`
 	// Plugins maps each plugin run to the SHA-256 of its executable (null
 	// when none ran): the plugin pins.
-	Plugins map[string]*string `json:"plugins"`
-	Boot    Boot               `json:"boot"`
+	Plugins              map[string]*string `json:"plugins"`
+	PolicyDigest         *string            `json:"policy_digest"`
+	RegistryManifestHash *string            `json:"registry_manifest_hash"`
+	ServiceDigests       map[string]string  `json:"service_digests"`
 }
 
 // Boot is the boot reference result: Secure Boot's state and whether the

@@ -63,10 +63,37 @@ func readPCR(t *testing.T, tp *evidence.TPM) []byte {
 	return v
 }
 
+// measure measures raw as the engine does, with the bundle decoded
+// beside it (the other tests pass none: Measure decodes it).
 func measure(t *testing.T, m *Measurer, raw []byte) {
 	t.Helper()
-	if err := m.Measure(context.Background(), raw); err != nil {
+	var b bundle.Bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Measure(context.Background(), raw, &b); err != nil {
 		t.Fatalf("measure: %v", err)
+	}
+}
+
+// TestMeasurementsWrittenCanonical: encoding/json writes Measurements in
+// RFC 8785 form as it is, so its digest needs no transform (field order).
+func TestMeasurementsWrittenCanonical(t *testing.T) {
+	t.Parallel()
+	s := "x"
+	ms := Measurements{AttestorVersion: "1", DeploymentDigest: &s, PolicyDigest: &s, AttestationPolicySHA256: &s,
+		RegistryManifestHash: &s, ServiceDigests: map[string]string{"b": "2", "a": "1"}, Plugins: map[string]*string{"tpm": &s, "kernel": nil},
+		Boot: Boot{SecureBoot: new(bool), SetupMode: new(bool), TPMAvailable: new(bool), TPMQuoteVerified: new(bool)}}
+	raw, err := json.Marshal(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bundle.Canonical(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, c) {
+		t.Errorf("Measurements is not written in canonical form:\n%s\nwant\n%s", raw, c)
 	}
 }
 
