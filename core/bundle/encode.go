@@ -162,7 +162,7 @@ func (w *writer) stringMap(m map[string]string) {
 		return
 	}
 	w.buf = append(w.buf, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range sortedKeys(w, m) {
 		w.name(i == 0, k)
 		w.str(m[k])
 	}
@@ -171,8 +171,10 @@ func (w *writer) stringMap(m map[string]string) {
 
 // sortedKeys returns m's keys in the order RFC 8785 sorts member names:
 // by UTF-16 code units, which is byte order for ASCII. Keys are coerced
-// to UTF-8 first, as json.Marshal writes them.
-func sortedKeys[V any](m map[string]V) []string {
+// to UTF-8 first, as json.Marshal writes them; two keys that are one name
+// once coerced (invalid bytes become U+FFFD) fail w, as Canonical refuses
+// a duplicate member.
+func sortedKeys[V any](w *writer, m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	ascii := true
 	for k := range m {
@@ -183,9 +185,15 @@ func sortedKeys[V any](m map[string]V) []string {
 		slices.Sort(keys)
 		return keys
 	}
-	slices.SortFunc(keys, func(a, b string) int {
-		return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
-	})
+	units := func(s string) []uint16 { return utf16.Encode([]rune(s)) }
+	slices.SortFunc(keys, func(a, b string) int { return slices.Compare(units(a), units(b)) })
+	for i := 1; i < len(keys); i++ {
+		if !utf8.ValidString(keys[i]) || !utf8.ValidString(keys[i-1]) {
+			if slices.Equal(units(keys[i]), units(keys[i-1])) {
+				w.fail(fmt.Errorf("two member names are both %q once coerced to UTF-8 (fix the names that are not valid UTF-8)", string([]rune(keys[i]))))
+			}
+		}
+	}
 	return keys
 }
 
@@ -261,7 +269,7 @@ func (w *writer) check(c Check) {
 
 func (w *writer) checks(cs map[string]Check) {
 	w.buf = append(w.buf, '{')
-	for i, k := range sortedKeys(cs) {
+	for i, k := range sortedKeys(w, cs) {
 		w.name(i == 0, k)
 		w.check(cs[k])
 	}

@@ -165,6 +165,7 @@ func FuzzSealMatchesSteps(f *testing.F) {
 	f.Add("", "", "😀", int64(1)<<55, uint64(42), []byte(`null`))
 	f.Add("a", "b", "c", int64(0), uint64(0), []byte(`[1]`))
 	f.Add("a", "b", "c", int64(0), uint64(0), []byte(`{"a":1,"a":2}`))
+	f.Add("a\xff", "b", "a\xfe", int64(0), uint64(0), []byte(`{}`)) // two service names that are one once coerced to UTF-8
 	f.Fuzz(func(t *testing.T, s1, s2, key string, n int64, u uint64, measurements []byte) {
 		if len(measurements) == 0 {
 			measurements = nil // json.Marshal refuses an empty, non-nil RawMessage; Seal writes null

@@ -122,8 +122,10 @@ func (m *Measurer) Status() Status {
 // it to the log, unless it is the verdict last measured. The first call
 // replays the existing log (a restarted daemon continues it) against the
 // PCR; when they disagree nothing is ever extended this boot. Without a
-// TPM (ErrNoTPM) it returns nil: Status says so. b, when not nil, is raw
-// decoded (the engine has it: the bundle is then not decoded again).
+// TPM (ErrNoTPM) it returns nil: Status says so. b, when not nil, must be
+// the bundle that was just sealed into raw, unchanged since (the engine
+// has it: the bundle is then not decoded again); the verdict measured is
+// b's, the record logged holds raw's digest.
 func (m *Measurer) Measure(ctx context.Context, raw []byte, b *bundle.Bundle) error {
 	if m.opts.TPM == nil || m.opts.LogPath == "" {
 		return nil

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +96,49 @@ func TestMeasurementsWrittenCanonical(t *testing.T) {
 	}
 	if !bytes.Equal(raw, c) {
 		t.Errorf("Measurements is not written in canonical form:\n%s\nwant\n%s", raw, c)
+	}
+}
+
+// TestVerdictOfSealedBundle: the verdict the engine measures from the
+// bundle it sealed is the verdict anyone decoding the sealed bytes gets,
+// for awkward names too (non-ASCII, escapes, many services).
+func TestVerdictOfSealedBundle(t *testing.T) {
+	t.Parallel()
+	many := map[string]string{}
+	for i := range 300 {
+		many["svc-"+strconv.Itoa(i)+"-\u00e9\U0001d11e"] = strings.Repeat(strconv.Itoa(i%10), 64)
+	}
+	for name, edit := range map[string]func(b *bundle.Bundle){
+		"plain": func(*bundle.Bundle) {},
+		"non-ASCII and escapes": func(b *bundle.Bundle) {
+			b.ServiceDigests = map[string]string{"\ufb33": "x", "\U0001f600": "y", "a\"\\\n\u2028": "z"}
+			b.DeploymentDigest = bundle.Ptr("<&>\u0001")
+		},
+		"many services":          func(b *bundle.Bundle) { b.ServiceDigests = many },
+		"no services, no checks": func(b *bundle.Bundle) { b.ServiceDigests, b.Checks = nil, nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var b bundle.Bundle
+			if err := json.Unmarshal(testBundle(t, 3, state.Degraded, "binaries.mismatch", "audit.x", "audit.x"), &b); err != nil {
+				t.Fatal(err)
+			}
+			edit(&b)
+			sealed, err := b.Seal(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, ms, err := fromBundle(&b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wv, wms, err := Of(sealed.Raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(v, wv) || !reflect.DeepEqual(ms, wms) {
+				t.Errorf("verdict of the sealed bundle %+v, of its bytes %+v", v, wv)
+			}
+		})
 	}
 }
 

@@ -43,19 +43,24 @@ func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	// Every on-demand start confines itself again: a routine line is
-	// debug, one whose Landlock part could not be applied says why.
-	log := logger.Debug
-	if !st.Landlock && st.Reason != "" {
-		log = logger.Warn
-	}
-	log("sandboxed", "landlock_abi", st.ABI, "landlock", st.Landlock, "reason", st.Reason,
+	logger.Log(confinementLevel(st.Landlock, st.Seccomp), "sandboxed", "landlock_abi", st.ABI, "landlock", st.Landlock, "reason", st.Reason,
 		"seccomp", st.Seccomp, "profile", st.Profile, "skipped", st.Skipped, "summary", st.String())
 	if !st.Landlock {
 		return nil, nil
 	}
 	applied := sandbox.ForPlugin(rules)
 	return &applied, nil
+}
+
+// confinementLevel is the level of a plugin's "sandboxed" line. Every
+// on-demand start confines itself again, so a routine line is debug; a
+// start that runs without Landlock or without a seccomp filter warns,
+// every time, since the process is less confined than its check declared.
+func confinementLevel(landlock, seccomp bool) hclog.Level {
+	if landlock && seccomp {
+		return hclog.Debug
+	}
+	return hclog.Warn
 }
 
 // sandboxOnce applies the check's sandbox after its first successful
@@ -98,7 +103,7 @@ func narrowSeccomp(rules sandbox.Rules, prog sandbox.Program, logger hclog.Logge
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	logger.Debug("sandboxed", "landlock", "imposed by the host's launcher, exactly as declared", "seccomp", on,
+	logger.Log(confinementLevel(true, on), "sandboxed", "landlock", "imposed by the host's launcher, exactly as declared", "seccomp", on,
 		"profile", sandbox.PluginProfile(rules).String(), "filter", "host's program")
 	return nil
 }

@@ -106,3 +106,23 @@ func setGrant(t *testing.T, c sandbox.Confinement) {
 	t.Cleanup(func() { f.Close() })
 	t.Setenv(sandbox.GrantFDEnv, strconv.Itoa(int(f.Fd())))
 }
+
+// TestConfinementLevel: a plugin that runs confined as declared says so at
+// debug level; one without Landlock or without its seccomp filter warns,
+// so an operator at the default level sees every such start.
+func TestConfinementLevel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		landlock, seccomp bool
+		want              hclog.Level
+	}{
+		{true, true, hclog.Debug},
+		{false, true, hclog.Warn},
+		{true, false, hclog.Warn},
+		{false, false, hclog.Warn},
+	} {
+		if got := confinementLevel(c.landlock, c.seccomp); got != c.want {
+			t.Errorf("confinementLevel(landlock=%t, seccomp=%t) = %s, want %s", c.landlock, c.seccomp, got, c.want)
+		}
+	}
+}
