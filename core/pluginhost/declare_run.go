@@ -70,7 +70,7 @@ func (d *Declarer) command(p *plugin, bf *binFile, config []byte, stdout, stderr
 	}
 	env := []string{
 		"PATH=" + launch.PATH(), wire.LogLevelEnv + "=" + d.opts.LogLevel, "GOMAXPROCS=1",
-		wire.Handshake.MagicCookieKey + "=" + wire.Handshake.MagicCookieValue,
+		wire.CookieKey + "=" + wire.CookieValue,
 		declare.Env + "=" + declare.EnvValue,
 	}
 	prog, err := d.programs.For(sandbox.Rules{})

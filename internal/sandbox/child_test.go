@@ -22,6 +22,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/sandbox/internal/probe"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
 )
 
 // childEnv carries a childSpec (JSON) to a re-executed test binary, which
@@ -140,8 +141,8 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 	}
 	cmd.Env = append(cmd.Env, sandbox.GrantFDEnv+"=3")
 	pc := &plugin.ClientConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
+		HandshakeConfig:  binding.Handshake,
+		VersionedPlugins: binding.ClientPluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Output: logs, Level: hclog.Info}),

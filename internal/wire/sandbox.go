@@ -2,7 +2,6 @@ package wire
 
 import (
 	"fmt"
-	"os"
 	"reflect"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,7 +23,7 @@ func Rules(sb sdk.Sandbox) sandbox.Rules { return sandbox.Rules(sb) }
 // It returns the rules when Landlock enforces them.
 func applySandbox(c sdk.Check, logger hclog.Logger) (*sandbox.Rules, error) {
 	s, ok := c.(sdk.Sandboxer)
-	if !ok || os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+	if !ok || !Started() {
 		return nil, nil
 	}
 	rules := Rules(s.Sandbox())

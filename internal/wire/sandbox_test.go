@@ -65,7 +65,7 @@ func (declaring) Sandbox() sdk.Sandbox { return sdk.Sandbox{ReadOnly: []string{"
 // and says why, rather than run without its own filter. Not parallel: it
 // sets the process's environment.
 func TestNoProgramNoStart(t *testing.T) {
-	t.Setenv(Handshake.MagicCookieKey, Handshake.MagicCookieValue)
+	t.Setenv(CookieKey, CookieValue)
 	for _, c := range []struct {
 		name  string
 		grant *sandbox.Confinement // nil: no grant descriptor

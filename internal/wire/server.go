@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,40 +21,27 @@ import (
 // PluginName is the name of the one go-plugin plugin each executable serves.
 const PluginName = "check"
 
-// Handshake is the go-plugin handshake every check plugin and the daemon
-// share. The cookie only stops a plugin being run by hand by mistake; it is
-// not a security feature (binary integrity is pinned by SHA-256).
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "RUNTIME_ATTESTOR_PLUGIN",
-	MagicCookieValue: "8f1c2e0a-attestor-check-v1",
-}
+// The go-plugin handshake's magic cookie, which every check plugin and the
+// daemon share (internal/wire/binding builds go-plugin's HandshakeConfig
+// from them). The cookie only stops a plugin being run by hand by mistake;
+// it is not a security feature (binary integrity is pinned by SHA-256).
+const (
+	CookieKey   = "RUNTIME_ATTESTOR_PLUGIN"
+	CookieValue = "8f1c2e0a-attestor-check-v1"
+)
 
-// ServerPluginSets returns the versioned go-plugin sets that serve c.
-// sdk/plugin's Serve uses it; so do the sdktest harness and the daemon's
-// own tests.
-func ServerPluginSets(c sdk.Check, logger hclog.Logger) map[int]plugin.PluginSet {
+// Started reports whether this process was started by the daemon (or a
+// host speaking its protocol): the handshake cookie is set.
+func Started() bool { return os.Getenv(CookieKey) == CookieValue }
+
+// RegisterCheck registers c's check service on s: the gRPC server that
+// adapts c, applies its sandbox after its first Configure and explains the
+// sandbox's denials in its answers.
+func RegisterCheck(s grpc.ServiceRegistrar, c sdk.Check, logger hclog.Logger) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return map[int]plugin.PluginSet{
-		1: {PluginName: &serverPlugin{impl: c, logger: logger}},
-	}
-}
-
-type serverPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl   sdk.Check
-	logger hclog.Logger
-}
-
-func (p *serverPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterCheckServer(s, &server{check: p.impl, logger: p.logger, sem: make(chan struct{}, 1), denials: &denials{check: p.impl}})
-	return nil
-}
-
-func (p *serverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
-	return nil, errors.New("the plugin side has no client")
+	pb.RegisterCheckServer(s, &server{check: c, logger: logger, sem: make(chan struct{}, 1), denials: &denials{check: c}})
 }
 
 // server adapts a Check to the gRPC service. It turns a panic in the check

@@ -1,21 +1,19 @@
-// Package wire is the check plugin protocol, both ends of it: the go-plugin
-// handshake and plugin sets, the gRPC server that adapts an sdk.Check (with
-// the check's sandbox applied after its first Configure and the sandbox's
-// denials explained in its answers), a typed client over the gRPC service,
-// and the protocol rules (ValidateDescription, ValidateMeasurement) that the
-// daemon and the sdktest harness enforce on every answer. The plugin host
-// (core/pluginhost), sdk/plugin and sdk/sdktest share it; it is internal,
-// so a vendor's code never depends on it.
+// Package wire is the check plugin protocol, both ends of it, without
+// go-plugin: the handshake's cookie and versions, the gRPC server that
+// adapts an sdk.Check (with the check's sandbox applied after its first
+// Configure and the sandbox's denials explained in its answers), Serve
+// (the plugin's side of go-plugin's protocol, so a plugin executable links
+// no go-plugin), a typed client over the gRPC service, and the protocol
+// rules (ValidateDescription, ValidateMeasurement) that the daemon and
+// the sdktest harness enforce on every answer. The plugin host
+// (core/pluginhost), sdk/plugin and sdk/sdktest share it; package binding
+// ties it to go-plugin for the daemon's client. It is internal, so a
+// vendor's code never depends on it.
 package wire
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
@@ -28,26 +26,6 @@ const ProtocolVersion = 1
 // LogLevelEnv names the environment variable through which the daemon sets a
 // plugin's log level (trace, debug, info, warn, error).
 const LogLevelEnv = "RUNTIME_ATTESTOR_PLUGIN_LOG_LEVEL"
-
-// ClientPluginSets returns the versioned plugin sets the daemon accepts.
-func ClientPluginSets() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{
-		1: {PluginName: &clientPlugin{}},
-	}
-}
-
-type clientPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
-
-func (p *clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("the daemon side serves no check")
-}
-
-// GRPCClient returns a *Client.
-func (p *clientPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	return NewClient(pb.NewCheckClient(c)), nil
-}
 
 // DescriptionFromProto converts a description.
 func DescriptionFromProto(p *pb.DescribeResponse) sdk.Description {

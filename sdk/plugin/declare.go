@@ -20,7 +20,7 @@ const declareTimeout = 30 * time.Second
 // declare run rather than to serve it (see package internal/declare).
 func declareRequested() bool {
 	return os.Getenv(declare.Env) == declare.EnvValue &&
-		os.Getenv(wire.Handshake.MagicCookieKey) == wire.Handshake.MagicCookieValue
+		wire.Started()
 }
 
 // serveDeclare is the plugin's side of a declare run: it reads the

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
 
@@ -22,7 +20,7 @@ import (
 // Run by hand (not started by the daemon), Serve prints a one-line
 // explanation to stderr and exits with status 1.
 func Serve(c sdk.Check) {
-	if os.Getenv(wire.Handshake.MagicCookieKey) != wire.Handshake.MagicCookieValue {
+	if !wire.Started() {
 		fmt.Fprintf(os.Stderr, "%s: this is a runtime-attestor check plugin; the runtime-attestor daemon starts it, it is not run by hand\n", filepath.Base(os.Args[0]))
 		os.Exit(1)
 	}
@@ -45,12 +43,8 @@ func Serve(c sdk.Check) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	goplugin.Serve(&goplugin.ServeConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.ServerPluginSets(c, logger),
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.Creds(creds))...)
-		},
-		Logger: logger,
-	})
+	if err := wire.Serve(c, logger, creds, os.Stdout); err != nil {
+		logger.Error("cannot serve the daemon", "error", err)
+		os.Exit(1)
+	}
 }

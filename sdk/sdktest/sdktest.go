@@ -53,6 +53,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
+	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -71,7 +72,7 @@ type Harness struct {
 func New(t testing.TB, c sdk.Check) *Harness {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "sdktest", Output: hclog.DefaultOutput, Level: hclog.Warn})
-	gp, ok := wire.ServerPluginSets(c, logger)[wire.ProtocolVersion][wire.PluginName].(plugin.GRPCPlugin)
+	gp, ok := binding.ServerPluginSets(c, logger)[wire.ProtocolVersion][wire.PluginName].(plugin.GRPCPlugin)
 	if !ok {
 		t.Fatal("sdktest: the SDK serves no gRPC plugin")
 	}

@@ -6,16 +6,16 @@ package main
 import (
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	hs := wire.Handshake
+	hs := binding.Handshake
 	hs.MagicCookieValue = "not-the-runtime-attestor-cookie"
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: wire.ServerPluginSets(&tp.Check{}, nil),
+		VersionedPlugins: binding.ServerPluginSets(&tp.Check{}, nil),
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

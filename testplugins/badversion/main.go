@@ -7,13 +7,14 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
 	"github.com/secure-ai/runtime-attestor/testplugins/internal/tp"
 )
 
 func main() {
-	hs := wire.Handshake
+	hs := binding.Handshake
 	hs.ProtocolVersion = 99
-	sets := wire.ServerPluginSets(&tp.Check{}, nil)
+	sets := binding.ServerPluginSets(&tp.Check{}, nil)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
 		VersionedPlugins: map[int]plugin.PluginSet{99: sets[wire.ProtocolVersion]},

@@ -19,6 +19,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
 )
 
 // defaultPath is the plugins' PATH when the host has none.
@@ -127,8 +128,8 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 		stderr = io.Discard
 	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.ClientPluginSets(),
+		HandshakeConfig:  binding.Handshake,
+		VersionedPlugins: binding.ClientPluginSets(),
 		Cmd:              cmd,
 		// No SecureConfig: it would hash a path again, and the launcher
 		// executes the descriptor the caller verified.
