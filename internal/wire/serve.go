@@ -63,7 +63,9 @@ func Serve(c sdk.Check, logger hclog.Logger, creds credentials.TransportCredenti
 	healthpb.RegisterHealthServer(s, hs)
 	s.RegisterService(&controllerDesc, controller(func() { go s.Stop() }))
 	// go-plugin's server eats interrupts: a Ctrl-C meant for the daemon's
-	// terminal does not end a plugin mid-answer.
+	// terminal does not end a plugin mid-answer. Ignore, not Notify: the
+	// runtime's signal loop that Notify starts costs a plugin threads,
+	// which count against the unit's TasksMax.
 	signal.Ignore(os.Interrupt)
 	if _, err := fmt.Fprintf(stdout, "%d|%d|unix|%s|grpc|\n", coreProtocolVersion, ProtocolVersion, path); err != nil {
 		_ = l.Close()
