@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the test suite need, only when
 # they are missing. Safe to run again; does nothing when all is present.
-#   gcc, libssl-dev  cgo build of the TPM 2.0 simulator used by the tests
+# With --build, only what `make build` needs (gcc and libc6-dev).
+#   gcc, libc6-dev   the launcher (cmd/attestor-launcher, static C), and the
+#                    race detector's and the TPM simulator's cgo builds
+#   libssl-dev       cgo build of the TPM 2.0 simulator used by the tests
 #   swtpm, swtpm-tools  software TPM for the end-to-end TPM test and demo
 #   protobuf-compiler  protoc for `make proto`
 #   openssl          `openssl dgst -sha256`, the hashing baseline of `make bench`
@@ -12,11 +15,14 @@
 #                    (the package's own server is disabled again when this
 #                    script installed it)
 set -euo pipefail
-want=(gcc libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)
+want=(gcc libc6-dev)
+if [[ "${1:-}" != "--build" ]]; then
+  want+=(libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)
+  # tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.
+  # python3-cryptography: the docs' Python verifiers of bundle_signature and EAR.
+  want+=(tpm2-tools python3-cryptography)
+fi
 missing=()
-# tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.
-# python3-cryptography: the docs' Python verifiers of bundle_signature and EAR.
-want+=(tpm2-tools python3-cryptography)
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

@@ -37,11 +37,11 @@ func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m))
 }
 
-// launcher builds the dedicated launcher (cmd/attestor-launcher), as the
+// launcher builds the dedicated launcher (cmd/attestor-launcher, C), as the
 // daemon ships it, once per test process.
 func launcher(t testing.TB) string {
 	t.Helper()
-	return testbin.Build(t, "./cmd/attestor-launcher", "attestor-launcher")
+	return testbin.Launcher(t)
 }
 
 // binary builds testplugins/<kind> once per test process.

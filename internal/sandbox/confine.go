@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -12,97 +13,100 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ExecConfined confines the calling thread with r (Landlock, best effort:
-// a kernel without Landlock leaves file access unrestricted) and with the
-// seccomp profile PluginProfile(r), sets no_new_privs, and then executes
-// the file open as fd, with argv and env, through execveat(fd, "",
-// AT_EMPTY_PATH): the very file the descriptor refers to, never a path.
-// The executed program starts confined: its first instruction already runs
-// inside the domain and the filter, which it can narrow, never lift.
+// PluginRuleset builds the Landlock ruleset that confines a plugin with r:
+// r plus executing (and reading) the file open as exe, and what running it
+// needs (its ELF interpreter and libraries, found through the
+// descriptor). The plugin host builds it before it starts the launcher,
+// which restricts itself with the descriptor (landlock_restrict_self) and
+// executes exe: a ruleset is bound to the files its rules were made from,
+// so what the plugin may reach is fixed here, in the host, whatever a path
+// names later. flags are the ones landlock_restrict_self takes with it.
 //
-// The rules also grant executing (and reading) that one file, and what it
-// needs to run (its ELF interpreter and libraries, found through the
-// descriptor). Sockets are stream sockets only: Unix ones, and TCP ones
-// when r grants a TCP port (socketConditions; any other socket(2) fails
-// with EPERM): no UDP, raw, MPTCP or Unix datagram socket, which Landlock
-// does not cover. Unless r grants a Unix socket or a TCP port to connect
-// to (MayConnect), connect(2) fails with EPERM too: the plugin can listen
-// on and accept from its go-plugin socket, and reach no socket at all,
-// whatever the kernel's Landlock ABI (Landlock confines pathname Unix
-// sockets only from ABI v9 on).
-//
-// prog is the filter the plugin host assembled for r (filter.Confined,
-// from its cache filter.Programs): no launcher assembles one.
-//
-// It returns only on failure, and the caller must then exit: the thread
-// may be partly confined. Only this thread is confined; execveat ends every
-// other thread of the process, so only call it from a process that does
-// nothing else (the daemon's launcher mode), on the main thread (locked
-// with runtime.LockOSThread in an init function), which carries the
-// process's parent-death signal.
-func ExecConfined(fd int, argv, env []string, r Rules, prog Program) (abi int, err error) {
-	runtime.LockOSThread() // never unlocked: this thread executes the plugin or the process exits
-	if len(argv) == 0 {
-		return 0, errors.New("empty argv")
-	}
-	if len(prog) == 0 {
-		return 0, errors.New("no seccomp program for the plugin: the host assembles it (filter.Confined)")
-	}
-	if unix.Gettid() != unix.Getpid() {
-		// The executed program would lose the parent-death signal, which
-		// only the main thread carries (see launch's init).
-		return 0, errors.New("not on the main thread: lock it in an init function")
-	}
-	profile := PluginProfile(r)
-	own := r.Merge(Rules{Exec: []string{fmt.Sprintf("/proc/self/fd/%d", fd)}})
-	abi, err = landlockThread(own)
+// It returns a nil file, and no error, where the kernel has no Landlock:
+// file access is then not narrowed (best effort, as Apply). The caller
+// closes the file once the launcher started.
+func PluginRuleset(r Rules, exe *os.File) (rs *os.File, flags uint32, err error) {
+	own := r.Merge(Rules{Exec: []string{fmt.Sprintf("/proc/self/fd/%d", exe.Fd())}})
+	rules, _, release, err := landlockRules(own, systemLDConfig())
 	if err != nil {
-		return abi, err
-	}
-	on, err := seccompAvailable()
-	if err != nil {
-		return abi, err
-	}
-	if on {
-		if err := prog.load(); err != nil {
-			return abi, fmt.Errorf("seccomp %s profile: %w", profile, err)
-		}
-	}
-	return abi, execveat(fd, argv, env)
-}
-
-// landlockThread restricts the calling thread only, with no_new_privs set
-// on it either way. It returns the kernel's Landlock ABI (0: none, nothing
-// restricted).
-func landlockThread(r Rules) (int, error) {
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return 0, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
-	}
-	rules, _, release, err := landlockRules(r, systemLDConfig())
-	if err != nil {
-		return 0, fmt.Errorf("landlock rules: %w", err)
+		return nil, 0, fmt.Errorf("landlock rules: %w", err)
 	}
 	defer release()
 	abi := ABI()
 	if abi == 0 {
-		return 0, nil
+		return nil, 0, nil
 	}
 	cfg := landlock.V11.BestEffort()
 	if abstractSocket(r.UnixSockets) {
 		cfg.Scoped &^= ll.ScopeAbstractUnixSocket
 	}
-	rfd, flags, err := cfg.NewRulesetFD(rules...)
+	fd, flags, err := cfg.NewRulesetFD(rules...)
 	if err != nil {
-		return abi, fmt.Errorf("landlock ruleset (ABI v%d): %w", abi, err)
+		return nil, 0, fmt.Errorf("landlock ruleset (ABI v%d): %w", abi, err)
 	}
-	if rfd < 0 {
-		return abi, nil
+	if fd < 0 {
+		return nil, 0, nil
 	}
-	defer syscall.Close(rfd)
-	if err := ll.LandlockRestrictSelf(rfd, flags); err != nil {
-		return abi, fmt.Errorf("landlock restrict (ABI v%d): %w", abi, err)
+	return os.NewFile(uintptr(fd), "landlock-ruleset"), flags, nil
+}
+
+// ExecConfined confines the calling thread and then executes the file open
+// as fd, with argv and env, through execveat(fd, "", AT_EMPTY_PATH): the
+// very file the descriptor refers to, never a path. It sets no_new_privs,
+// restricts the thread with the Landlock ruleset open as ruleset (from
+// PluginRuleset, with its flags; -1 where the kernel has no Landlock) and
+// installs prog, the seccomp filter the plugin host assembled for the
+// plugin's rules (filter.Confined): its profile, sockets limited to stream
+// sockets (Unix ones, and TCP ones when the rules grant a TCP port; no UDP,
+// raw, MPTCP or Unix datagram socket, which Landlock does not cover), and
+// connect(2) only when the rules grant something to connect to
+// (MayConnect). The executed program starts confined: its first
+// instruction already runs inside the domain and the filter, which it can
+// narrow, never lift.
+//
+// cmd/attestor-launcher does the same in a few system calls, without a Go
+// runtime to start; this is the same step for a host that uses its own
+// executable as the launcher (package launcher).
+//
+// It returns only on failure, and the caller must then exit: the thread
+// may be partly confined. Only this thread is confined; execveat ends every
+// other thread of the process, so only call it from a process that does
+// nothing else (launcher mode), on the main thread (locked with
+// runtime.LockOSThread in an init function), which carries the process's
+// parent-death signal.
+func ExecConfined(fd int, argv, env []string, ruleset int, flags uint32, prog Program) error {
+	runtime.LockOSThread() // never unlocked: this thread executes the plugin or the process exits
+	if len(argv) == 0 {
+		return errors.New("empty argv")
 	}
-	return abi, nil
+	if len(prog) == 0 {
+		return errors.New("no seccomp program for the plugin: the host assembles it (filter.Confined)")
+	}
+	if unix.Gettid() != unix.Getpid() {
+		// The executed program would lose the parent-death signal, which
+		// only the main thread carries (see launcher's init).
+		return errors.New("not on the main thread: lock it in an init function")
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	if ruleset >= 0 {
+		err := ll.LandlockRestrictSelf(ruleset, flags)
+		_ = syscall.Close(ruleset)
+		if err != nil {
+			return fmt.Errorf("landlock restrict (ABI v%d): %w", ABI(), err)
+		}
+	}
+	on, err := seccompAvailable()
+	if err != nil {
+		return err
+	}
+	if on {
+		if err := prog.load(); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	return execveat(fd, argv, env)
 }
 
 // MayConnect reports whether a plugin confined with r may call connect(2):

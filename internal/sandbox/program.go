@@ -13,7 +13,7 @@ import (
 // struct sock_filter (code u16, jt u8, jf u8, k u32, in host byte order)
 // every 8 bytes. Only the daemon assembles programs (package
 // internal/sandbox/filter), once per run; the launcher and the plugins
-// load the bytes they are handed, in the sealed rules file, and link no
+// load the bytes they are handed, in sealed memory files, and link no
 // assembler.
 type Program []byte
 
@@ -31,6 +31,9 @@ func ProgramOf(insts []unix.SockFilter) Program {
 // maxProgram is the kernel's bound on a classic BPF program
 // (BPF_MAXINSNS instructions).
 const maxProgram = 4096
+
+// MaxProgramBytes is the size of the largest Program the kernel takes.
+const MaxProgramBytes = 8 * maxProgram
 
 // load installs p on the calling thread only (no TSYNC), logging refused
 // calls (SECCOMP_FILTER_FLAG_LOG), as ExecConfined's own filter is; the

@@ -63,22 +63,31 @@ func BuildCgo(t testing.TB, pkg, name string) string {
 func buildWith(t testing.TB, pkg, name, cgo string) string {
 	t.Helper()
 	root := Root(t)
-	mu.Lock()
-	if dir == "" {
-		d, err := os.MkdirTemp("", "attestor-testbin-")
-		if err != nil {
-			mu.Unlock()
-			t.Fatalf("testbin: %v", err)
+	return once(t, pkg+"\x00"+name+"\x00"+cgo, name, func(out string) error {
+		if src := prebuilt(root, pkg, cgo); src != "" {
+			return linkOrCopy(src, out)
 		}
-		dir = d
-	}
-	key := pkg + "\x00" + name + "\x00" + cgo
+		cmd := buildCmd(root, cgo, out, pkg)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.String())
+		}
+		return nil
+	})
+}
+
+// once makes the executable named name under key once per test process,
+// with mk writing it to the path it is given, and returns its path.
+func once(t testing.TB, key, name string, mk func(out string) error) string {
+	t.Helper()
+	d := sharedDir(t)
+	mu.Lock()
 	b := builds[key]
 	if b == nil {
 		b = &build{}
 		builds[key] = b
 	}
-	d := dir
 	mu.Unlock()
 	b.once.Do(func() {
 		sub, err := os.MkdirTemp(d, "b-")
@@ -87,21 +96,55 @@ func buildWith(t testing.TB, pkg, name, cgo string) string {
 			return
 		}
 		b.path = filepath.Join(sub, name)
-		if src := prebuilt(root, pkg, cgo); src != "" {
-			b.err = linkOrCopy(src, b.path)
-			return
-		}
-		cmd := buildCmd(root, cgo, b.path, pkg)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			b.err = fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.String())
-		}
+		b.err = mk(b.path)
 	})
 	if b.err != nil {
 		t.Fatalf("testbin: %v", b.err)
 	}
 	return b.path
+}
+
+// sharedDir is the folder the test process builds into, made at the first
+// call.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if dir == "" {
+		d, err := os.MkdirTemp("", "attestor-testbin-")
+		if err != nil {
+			t.Fatalf("testbin: %v", err)
+		}
+		dir = d
+	}
+	return dir
+}
+
+// LauncherSource is the shipped launcher's source, relative to the module
+// root; LauncherCFLAGS are the C compiler flags `make build` builds it
+// with (the Makefile's LAUNCHER_CFLAGS, which a test holds to these).
+const (
+	LauncherSource = "cmd/attestor-launcher/attestor-launcher.c"
+	LauncherCFLAGS = "-O2 -static -std=c11 -Wall -Wextra -Werror"
+)
+
+// Launcher builds the shipped launcher (cmd/attestor-launcher, in C) as
+// `make build` does, once per test process, and returns its path. It uses
+// $CC, else cc.
+func Launcher(t testing.TB) string {
+	t.Helper()
+	src := filepath.Join(Root(t), LauncherSource)
+	return once(t, "\x00launcher", "attestor-launcher", func(out string) error {
+		cc := os.Getenv("CC")
+		if cc == "" {
+			cc = "cc"
+		}
+		args := append(strings.Fields(LauncherCFLAGS), "-o", out, src)
+		if msg, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %w\n%s(make deps installs the C compiler and libc6-dev)", cc, strings.Join(args, " "), err, msg)
+		}
+		return nil
+	})
 }
 
 // Plugin builds ./cmd/attestor-check-<name> and copies it into dir as

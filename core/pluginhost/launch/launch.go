@@ -2,17 +2,21 @@
 // daemon's fork and a plugin's first instruction in which the host, not the
 // plugin, confines the plugin process.
 //
-// The host starts the launcher (cmd/attestor-launcher beside the daemon,
-// see Installed and package launcher, else its own executable again,
-// /proc/self/exe, in launcher mode), with two inherited descriptors: the plugin file it verified (opened
-// and hashed through that descriptor) and a sealed memory file holding the
-// rules the host decided for this plugin. The launcher reads the rules,
-// confines its one thread (Landlock, seccomp, no_new_privs) and executes
-// the verified descriptor with execveat(fd, "", AT_EMPTY_PATH): the bytes
-// that were hashed run, from no path anyone could rename over, and nothing
-// the plugin's code does comes before its confinement. The rules file stays
-// open in the plugin, read-only and sealed, named by sandbox.GrantFDEnv:
-// the SDK reads its grant there to explain a denial.
+// The host decides everything before it forks: it opens and hashes the
+// plugin file, builds the Landlock ruleset for the plugin's rules from
+// that descriptor (sandbox.PluginRuleset) and takes the seccomp program
+// assembled for them (filter.Programs). It then starts the launcher
+// (cmd/attestor-launcher beside the daemon, see Installed, else its own
+// executable again, /proc/self/exe, in launcher mode: package launcher)
+// with four inherited descriptors: the plugin file, the plugin's sealed
+// grant, the ruleset and a sealed memory file holding the program. The
+// launcher sets no_new_privs, restricts itself with the ruleset, installs
+// the program and executes the verified descriptor with execveat(fd, "",
+// AT_EMPTY_PATH): the bytes that were hashed run, from no path anyone
+// could rename over, and nothing the plugin's code does comes before its
+// confinement. The grant stays open in the plugin, read-only and sealed,
+// named by sandbox.GrantFDEnv: the SDK reads it to narrow itself and to
+// explain a denial.
 //
 // A program that hosts plugins calls Main first thing in its main (the
 // daemon, and test binaries that run a plugin host in-process).
@@ -34,7 +38,9 @@ import (
 const (
 	Env        = launcher.Env
 	BinaryFD   = launcher.BinaryFD
-	RulesFD    = launcher.RulesFD
+	GrantFD    = launcher.GrantFD
+	RulesetFD  = launcher.RulesetFD
+	SeccompFD  = launcher.SeccompFD
 	Failed     = launcher.Failed
 	ExitFailed = launcher.ExitFailed
 )
@@ -46,9 +52,13 @@ type Spec = launcher.Spec
 // at once otherwise (launcher.Main).
 func Main() { launcher.Main() }
 
-// RulesFile returns a sealed, read-only memory file holding s, to pass to
-// the launcher as RulesFD. The caller closes it once the launcher started.
-func RulesFile(s Spec) (*os.File, error) {
+// Value is Env's value (launcher.Value).
+func Value(ruleset bool, flags uint32) string { return launcher.Value(ruleset, flags) }
+
+// GrantFile returns a sealed, read-only memory file holding s as the
+// plugin's grant (without the launcher's filter), to pass as GrantFD. The
+// caller closes it once the launcher started.
+func GrantFile(s Spec) (*os.File, error) {
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("encode the plugin's rules: %w", err)

@@ -10,12 +10,12 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
-// TestRulesFileSealed: the rules the host hands the launcher read back as
+// TestGrantFileSealed: the grant the host hands the launcher reads back as
 // written, and nobody holding the descriptor can change them.
-func TestRulesFileSealed(t *testing.T) {
+func TestGrantFileSealed(t *testing.T) {
 	t.Parallel()
 	want := Spec{Rules: sandbox.Rules{ReadOnly: []string{"/etc/vendor"}, ConnectTCP: []uint16{443}}}
-	f, err := RulesFile(want)
+	f, err := GrantFile(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestRulesFileSealed(t *testing.T) {
 		t.Fatalf("read back %s (%v)", raw, err)
 	}
 	if _, err := f.WriteAt([]byte("{}"), 0); err == nil {
-		t.Error("the sealed rules file was written")
+		t.Error("the sealed grant was written")
 	}
 	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
 	if err != nil || seals&unix.F_SEAL_WRITE == 0 || seals&unix.F_SEAL_SEAL == 0 {

@@ -97,7 +97,7 @@ func (p Plugin) Grant() sandbox.Rules {
 }
 
 // Client returns the go-plugin client that starts p through the launcher
-// (not started yet: its Client method starts it), and the rules file, to
+// (not started yet: its Client method starts it), and the launch files, to
 // close once the process started. The process go-plugin forks is the
 // launcher, which confines itself with p.Grant() and executes p.Binary.
 func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
@@ -180,14 +180,15 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 }
 
 // Command returns the command that starts the plugin file bin (open, and
-// verified by the caller) through launcher, confined as s says (its rules
-// and the seccomp program from filter.Programs, without which the launcher
-// starts nothing); argv0 is the plugin's argv[0] and env its environment.
-// The caller sets SysProcAttr,
-// starts the command (through go-plugin) and then closes the returned
-// rules file. Plugin.Client is the whole start; Command is its first step.
+// verified by the caller) through launcher, confined as s says (its rules,
+// made into a Landlock ruleset here, and the seccomp program from
+// filter.Programs, without which the launcher starts nothing); argv0 is
+// the plugin's argv[0] and env its environment. The caller sets
+// SysProcAttr, starts the command (through go-plugin) and then closes the
+// returned files. Plugin.Client is the whole start; Command is its first
+// step.
 func Command(launcher string, bin *os.File, argv0 string, env []string, s Spec) (*exec.Cmd, io.Closer, error) {
-	rf, err := RulesFile(s)
+	fs, err := newLaunchFiles(bin, s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,10 +197,49 @@ func Command(launcher string, bin *os.File, argv0 string, env []string, s Spec) 
 		// argv[0] is the plugin's path in the plugin directory, for ps;
 		// the launcher hands the same argv to the plugin.
 		Args: []string{argv0},
-		Env:  append(slices.Clone(env), Env+"="+strconv.Itoa(BinaryFD)+","+strconv.Itoa(RulesFD)),
-		Dir:  "/",
-		// fd 3: the verified plugin file, which the launcher executes (it
-		// stays open in the plugin, read-only); fd 4: its rules.
-		ExtraFiles: []*os.File{bin, rf},
-	}, rf, nil
+		Env: append(slices.Clone(env),
+			sandbox.GrantFDEnv+"="+strconv.Itoa(GrantFD),
+			Env+"="+Value(fs.ruleset != nil, fs.flags)),
+		Dir: "/",
+		// The launcher's descriptor layout (package launcher); a nil
+		// ruleset leaves fd 5 closed.
+		ExtraFiles: []*os.File{bin, fs.grant, fs.ruleset, fs.seccomp},
+	}, fs, nil
+}
+
+// launchFiles are the descriptors the host hands a launcher besides the
+// plugin file.
+type launchFiles struct {
+	grant, ruleset, seccomp *os.File
+	flags                   uint32
+}
+
+func newLaunchFiles(bin *os.File, s Spec) (*launchFiles, error) {
+	if len(s.Seccomp) == 0 {
+		return nil, errors.New("launch: no seccomp program for the plugin: the host assembles it (filter.Programs)")
+	}
+	fs := new(launchFiles)
+	var err error
+	if fs.grant, err = GrantFile(s); err != nil {
+		return nil, err
+	}
+	if fs.seccomp, err = SealedFile("attestor-plugin-seccomp", s.Seccomp); err != nil {
+		fs.Close()
+		return nil, fmt.Errorf("the plugin's seccomp program: %w", err)
+	}
+	if fs.ruleset, fs.flags, err = sandbox.PluginRuleset(s.Rules, bin); err != nil {
+		fs.Close()
+		return nil, fmt.Errorf("the plugin's sandbox: %w", err)
+	}
+	return fs, nil
+}
+
+// Close closes the files; the launcher holds its own copies.
+func (fs *launchFiles) Close() error {
+	for _, f := range []*os.File{fs.grant, fs.ruleset, fs.seccomp} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	return nil
 }

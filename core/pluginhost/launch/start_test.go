@@ -13,13 +13,13 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
-// TestGrantReadByThePlugin: the rules file the host hands the launcher is
+// TestGrantReadByThePlugin: the grant the host hands the launcher is
 // what the plugin side reads back as its grant (sandbox.HostGrant), so the
 // two encodings cannot drift.
 func TestGrantReadByThePlugin(t *testing.T) {
 	want := sandbox.Rules{ReadOnly: []string{"/etc/os-release"}, ReadWrite: []string{"/run/x"}, Devices: []string{"/dev/tpmrm0"}, ConnectTCP: []uint16{443}}
 	progs := sandbox.PluginPrograms{"plugin": sandbox.Program{1, 2, 3, 4, 5, 6, 7, 8}}
-	f, err := RulesFile(Spec{Rules: want, Landlock: true, Seccomp: sandbox.Program{8, 7, 6, 5, 4, 3, 2, 1}, PluginSeccomp: progs})
+	f, err := GrantFile(Spec{Rules: want, Landlock: true, Seccomp: sandbox.Program{8, 7, 6, 5, 4, 3, 2, 1}, PluginSeccomp: progs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestGrantReadByThePlugin(t *testing.T) {
 	}
 	// Without Landlock the rules are not enforced: no grant to explain a
 	// denial with, but the programs to narrow with all the same.
-	nf, err := RulesFile(Spec{Rules: want, PluginSeccomp: progs})
+	nf, err := GrantFile(Spec{Rules: want, PluginSeccomp: progs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,8 @@ func TestGrantReadByThePlugin(t *testing.T) {
 
 // TestPluginStartDescription: what a plugin gets from Plugin: its grant
 // plus its socket folder and nothing else, and an environment of PATH,
-// the log level, GOMAXPROCS, the socket folder and the launcher's variable.
+// the log level, GOMAXPROCS, the socket folder, the grant's descriptor and
+// the launcher's variable; the launcher's four descriptors.
 func TestPluginStartDescription(t *testing.T) {
 	t.Parallel()
 	bin, err := os.Open(os.Args[0])
@@ -84,12 +85,12 @@ func TestPluginStartDescription(t *testing.T) {
 		names = append(names, kv[:strings.IndexByte(kv, '=')])
 	}
 	slices.Sort(names)
-	want := []string{"GOMAXPROCS", Env, wire.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
+	want := []string{"GOMAXPROCS", Env, sandbox.GrantFDEnv, wire.LogLevelEnv, "PATH", "PLUGIN_UNIX_SOCKET_DIR"}
 	if peercred.SelfPidfsIno() != 0 {
 		want = append(want, peercred.DaemonEnv)
 	}
 	slices.Sort(want)
-	if !slices.Equal(names, want) || cmd.Args[0] != p.Argv0 || cmd.Dir != "/" || len(cmd.ExtraFiles) != 2 || cmd.ExtraFiles[0] != bin {
+	if !slices.Equal(names, want) || cmd.Args[0] != p.Argv0 || cmd.Dir != "/" || len(cmd.ExtraFiles) != 4 || cmd.ExtraFiles[0] != bin || cmd.ExtraFiles[SeccompFD-3] == nil {
 		t.Errorf("command env %v args %v dir %q files %d", names, cmd.Args, cmd.Dir, len(cmd.ExtraFiles))
 	}
 	if !cmd.SysProcAttr.Setpgid || cmd.SysProcAttr.Pdeathsig == 0 || cmd.SysProcAttr.Cloneflags != 0 {

@@ -2,7 +2,7 @@
 // (sandbox.Program) from its profiles and rules.
 //
 // Only the daemon links it. It assembles each distinct program once per
-// run (Programs) and hands the bytes over: to the launcher in its spec,
+// run (Programs) and hands the bytes over: to the launcher in a sealed file,
 // which loads them on the thread that executes the plugin
 // (sandbox.ExecConfined), and to each plugin in its grant, with which the
 // plugin narrows itself (sandbox.InstallProgram). go-seccomp-bpf's system

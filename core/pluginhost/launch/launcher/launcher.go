@@ -1,19 +1,21 @@
 // Package launcher is the launcher's own side of package launch: what runs
 // in the process the plugin host forks, between the fork and the plugin's
-// first instruction. It reads the rules the host decided, confines its one
-// thread (Landlock, seccomp, no_new_privs) and executes the verified plugin
-// descriptor with execveat(fd, "", AT_EMPTY_PATH).
+// first instruction, when the host uses its own executable as the launcher
+// (test binaries; the daemon when no attestor-launcher is installed beside
+// it). It sets no_new_privs, restricts its one thread with the Landlock
+// ruleset the host built, installs the seccomp filter the host assembled
+// and executes the verified plugin descriptor with execveat(fd, "",
+// AT_EMPTY_PATH).
 //
-// It imports only what that needs (internal/sandbox and the standard
-// library): every package linked into the launcher runs its init functions
-// at each plugin start, before Main. The shipped launcher is its own small
-// executable, cmd/attestor-launcher; a program that hosts plugins with its
-// own executable as the launcher (test binaries, the daemon when no
-// attestor-launcher is installed beside it) calls Main first thing in main.
+// The shipped launcher, cmd/attestor-launcher, is the same contract in C:
+// a few system calls and no Go runtime to start at every plugin start. A
+// program that hosts plugins with its own executable as the launcher calls
+// Main first thing in main: every package linked into it runs its init
+// functions at each such start, before Main.
 package launcher
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -28,15 +31,27 @@ import (
 )
 
 // Env names the variable that puts an executable in launcher mode; its
-// value is "<binary fd>,<rules fd>". The launcher removes it from the
-// plugin's environment.
+// value is "<binary fd>,<ruleset fd>,<seccomp fd>,<restrict flags>", the
+// ruleset fd "-" where the kernel has no Landlock (Value). The launcher
+// removes it from the plugin's environment.
 const Env = "RUNTIME_ATTESTOR_LAUNCH"
 
 // Fixed descriptor numbers in the launcher (the host's exec.Cmd
-// ExtraFiles 0 and 1).
+// ExtraFiles 0 to 3).
 const (
+	// BinaryFD is the verified plugin file, executed by descriptor; it
+	// stays open, read-only, in the plugin.
 	BinaryFD = 3
-	RulesFD  = 4
+	// GrantFD is the plugin's sealed grant (Spec as JSON, without the
+	// launcher's filter), left open in the plugin and named there by
+	// sandbox.GrantFDEnv; the launcher does not read it.
+	GrantFD = 4
+	// RulesetFD is the Landlock ruleset (sandbox.PluginRuleset), closed
+	// once the launcher restricted itself with it.
+	RulesetFD = 5
+	// SeccompFD is a sealed memory file holding the launcher's seccomp
+	// program (sandbox.Program), closed before the plugin runs.
+	SeccompFD = 6
 )
 
 // Failed starts the one line the launcher prints on stderr before it exits
@@ -47,24 +62,31 @@ const Failed = "runtime-attestor launcher: cannot confine and start the plugin: 
 // ExitFailed is the launcher's exit status when it cannot start the plugin.
 const ExitFailed = 125
 
-// maxRules bounds the rules file: a policy that lists thousands of service
-// binaries stays far below.
-const maxRules = 16 << 20
-
-// Spec is what the host tells the launcher. The launcher leaves it open in
-// the plugin as its grant, which the plugin reads as a
-// sandbox.Confinement: the same fields, but Seccomp.
+// Spec is what the host decides for one plugin process. The launcher gets
+// Seccomp in its own file (SeccompFD) and a ruleset made from Rules
+// (RulesetFD); the plugin gets the rest as its grant (GrantFD), which it
+// reads as a sandbox.Confinement.
 type Spec struct {
 	Rules sandbox.Rules `json:"rules"`
 	// Landlock says whether the kernel has Landlock, so enforces Rules.
 	Landlock bool `json:"landlock"`
 	// Seccomp is the launcher's filter for Rules, assembled by the host
 	// (filter.Programs); the launcher refuses to start a plugin without.
-	Seccomp sandbox.Program `json:"seccomp"`
+	Seccomp sandbox.Program `json:"-"`
 	// PluginSeccomp are the filters the plugin narrows itself with, one
 	// per plugin profile, assembled by the host; the launcher leaves them
 	// to the plugin.
 	PluginSeccomp sandbox.PluginPrograms `json:"plugin_programs,omitempty"`
+}
+
+// Value is Env's value for the fixed descriptors: with a ruleset (and its
+// restrict flags) or, where the kernel has no Landlock, without.
+func Value(ruleset bool, flags uint32) string {
+	rs := "-"
+	if ruleset {
+		rs = strconv.Itoa(RulesetFD)
+	}
+	return fmt.Sprintf("%d,%s,%d,%d", BinaryFD, rs, SeccompFD, flags)
 }
 
 // init keeps, in launcher mode, the main goroutine on the main thread (a
@@ -98,44 +120,54 @@ func Main() {
 }
 
 func run(v string) error {
-	if v != strconv.Itoa(BinaryFD)+","+strconv.Itoa(RulesFD) {
-		return fmt.Errorf("%s=%q: want %d,%d", Env, v, BinaryFD, RulesFD)
-	}
-	spec, err := readSpec()
+	ruleset, flags, err := parse(v)
 	if err != nil {
 		return err
 	}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, Env+"=") || strings.HasPrefix(kv, sandbox.GrantFDEnv+"=")
-	})
-	// The rules stay open in the plugin, read-only and sealed, as its
-	// grant (sandbox.HostConfinement): the SDK narrows the plugin with the
-	// programs in it and, where Landlock enforces the rules, tells a
-	// denial by the sandbox from another permission error with them.
-	env = append(env, sandbox.GrantFDEnv+"="+strconv.Itoa(RulesFD))
+	prog, err := readProgram()
+	if err != nil {
+		return err
+	}
+	syscall.CloseOnExec(SeccompFD)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, Env+"=") })
 	lowerPriority()
-	_, err = sandbox.ExecConfined(BinaryFD, os.Args, env, spec.Rules, spec.Seccomp)
-	return err
+	return sandbox.ExecConfined(BinaryFD, os.Args, env, ruleset, flags, prog)
 }
 
-func readSpec() (Spec, error) {
-	// Read at offset 0 through the descriptor number, with no *os.File
-	// whose finalizer could close it before the plugin inherits it.
-	raw, err := io.ReadAll(io.NewSectionReader(fdReader(RulesFD), 0, maxRules+1))
+// parse reads Env's value: exactly one of the two forms Value writes.
+func parse(v string) (ruleset int, flags uint32, err error) {
+	f := strings.Split(v, ",")
+	bad := fmt.Errorf("%s=%q: want %q or %q", Env, v, Value(true, 0), Value(false, 0))
+	if len(f) != 4 || f[0] != strconv.Itoa(BinaryFD) || f[2] != strconv.Itoa(SeccompFD) {
+		return 0, 0, bad
+	}
+	n, err := strconv.ParseUint(f[3], 10, 32)
 	if err != nil {
-		return Spec{}, fmt.Errorf("read the rules: %w", err)
+		return 0, 0, bad
 	}
-	if len(raw) > maxRules {
-		return Spec{}, fmt.Errorf("rules over %d bytes", maxRules)
+	switch f[1] {
+	case strconv.Itoa(RulesetFD):
+		return RulesetFD, uint32(n), nil
+	case "-":
+		if n != 0 {
+			return 0, 0, bad
+		}
+		return -1, 0, nil
 	}
-	var s Spec
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return Spec{}, fmt.Errorf("decode the rules: %w", err)
+	return 0, 0, bad
+}
+
+// readProgram reads the seccomp program at offset 0 through the
+// descriptor number, with no *os.File whose finalizer could close it.
+func readProgram() (sandbox.Program, error) {
+	raw, err := io.ReadAll(io.NewSectionReader(fdReader(SeccompFD), 0, sandbox.MaxProgramBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the seccomp program: %w", err)
 	}
-	if err := s.Rules.Validate(); err != nil {
-		return Spec{}, fmt.Errorf("rules: %w", err)
+	if len(raw) > sandbox.MaxProgramBytes {
+		return nil, errors.New("seccomp program over the kernel's 4,096 instructions")
 	}
-	return s, nil
+	return sandbox.Program(raw), nil
 }
 
 // fdReader reads a descriptor with pread, leaving it open.

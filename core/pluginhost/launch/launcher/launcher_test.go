@@ -5,13 +5,26 @@ import (
 	"testing"
 )
 
-// TestRunRefusesOtherDescriptors: the launcher takes only the descriptor
-// layout the host uses.
-func TestRunRefusesOtherDescriptors(t *testing.T) {
+// TestParse: the launcher takes exactly the two forms Value writes.
+func TestParse(t *testing.T) {
 	t.Parallel()
-	for _, v := range []string{"", "3", "5,6", "3,4,5", "/bin/sh"} {
-		if err := run(v); err == nil || !strings.Contains(err.Error(), "want 3,4") {
-			t.Errorf("run(%q) = %v, want a refusal", v, err)
+	for _, c := range []struct {
+		v       string
+		ruleset int
+		flags   uint32
+	}{
+		{Value(true, 0), RulesetFD, 0},
+		{Value(true, 7), RulesetFD, 7},
+		{Value(false, 0), -1, 0},
+	} {
+		rs, flags, err := parse(c.v)
+		if err != nil || rs != c.ruleset || flags != c.flags {
+			t.Errorf("parse(%q) = %d, %d, %v; want %d, %d", c.v, rs, flags, err, c.ruleset, c.flags)
+		}
+	}
+	for _, v := range []string{"", "3", "3,4", "3,4,5,6", "3,5,6", "3,5,6,", "3,5,6,-1", "3,5,6,4294967296", "3,-,6,1", "4,5,6,0", "3,5,7,0", "3,5,6,0,0", "/bin/sh"} {
+		if _, _, err := parse(v); err == nil || !strings.Contains(err.Error(), "want") {
+			t.Errorf("parse(%q) = %v, want a refusal", v, err)
 		}
 	}
 }
