@@ -655,3 +655,58 @@ func TestTamperHMACKey(t *testing.T) {
 		})
 	}
 }
+
+// TestTamperedHistoryAfterRestart: a restart resumes a long audit log from
+// its last record and checks the history after its first verdict
+// (audit.Options.DeferHistory): a record edited deep in the live file is
+// still found, logged as a broken chain and acknowledged with one
+// chain_broken record, and the history stays as it was.
+func TestTamperedHistoryAfterRestart(t *testing.T) {
+	t.Parallel()
+	env := daemontest.New(t, daemontest.Options{})
+	env.Start().Stop()
+	// Lengthen the log past what a start reads whole (64 KiB), as the
+	// daemon would have, with its own key.
+	l, err := audit.OpenOptions(env.AuditPath, audit.Options{KeyPath: filepath.Join(filepath.Dir(env.AuditPath), "audit.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		if err := l.Append(audit.TypeRefresh, map[string]any{"remote": "127.0.0.1:40000", "i": i, "note": strings.Repeat("x", 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := tamperLogLines(t, env.AuditPath)
+	lines[10] = bytes.Replace(lines[10], []byte(`"i":`), []byte(`"i":9`), 1)
+	if err := os.WriteFile(env.AuditPath, bytes.Join(lines, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	history := bytes.Join(lines, nil)
+
+	p := env.Start()
+	env.WaitAudit(p, 60*time.Second, "chain_broken", func(r []daemontest.AuditRecord) bool {
+		return daemontest.CountAudit(r, audit.TypeChainBroken, nil) > 0
+	})
+	p.Stop()
+	if !strings.Contains(p.Stderr(), "CHAIN IS BROKEN") || !strings.Contains(p.Stderr(), "line=11") {
+		t.Errorf("the break was not logged loudly:\n%s", p.Stderr())
+	}
+	raw, err := os.ReadFile(env.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(raw, history) {
+		t.Fatal("the history was rewritten")
+	}
+	if n := daemontest.CountAudit(env.AuditRecords(), audit.TypeChainBroken, nil); n != 1 {
+		t.Errorf("%d chain_broken records, want 1", n)
+	}
+	_, err = audit.VerifyFile(env.AuditPath)
+	var be *audit.BreakError
+	if !errors.As(err, &be) || be.Line != 11 {
+		t.Errorf("VerifyFile = %v, want the break at line 11", err)
+	}
+}

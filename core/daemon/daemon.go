@@ -302,7 +302,7 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	runDone := d.attestPeriodically(ctx, p.engine)
+	runDone := d.attestPeriodically(ctx, p.engine, func() { go d.verifyAuditHistory(ctx, p.log, pol) })
 	go d.notify.Watchdog(ctx, p.engine.Healthy)
 	code := d.waitForStop(p.engine, srv, serveErr)
 
@@ -369,8 +369,10 @@ func (d *daemon) startParts(pol *policy.Policy, polSHA string) (*parts, error) {
 	if p.host, first, err = d.startHostMeasuring(pol, true); err != nil {
 		return p, fmt.Errorf("policy %s: %w", d.path, err)
 	}
+	// The history of the live file is checked after the first verdict
+	// (verifyAuditHistory): a restart does not wait for it.
 	p.log, err = audit.OpenOptions(pol.AuditLogPath, audit.Options{
-		Logger: d.logger.Named("audit"), KeyPath: pol.AuditKeyPath, MaxBytes: int64(pol.AuditMaxBytes),
+		Logger: d.logger.Named("audit"), KeyPath: pol.AuditKeyPath, MaxBytes: int64(pol.AuditMaxBytes), DeferHistory: true,
 	})
 	if err != nil {
 		p.log = nil
@@ -389,8 +391,9 @@ func (d *daemon) startParts(pol *policy.Policy, polSHA string) (*parts, error) {
 
 // attestPeriodically runs the engine's attestation loop until ctx ends and
 // tells the service manager each verdict: READY=1 with the first, STATUS=
-// after. The channel closes when the loop has returned.
-func (d *daemon) attestPeriodically(ctx context.Context, e *engine.Engine) <-chan struct{} {
+// after; afterFirst runs once READY=1 is sent. The channel closes when the
+// loop has returned.
+func (d *daemon) attestPeriodically(ctx context.Context, e *engine.Engine, afterFirst func()) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -401,6 +404,7 @@ func (d *daemon) attestPeriodically(ctx context.Context, e *engine.Engine) <-cha
 			var err error
 			if !ready {
 				err, ready = d.notify.Ready(status), true
+				afterFirst()
 			} else {
 				err = d.notify.Status(status)
 			}
@@ -410,6 +414,16 @@ func (d *daemon) attestPeriodically(ctx context.Context, e *engine.Engine) <-cha
 		})
 	}()
 	return done
+}
+
+// verifyAuditHistory checks the chain of the audit records the log
+// resumed after without reading them, paced to attestation_cpu_percent
+// (audit.Log.VerifyHistory): a break is logged and recorded then, as it is
+// at the start of a log that is read whole.
+func (d *daemon) verifyAuditHistory(ctx context.Context, l *audit.Log, pol *policy.Policy) {
+	if err := l.VerifyHistory(ctx, float64(pol.AttestationCPUPercent)/100); err != nil && ctx.Err() == nil {
+		d.logger.Error("audit log: the history of the live file could not be checked", "error", err)
+	}
 }
 
 // waitForStop reloads the policy on each SIGHUP and returns the exit code
