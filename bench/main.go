@@ -149,6 +149,10 @@ func measure(cfg config, progress io.Writer) (*table, string, error) {
 	if err := b.resident(); err != nil {
 		return nil, "", err
 	}
+	fmt.Fprintf(progress, "attestor-bench: restarts with a full audit log, load %.2f\n", loadavg())
+	if err := b.longAudit(); err != nil {
+		return nil, "", err
+	}
 	if cfg.PluginStart {
 		fmt.Fprintf(progress, "attestor-bench: plugin start, load %.2f\n", loadavg())
 		if err := b.pluginStart(); err != nil {

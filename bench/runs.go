@@ -34,6 +34,8 @@ func newTable(cfg config) *table {
 		{"ready/f", "start → first verdict (READY=1)", free, "s", 0},
 		{"readycpu/q", "CPU from start to READY=1", q, "ms", 0},
 		{"readycold/q", "first start after an install → first verdict (caches empty)", q, "s", 0},
+		{"readylog/q", "start → first verdict, a full live audit log (16 MiB)", q, "s", 1},
+		{"readylogcpu/q", "CPU from start to READY=1, a full live audit log (16 MiB)", q, "ms", 0},
 		{"acpu/q", "CPU per on-demand attestation, 6 built-ins", q, "ms", 100},
 		{"acpu/f", "CPU per on-demand attestation, 6 built-ins", free, "ms", 0},
 		{"awall/q", "wall per attestation", q, "s", 1},
