@@ -2,11 +2,13 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -106,10 +108,19 @@ func replaceBinary(t *testing.T, path string, rename bool) {
 		}
 		return
 	}
-	// In place (the binary must not be running: ETXTBSY).
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatalf("open for writing: %v", err)
+	// In place (the binary must not be running: ETXTBSY). A killed
+	// process's leader reads as a zombie while its other threads are
+	// still exiting with the executable mapped, so ETXTBSY is retried.
+	var f *os.File
+	err = errors.New("not tried")
+	for deadline := time.Now().Add(10 * time.Second); err != nil; {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil && (!errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline)) {
+			t.Fatalf("open for writing: %v", err)
+		}
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	defer f.Close()
 	if _, err := f.Write([]byte("\x00tampered")); err != nil {
