@@ -20,6 +20,7 @@
  *   fd 6  a sealed memory file holding the seccomp program the daemon
  *         assembled (struct sock_filter, host byte order); closed before
  *         the plugin runs.
+ *   Every other descriptor from 5 on is closed at execveat.
  *
  * In order: nice 19 (the plugin's own filter does not allow it later),
  * no_new_privs, landlock_restrict_self(5, flags), the seccomp filter on
@@ -46,6 +47,12 @@
 
 #ifndef SYS_landlock_restrict_self
 #define SYS_landlock_restrict_self 446
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 #ifndef SECCOMP_FILTER_FLAG_LOG
 #define SECCOMP_FILTER_FLAG_LOG (1UL << 1)
@@ -132,14 +139,18 @@ static char **plugin_env(const char **value)
 
 /* seccomp_available mirrors sandbox.seccompAvailable: SECCOMP_SET_MODE_STRICT
  * with flags, which are invalid for it, fails with EINVAL where seccomp
- * exists and ENOSYS where it does not; anything else is a filter around
- * this process that refuses seccomp(2). */
+ * exists and ENOSYS where it does not, in which case PR_GET_SECCOMP fails
+ * too (an answer to it means a filter around this process hides
+ * seccomp(2)); anything else is a filter that refuses seccomp(2). */
 static int seccomp_available(void)
 {
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_STRICT, 1, NULL) == 0 || errno == EINVAL)
 		return 1;
-	if (errno == ENOSYS)
+	if (errno == ENOSYS) {
+		if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0)
+			fail("seccomp(2) answers ENOSYS on a kernel that has seccomp (prctl PR_GET_SECCOMP works): a filter around this process hides it, so no seccomp filter can be installed", 0);
 		return 0;
+	}
 	fail("seccomp(2) is refused: a filter around this process denies it, so no seccomp filter can be installed", errno);
 	return 0;
 }
@@ -175,6 +186,22 @@ static void load_seccomp(void)
 		fail("seccomp", errno);
 }
 
+/* cloexec_from marks every descriptor from first on close-on-exec: the
+ * plugin gets 0 to 4 only, whatever else the launcher inherited. */
+static void cloexec_from(int first)
+{
+	long max, fd;
+
+	if (syscall(SYS_close_range, (unsigned int)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	/* Before Linux 5.11: one descriptor at a time. */
+	max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 1 << 20)
+		max = 1 << 20;
+	for (fd = first; fd < max; fd++)
+		(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+}
+
 int main(int argc, char **argv)
 {
 	const char *value;
@@ -192,6 +219,7 @@ int main(int argc, char **argv)
 		fail("empty argv", 0);
 	ruleset = parse(value, &flags);
 
+	cloexec_from(RULESET_FD);
 	/* Lowering one's own priority needs no privilege; a failure leaves
 	 * it as it was (the plugin still runs). */
 	(void)setpriority(PRIO_PROCESS, 0, PLUGIN_NICE);

@@ -120,6 +120,9 @@ func TestLauncherContract(t *testing.T) {
 			t.Parallel()
 			cmd, done := probeCommand(t, l)
 			defer done()
+			// A stray descriptor the launcher inherited (fd 7) does not
+			// reach the plugin.
+			cmd.ExtraFiles = append(cmd.ExtraFiles, sealed(t, []byte("stray")))
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("%v: %s", err, out)

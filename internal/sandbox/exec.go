@@ -75,7 +75,7 @@ func (c ldConfig) dirs() []string {
 
 // Bounds on what an executable's own bytes can make the walker do: an
 // ELF's author chooses its DT_NEEDED, RPATH and RUNPATH, and a hostile
-// one would make the launcher examine files without end. Entries past a
+// one would make the plugin host examine files without end. Entries past a
 // bound are ignored (the loader then fails on what was not granted).
 const (
 	maxScriptChain = 8       // "#!" chains (the kernel allows 4 levels)
@@ -91,8 +91,19 @@ const (
 // libraries that must be readable, following "#!" lines, PT_INTERP and
 // DT_NEEDED as the kernel and the dynamic loader do. The caller closes
 // the closure's held files once its rules are applied.
-func execClosure(paths []string, ld ldConfig) (closure, error) {
+//
+// The executables' bytes are a plugin author's, and debug/elf is not
+// hardened against hostile input: a panic while reading them is an error
+// of this walk (the plugin does not start), never a crash of the daemon
+// that walks it.
+func execClosure(paths []string, ld ldConfig) (c closure, err error) {
 	w := &walker{ld: ld, seenExec: map[string]bool{}, seenLib: map[string]bool{}, hwcaps: map[string][]string{}, budget: maxCandidates}
+	defer func() {
+		if r := recover(); r != nil {
+			w.c.close()
+			c, err = closure{}, fmt.Errorf("reading the executables to grant (%s): %v", strings.Join(paths, ", "), r)
+		}
+	}()
 	for _, p := range paths {
 		if err := w.addExec(p, 0); err != nil {
 			w.c.close()

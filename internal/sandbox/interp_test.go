@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/secure-ai/runtime-attestor/internal/elffixture"
 )
 
 // elfWithInterpreters is a minimal 64-bit ELF executable whose program
@@ -97,4 +99,25 @@ func TestInterpreterNamedByTheExecutable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzExecClosure: whatever bytes a plugin file holds, walking what it
+// needs to run ends with a closure or an error, never a panic (the daemon
+// walks plugin files at every start) nor a walk without end.
+func FuzzExecClosure(f *testing.F) {
+	f.Add(elffixture.Dynamic{Interp: "/lib64/ld-linux-x86-64.so.2", Needed: []string{"libc.so.6"}, RPath: []string{"$ORIGIN/lib"}}.Bytes())
+	f.Add(elffixture.Dynamic{Needed: []string{"liba.so", "libb.so"}, RunPath: []string{"/usr/lib"}}.Bytes())
+	f.Add([]byte("#!/bin/sh\n"))
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		exe := filepath.Join(dir, "plugin")
+		if err := os.WriteFile(exe, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := execClosure([]string{exe}, ldConfig{})
+		if err == nil {
+			cl.close()
+		}
+	})
 }

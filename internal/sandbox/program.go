@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"syscall"
 	"unsafe"
@@ -66,6 +67,12 @@ func seccompAvailable() (bool, error) {
 	case unix.EINVAL:
 		return true, nil
 	case unix.ENOSYS:
+		// A kernel without seccomp also fails PR_GET_SECCOMP (EINVAL);
+		// one that answers it has seccomp, and a filter around this
+		// process hides seccomp(2) behind ENOSYS.
+		if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err == nil {
+			return false, errors.New("seccomp(2) answers ENOSYS on a kernel that has seccomp (prctl PR_GET_SECCOMP works): a filter around this process hides it, so no seccomp filter can be installed")
+		}
 		return false, nil
 	}
 	return false, fmt.Errorf("seccomp(2) is refused (%v): a filter around this process denies it, so no seccomp filter can be installed", errno)

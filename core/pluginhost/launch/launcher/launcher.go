@@ -128,10 +128,28 @@ func run(v string) error {
 	if err != nil {
 		return err
 	}
-	syscall.CloseOnExec(SeccompFD)
+	// The plugin gets descriptors 0 to 4 only, whatever else this
+	// process inherited: every one from RulesetFD on closes at execveat
+	// (the ruleset is closed once applied).
+	if err := unix.CloseRange(RulesetFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		closeOnExecFrom(RulesetFD)
+	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, Env+"=") })
 	lowerPriority()
 	return sandbox.ExecConfined(BinaryFD, os.Args, env, ruleset, flags, prog)
+}
+
+// closeOnExecFrom marks the descriptors from first on close-on-exec one at
+// a time (kernels before 5.11 have no CLOSE_RANGE_CLOEXEC).
+func closeOnExecFrom(first int) {
+	var lim unix.Rlimit
+	max := 1 << 20
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(max) {
+		max = int(lim.Cur)
+	}
+	for fd := first; fd < max; fd++ {
+		syscall.CloseOnExec(fd)
+	}
 }
 
 // parse reads Env's value: exactly one of the two forms Value writes.
