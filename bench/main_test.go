@@ -35,6 +35,7 @@ func TestBenchOneIteration(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Install(t, testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor"), bin, "runtime-attestor")
+	testbin.Install(t, testbin.Launcher(t), bin, "attestor-launcher")
 	testbin.Install(t, testbin.Build(t, "./cmd/attestctl", "attestctl"), bin, "attestctl")
 	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "attestor-check-*"))
 	for _, m := range mains {

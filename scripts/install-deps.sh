@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the test suite need, only when
 # they are missing. Safe to run again; does nothing when all is present.
-# With --build, only what `make build` needs (gcc and libc6-dev).
+# With --build, only what `make build` needs (gcc and libc6-dev), and
+# nothing when ${CC:-cc} already links a static C program.
 #   gcc, libc6-dev   the launcher (cmd/attestor-launcher, static C), and the
 #                    race detector's and the TPM simulator's cgo builds
 #   libssl-dev       cgo build of the TPM 2.0 simulator used by the tests
@@ -15,6 +16,15 @@
 #                    (the package's own server is disabled again when this
 #                    script installed it)
 set -euo pipefail
+if [[ "${1:-}" == "--build" ]]; then
+  # A C compiler that links static programs is all the build needs: when
+  # one is there (installed by any means), nothing is installed.
+  probe=$(mktemp -d)
+  trap 'rm -rf "$probe"' EXIT
+  if echo 'int main(void){return 0;}' | "${CC:-cc}" -static -x c -o "$probe/a" - 2>/dev/null; then
+    exit 0
+  fi
+fi
 want=(gcc libc6-dev)
 if [[ "${1:-}" != "--build" ]]; then
   want+=(libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)

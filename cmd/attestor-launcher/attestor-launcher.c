@@ -9,9 +9,9 @@
  * Its contract is package core/pluginhost/launch/launcher's, which does
  * the same in Go for a host that uses its own executable as the launcher:
  *
- *   RUNTIME_ATTESTOR_LAUNCH="3,5,6,<flags>", or "3,-,6,0" where the
- *   kernel has no Landlock; the variable is removed from the plugin's
- *   environment.
+ *   RUNTIME_ATTESTOR_LAUNCH="v1,3,5,6,<flags>", or "v1,3,-,6,0" where
+ *   the kernel has no Landlock; the variable is removed from the plugin's
+ *   environment. v1 is the contract's version: any other is refused.
  *   fd 3  the plugin file the daemon verified; executed by descriptor,
  *         it stays open (read-only) in the plugin.
  *   fd 4  the plugin's sealed grant; left open for the plugin.
@@ -59,6 +59,7 @@
 #endif
 
 #define ENV_NAME "RUNTIME_ATTESTOR_LAUNCH"
+#define VERSION "v1" /* launcher.Version */
 #define FAILED "runtime-attestor launcher: cannot confine and start the plugin: "
 #define EXIT_FAILED 125
 #define BINARY_FD 3
@@ -84,8 +85,8 @@ static void __attribute__((noreturn)) fail(const char *what, int err)
 	_exit(EXIT_FAILED);
 }
 
-/* parse reads the variable's value: exactly "3,5,6,<flags>" or
- * "3,-,6,0". It returns whether a ruleset was passed. */
+/* parse reads the variable's value: exactly "v1,3,5,6,<flags>" or
+ * "v1,3,-,6,0". It returns whether a ruleset was passed. */
 static int parse(const char *v, unsigned int *flags)
 {
 	const char *rest;
@@ -93,6 +94,13 @@ static int parse(const char *v, unsigned int *flags)
 	unsigned long n;
 	int ruleset;
 
+	if (strncmp(v, VERSION ",", sizeof VERSION) != 0) {
+		if (v[0] == 'v')
+			fail(ENV_NAME ": another contract version, this launcher speaks " VERSION
+			     " only: install the attestor-launcher built with this daemon", 0);
+		fail(ENV_NAME ": want \"" VERSION ",3,5,6,<flags>\" or \"" VERSION ",3,-,6,0\"", 0);
+	}
+	v += sizeof VERSION;
 	if (strncmp(v, "3,5,6,", 6) == 0) {
 		ruleset = 1;
 		rest = v + 6;
@@ -100,7 +108,7 @@ static int parse(const char *v, unsigned int *flags)
 		ruleset = 0;
 		rest = v + 6;
 	} else {
-		fail(ENV_NAME ": want \"3,5,6,<flags>\" or \"3,-,6,0\"", 0);
+		fail(ENV_NAME ": want \"" VERSION ",3,5,6,<flags>\" or \"" VERSION ",3,-,6,0\"", 0);
 	}
 	if (*rest < '0' || *rest > '9')
 		fail(ENV_NAME ": the restrict flags are not a number", 0);

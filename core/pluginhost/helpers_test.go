@@ -27,6 +27,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(denySeccompEnv); v != "" {
+		os.Exit(runDenyingSeccomp(v))
+	}
 	launch.Main()
 	if os.Getenv(daemonEnv) != "" {
 		os.Exit(runDaemon())

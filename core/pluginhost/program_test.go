@@ -155,6 +155,13 @@ func TestLauncherRefuses(t *testing.T) {
 			cmd.Env = append(slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, launch.Env+"=") }), launch.Env+"="+v)
 		}
 	}
+	denying := func(errno string) func(*exec.Cmd) {
+		return func(cmd *exec.Cmd) {
+			if err := denyingSeccomp(cmd, errno); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	// A jump past the end: the kernel refuses the program.
 	invalid := sandbox.ProgramOf([]unix.SockFilter{{Code: unix.BPF_JMP | unix.BPF_JA, K: 5}, {Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}})
 	cases := []struct {
@@ -162,16 +169,28 @@ func TestLauncherRefuses(t *testing.T) {
 		change func(*exec.Cmd)
 		want   string
 	}{
-		{"other descriptors", env("3,4,5,6"), launch.Env},
-		{"no ruleset with flags", env("3,-,6,1"), launch.Env},
-		{"flags not a number", env("3,5,6,x"), launch.Env},
-		{"flags out of range", env("3,5,6,4294967296"), launch.Env},
+		{"other descriptors", env("v1,3,4,5,6"), launch.Env},
+		{"no ruleset with flags", env("v1,3,-,6,1"), launch.Env},
+		{"flags not a number", env("v1,3,5,6,x"), launch.Env},
+		{"flags out of range", env("v1,3,5,6,4294967296"), launch.Env},
 		{"an empty value", env(""), launch.Env},
+		{"no version", env("3,5,6,0"), launch.Env},
+		{"another version", env("v2,3,5,6,0"), "install the attestor-launcher built with this daemon"},
 		{"an empty program", prog(nil), "seccomp"},
 		{"a program of 7 bytes", prog(make([]byte, 7)), "seccomp"},
 		{"a program over 4096 instructions", prog(make([]byte, 8*4097)), "seccomp"},
 		{"a program the kernel refuses", prog(invalid), "seccomp"},
 		{"no program at all", func(cmd *exec.Cmd) { cmd.ExtraFiles[launch.SeccompFD-3] = nil }, "seccomp"},
+		{"seccomp(2) refused around the launcher", denying("EPERM"), "seccomp(2) is refused"},
+		{"seccomp(2) hidden around the launcher", denying("ENOSYS"), "a filter around this process hides it"},
+	}
+	if sandbox.ABI() > 0 {
+		// Not a ruleset: landlock_restrict_self fails.
+		cases = append(cases, struct {
+			name   string
+			change func(*exec.Cmd)
+			want   string
+		}{"a ruleset that is not one", func(cmd *exec.Cmd) { cmd.ExtraFiles[launch.RulesetFD-3] = sealed(t, []byte("not a ruleset")) }, "andlock"})
 	}
 	for name, l := range launchers(t) {
 		for _, c := range cases {

@@ -77,7 +77,7 @@ func New(t testing.TB, opts Options) *Env {
 		t:         t,
 		Root:      root,
 		Dir:       dir,
-		Daemon:    testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor"),
+		Daemon:    testbin.Daemon(t),
 		Attestctl: testbin.Build(t, "./cmd/attestctl", "attestctl"),
 		PluginDir: filepath.Join(dir, "plugins"),
 		RunDir:    filepath.Join(dir, "run"),

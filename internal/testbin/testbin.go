@@ -8,6 +8,7 @@ package testbin
 import (
 	"bytes"
 	"fmt"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,18 +131,25 @@ const (
 
 // Launcher builds the shipped launcher (cmd/attestor-launcher, in C) as
 // `make build` does, once per test process, and returns its path. It uses
-// $CC, else cc.
+// $CC, else cc. The test process itself reads the source and hands it to
+// the compiler on stdin, so that go test's result cache knows the file:
+// an edited launcher runs the tests again.
 func Launcher(t testing.TB) string {
 	t.Helper()
-	src := filepath.Join(Root(t), LauncherSource)
+	src, err := os.ReadFile(filepath.Join(Root(t), LauncherSource))
+	if err != nil {
+		t.Fatalf("testbin: the launcher's source: %v", err)
+	}
 	return once(t, "\x00launcher", "attestor-launcher", func(out string) error {
 		cc := os.Getenv("CC")
 		if cc == "" {
 			cc = "cc"
 		}
-		args := append(strings.Fields(LauncherCFLAGS), "-o", out, src)
-		if msg, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s %s: %w\n%s(make deps installs the C compiler and libc6-dev)", cc, strings.Join(args, " "), err, msg)
+		args := append(strings.Fields(LauncherCFLAGS), "-o", out, "-x", "c", "-")
+		cmd := exec.Command(cc, args...)
+		cmd.Stdin = bytes.NewReader(src)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s < %s: %w\n%s(make deps installs the C compiler and libc6-dev)", cc, strings.Join(args, " "), LauncherSource, err, msg)
 		}
 		return nil
 	})
@@ -187,4 +195,20 @@ func Main(m *testing.M) int {
 	}
 	mu.Unlock()
 	return code
+}
+
+// Daemon builds the daemon (./cmd/runtime-attestor) with the shipped
+// launcher installed beside it, as `make build` lays out bin/, and returns
+// the daemon's path: a daemon started from there starts its plugins
+// through the C launcher, as installed, not through its own executable.
+func Daemon(t testing.TB) string {
+	t.Helper()
+	launcher := Launcher(t)
+	daemon := Build(t, "./cmd/runtime-attestor", "runtime-attestor")
+	return once(t, "\x00daemon+launcher", "runtime-attestor", func(out string) error {
+		if err := linkOrCopy(daemon, out); err != nil {
+			return err
+		}
+		return linkOrCopy(launcher, filepath.Join(filepath.Dir(out), sandbox.LauncherName))
+	})
 }

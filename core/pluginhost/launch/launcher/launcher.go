@@ -31,10 +31,16 @@ import (
 )
 
 // Env names the variable that puts an executable in launcher mode; its
-// value is "<binary fd>,<ruleset fd>,<seccomp fd>,<restrict flags>", the
-// ruleset fd "-" where the kernel has no Landlock (Value). The launcher
-// removes it from the plugin's environment.
+// value is "<version>,<binary fd>,<ruleset fd>,<seccomp fd>,<restrict
+// flags>", the ruleset fd "-" where the kernel has no Landlock (Value). The
+// launcher removes it from the plugin's environment.
 const Env = "RUNTIME_ATTESTOR_LAUNCH"
+
+// Version names this contract in Env's value. A launcher refuses any other
+// version, so a daemon upgraded without the attestor-launcher beside it (or
+// the other way round) fails each start with a line saying so, instead of
+// a launcher applying descriptors it reads differently.
+const Version = "v1"
 
 // Fixed descriptor numbers in the launcher (the host's exec.Cmd
 // ExtraFiles 0 to 3).
@@ -86,7 +92,7 @@ func Value(ruleset bool, flags uint32) string {
 	if ruleset {
 		rs = strconv.Itoa(RulesetFD)
 	}
-	return fmt.Sprintf("%d,%s,%d,%d", BinaryFD, rs, SeccompFD, flags)
+	return fmt.Sprintf("%s,%d,%s,%d,%d", Version, BinaryFD, rs, SeccompFD, flags)
 }
 
 // init keeps, in launcher mode, the main goroutine on the main thread (a
@@ -154,8 +160,15 @@ func closeOnExecFrom(first int) {
 
 // parse reads Env's value: exactly one of the two forms Value writes.
 func parse(v string) (ruleset int, flags uint32, err error) {
-	f := strings.Split(v, ",")
 	bad := fmt.Errorf("%s=%q: want %q or %q", Env, v, Value(true, 0), Value(false, 0))
+	rest, ok := strings.CutPrefix(v, Version+",")
+	switch {
+	case !ok && strings.HasPrefix(v, "v"):
+		return 0, 0, fmt.Errorf("%s=%q: another contract version, this launcher speaks %s only: install the attestor-launcher built with this daemon", Env, v, Version)
+	case !ok:
+		return 0, 0, bad
+	}
+	f := strings.Split(rest, ",")
 	if len(f) != 4 || f[0] != strconv.Itoa(BinaryFD) || f[2] != strconv.Itoa(SeccompFD) {
 		return 0, 0, bad
 	}
