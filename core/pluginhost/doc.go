@@ -57,9 +57,12 @@
 // cgroup (systemd KillMode=control-group) catches it.
 //
 // Pdeathsig fires when the thread that forked the plugin exits, not the
-// process. The host therefore forks plugins only from its worker goroutines,
-// each of which holds runtime.LockOSThread for the life of the host: Go never
-// reuses or ends a locked thread while its goroutine runs, so a plugin's
-// parent thread lives exactly as long as the host. A worker exits still
-// locked when the host closes, which ends its thread.
+// process. The host therefore forks plugins only from its forker goroutines
+// (fork.go), each of which holds runtime.LockOSThread for the life of the
+// host: Go never reuses or ends a locked thread while its goroutine runs, so
+// a plugin's parent thread lives exactly as long as the host. A forker exits
+// still locked when the host closes, which ends its thread. The forkers run
+// only the start (fork and handshake); the rest of a turn runs on the
+// workers, which are not locked, since a locked goroutine costs a thread
+// switch at every block.
 package pluginhost

@@ -188,8 +188,9 @@ type Host struct {
 	confinement string // what the launcher imposes, for Result.Confinement
 	unconfined  bool   // the kernel has no Landlock
 	jobs        chan func()
+	forks       chan forkJob // to the forker threads (fork.go)
 	quit        chan struct{}
-	workers     sync.WaitGroup
+	workers     sync.WaitGroup // the workers and the forkers
 
 	mu       sync.Mutex // guards what follows
 	state    int
@@ -491,19 +492,19 @@ func (h *Host) prepare() {
 		h.log.Warn("the kernel has no Landlock: plugins run under seccomp and no_new_privs, but their file access is not confined (core.plugin_unconfined)")
 	}
 	h.jobs = make(chan func())
+	h.forks = make(chan forkJob)
 	h.quit = make(chan struct{})
 	for range h.opts.MaxParallel {
-		h.workers.Add(1)
+		h.workers.Add(2)
 		go h.worker()
+		go h.forker()
 	}
 }
 
-// worker runs turns on a thread it holds for the life of the host: plugins
-// are forked only here, so the thread their Pdeathsig watches outlives them.
-// It exits still locked, which ends the thread.
+// worker runs turns, at most MaxParallel at once. It forks no plugin
+// itself: startProcess hands the start to a forker thread (fork.go).
 func (h *Host) worker() {
 	defer h.workers.Done()
-	runtime.LockOSThread()
 	for {
 		select {
 		case job := <-h.jobs:

@@ -104,7 +104,16 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 	defer rules.Close()
 	in := &instance{client: client, cmd: cmd, relay: rl, pidNS: useNS, sock: sock, bin: *bf}
 	in.bin.f = nil // the caller owns and closes the descriptor
-	wc, err := launch.Dispense(client)
+	// The fork (and the handshake that follows it) on a forker thread;
+	// the rest on this goroutine.
+	err = h.onForker(func() error {
+		_, err := client.Start()
+		return err
+	})
+	var wc *wire.Client
+	if err == nil {
+		wc, err = launch.Dispense(client)
+	}
 	if cmd.Process != nil {
 		in.pid = cmd.Process.Pid
 	}
