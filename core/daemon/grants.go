@@ -40,11 +40,12 @@ type grants struct {
 // plugin's first instruction.
 func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, error) {
 	out := grants{rules: map[string]sandbox.Rules{}, notices: map[string][]sdk.Finding{}, declared: map[string]string{}}
+	r := newResolver()
 	for _, name := range builtin.Names() {
 		if !pol.PluginEnabled(name) {
 			continue
 		}
-		g, sha, notice, err := d.builtinGrant(ctx, pol, name)
+		g, sha, notice, err := d.builtinGrant(ctx, r, pol, name)
 		if err != nil {
 			return grants{}, err
 		}
@@ -63,7 +64,7 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(out.rules)) {
-		if err := exposes(pol, out.rules[name]); err != nil {
+		if err := r.exposes(pol, out.rules[name]); err != nil {
 			return grants{}, fmt.Errorf("plugins.%s: %w", name, err)
 		}
 	}
@@ -81,7 +82,7 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 // only (its turn reports the file); one whose declare run fails gets the
 // policy's grant and a finding. sha is the digest of the executable that
 // declared, "" when none did.
-func (d *daemon) builtinGrant(ctx context.Context, pol *policy.Policy, name string) (g sandbox.Rules, sha string, notice *sdk.Finding, err error) {
+func (d *daemon) builtinGrant(ctx context.Context, r resolver, pol *policy.Policy, name string) (g sandbox.Rules, sha string, notice *sdk.Finding, err error) {
 	granted := sandbox.Rules(pol.Plugins[name].Sandbox).Merge()
 	decl, err := d.declare(ctx, pol, name)
 	var de *pluginhost.DeclareError
@@ -94,7 +95,7 @@ func (d *daemon) builtinGrant(ctx context.Context, pol *policy.Policy, name stri
 		return granted, "", &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
 			Message: fmt.Sprintf("%v; the plugin runs with plugins.%s.sandbox only", err, name)}, nil
 	}
-	if err := exposes(pol, decl.Sandbox); err != nil {
+	if err := r.exposes(pol, decl.Sandbox); err != nil {
 		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s: the executable %s (sha256 %s) declares a sandbox that %w", name, decl.Path, decl.SHA256, declaredExposure(err))
 	}
 	return decl.Sandbox.Merge(granted), decl.SHA256, nil, nil

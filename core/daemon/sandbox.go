@@ -22,12 +22,17 @@ import (
 // folder (by default the unit's StateDirectory) must not hold the signing
 // key.
 func exposes(pol *policy.Policy, g sandbox.Rules) error {
+	return newResolver().exposes(pol, g)
+}
+
+// exposes is the package's exposes, resolving paths through r.
+func (r resolver) exposes(pol *policy.Policy, g sandbox.Rules) error {
 	// Landlock follows a granted symbolic link to its target: compare the
 	// targets too.
 	real := g.Merge()
 	for _, l := range []*[]string{&real.ReadOnly, &real.ReadWrite, &real.Exec, &real.Devices} {
 		for i, p := range *l {
-			(*l)[i] = resolved(p)
+			(*l)[i] = r.resolve(p)
 		}
 	}
 	var seed string
@@ -49,12 +54,12 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 		{"the declare cache beside signing_key_path", declareCacheFile(pol), sandbox.Write},
 		{"the digest cache beside signing_key_path", digestCacheFile(pol), sandbox.Write},
 	} {
-		if c.path != "" && (g.Covers(filepath.Clean(c.path), c.a) || real.Covers(resolved(c.path), c.a)) {
+		if c.path != "" && (g.Covers(filepath.Clean(c.path), c.a) || real.Covers(r.resolve(c.path), c.a)) {
 			return fmt.Errorf("its sandbox grants %s access to %s (%s), a file only the daemon may touch: "+
 				"move the file to a folder no plugin is granted, or narrow the grant", c.a, c.path, c.key)
 		}
 	}
-	if p := writesNear(g, real, pol.PluginDir); p != "" {
+	if p := r.writesNear(g, real, pol.PluginDir); p != "" {
 		return fmt.Errorf("its sandbox grants write access to %s, in or above plugin_dir (%s): a plugin able to write there "+
 			"could change another plugin's executable; narrow the grant", p, pol.PluginDir)
 	}
@@ -68,14 +73,14 @@ func exposes(pol *policy.Policy, g sandbox.Rules) error {
 // writesNear returns a path that g (as written) or real (its symbolic
 // links resolved) grants write access to and that is dir, inside it or
 // above it; "" when there is none or dir is "".
-func writesNear(g, real sandbox.Rules, dir string) string {
+func (r resolver) writesNear(g, real sandbox.Rules, dir string) string {
 	if dir == "" {
 		return ""
 	}
 	for _, c := range []struct {
 		r   sandbox.Rules
 		dir string
-	}{{g, filepath.Clean(dir)}, {real, resolved(dir)}} {
+	}{{g, filepath.Clean(dir)}, {real, r.resolve(dir)}} {
 		for _, p := range slices.Concat(c.r.ReadWrite, c.r.Devices) {
 			p = filepath.Clean(p)
 			if sandbox.Within(p, c.dir) || sandbox.Within(c.dir, p) {
@@ -95,17 +100,31 @@ func parsePort(port string) uint16 {
 	return uint16(n)
 }
 
-// resolved is path with its symbolic links resolved, as far as they
-// exist: a file not made yet resolves through its folder.
-func resolved(path string) string {
+// resolver resolves paths and remembers what it resolved. One check of
+// every grant (pluginGrants) resolves the daemon's own files once for all
+// plugins, not once for each grant (a dozen paths, each an lstat per
+// component, twice per plugin: a fifth of the daemon's CPU before its
+// first verdict). It is made for one check and dropped after it, so a
+// symbolic link changed later is resolved again.
+type resolver map[string]string
+
+func newResolver() resolver { return resolver{} }
+
+// resolve is path with its symbolic links resolved, as far as they exist:
+// a file not made yet resolves through its folder.
+func (r resolver) resolve(path string) string {
 	path = filepath.Clean(path)
-	if r, err := filepath.EvalSymlinks(path); err == nil {
-		return r
+	if got, ok := r[path]; ok {
+		return got
 	}
-	if dir := filepath.Dir(path); dir != path {
-		return filepath.Join(resolved(dir), filepath.Base(path))
+	got := path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		got = real
+	} else if dir := filepath.Dir(path); dir != path {
+		got = filepath.Join(r.resolve(dir), filepath.Base(path))
 	}
-	return path
+	r[path] = got
+	return got
 }
 
 // pluginRules is every grant, for the daemon's own sandbox: the launcher
