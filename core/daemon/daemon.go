@@ -103,6 +103,7 @@ type daemon struct {
 	notify         *sdnotify.Notifier
 	logger         hclog.Logger
 	stdout, stderr io.Writer
+	grants         grantsMemo // the last policy's grants (grants.go)
 }
 
 // loadPolicy loads, validates and checks the files of the policy at path
@@ -139,7 +140,7 @@ func (d *daemon) startHost(pol *policy.Policy) (*pluginhost.Host, error) {
 // engine's first attestation.
 func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginhost.Host, *engine.First, error) {
 	gctx, gcancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
-	grants, err := d.pluginGrants(gctx, pol)
+	grants, err := d.grantsFor(gctx, pol)
 	gcancel()
 	if err != nil {
 		return nil, nil, err

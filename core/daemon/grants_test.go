@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -102,4 +103,49 @@ func grantDaemon(t *testing.T) (*daemon, string) {
 	}
 	launcher := testbin.Build(t, "./cmd/runtime-attestor", "runtime-attestor")
 	return &daemon{logger: hclog.NewNullLogger(), declarer: pluginhost.NewDeclarer(pluginhost.DeclarerOptions{Launcher: launcher})}, dir
+}
+
+// TestGrantsOncePerPolicy: the daemon's sandbox and its plugin host see
+// the grants computed once for the policy in force; a policy loaded again
+// (a reload) is checked again, against the file system as it is then.
+func TestGrantsOncePerPolicy(t *testing.T) {
+	t.Parallel()
+	d, plugins := grantDaemon(t)
+	dir := t.TempDir()
+	keys, other, link := filepath.Join(dir, "keys"), filepath.Join(dir, "other"), filepath.Join(dir, "innocent")
+	for _, p := range []string{keys, other} {
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
+	load := func() *policy.Policy {
+		p := policy.Default()
+		p.PluginDir = plugins
+		p.SigningKeyPath = filepath.Join(keys, "signing.key")
+		p.Plugins["vendor"] = policy.PluginPolicy{Enabled: true, Sandbox: policy.Grant(sandbox.Rules{ReadOnly: []string{link}})}
+		return p
+	}
+	ctx := context.Background()
+	first := load()
+	g, err := d.grantsFor(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The link now leads to the signing key's folder.
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(keys, link); err != nil {
+		t.Fatal(err)
+	}
+	again, err := d.grantsFor(ctx, first)
+	if err != nil || !reflect.DeepEqual(again, g) {
+		t.Fatalf("the same policy's grants were computed again: %v", err)
+	}
+	if _, err := d.grantsFor(ctx, load()); err == nil || !strings.Contains(err.Error(), "(signing_key_path)") {
+		t.Fatalf("a policy loaded again was not checked again: %v", err)
+	}
 }

@@ -131,7 +131,7 @@ func (r resolver) resolve(path string) string {
 // that starts a plugin inherits the daemon's domain and narrows it, so the
 // daemon's domain must hold what each plugin is granted.
 func (d *daemon) pluginRules(ctx context.Context, pol *policy.Policy) ([]sandbox.Rules, error) {
-	grants, err := d.pluginGrants(ctx, pol)
+	grants, err := d.grantsFor(ctx, pol)
 	if err != nil {
 		return nil, err
 	}
