@@ -97,7 +97,7 @@ const (
 // of this walk (the plugin does not start), never a crash of the daemon
 // that walks it.
 func execClosure(paths []string, ld ldConfig) (c closure, err error) {
-	w := &walker{ld: ld, seenExec: map[string]bool{}, seenLib: map[string]bool{}, hwcaps: map[string][]string{}, budget: maxCandidates}
+	w := newWalker(ld)
 	defer func() {
 		if r := recover(); r != nil {
 			w.c.close()
@@ -130,8 +130,94 @@ type walker struct {
 	seenExec map[string]bool     // executables and interpreters examined
 	seenLib  map[string]bool     // library candidates examined
 	hwcaps   map[string][]string // glibc-hwcaps subfolders of each folder
+	objects  map[fileID]dynamic  // libraries read, by file: one parse each
 	budget   int                 // library candidates left to examine
 	dynamic  bool
+}
+
+func newWalker(ld ldConfig) *walker {
+	return &walker{ld: ld, seenExec: map[string]bool{}, seenLib: map[string]bool{}, hwcaps: map[string][]string{}, objects: map[fileID]dynamic{}, budget: maxCandidates}
+}
+
+// fileID names a file by device and inode: the same library found under
+// two names (/lib and /usr/lib where one links to the other, a hwcaps
+// subfolder linking back) is one file, read once.
+type fileID struct{ dev, ino uint64 }
+
+// dynamic is what the walk reads of an ELF object: its class and machine,
+// and its DT_NEEDED, DT_RPATH and DT_RUNPATH strings (none when it has
+// no DT_NEEDED: it needs no library, and its search path does not
+// matter).
+type dynamic struct {
+	class                  elf.Class
+	machine                elf.Machine
+	needed, rpath, runpath []string
+}
+
+// readDynamic reads ef's dynamic strings, at most maxNeeded DT_NEEDED.
+func readDynamic(ef *elf.File) dynamic {
+	d := dynamic{class: ef.Class, machine: ef.Machine}
+	strs, err := dynStrings(ef)
+	needed := strs[elf.DT_NEEDED]
+	if err != nil || len(needed) == 0 {
+		return d // static, or no dynamic section
+	}
+	d.needed = needed[:min(len(needed), maxNeeded)]
+	d.runpath = strs[elf.DT_RUNPATH]
+	if len(d.runpath) == 0 {
+		d.rpath = strs[elf.DT_RPATH]
+	}
+	return d
+}
+
+// dynStrings is debug/elf's DynString for DT_NEEDED, DT_RPATH and
+// DT_RUNPATH at once, the same entries in the same order
+// (FuzzDynStrings): one read of the dynamic section and of its string
+// table, where DynString reads both again for each tag (a large
+// library's string table is tens of kilobytes).
+func dynStrings(f *elf.File) (map[elf.DynTag][]string, error) {
+	ds := f.SectionByType(elf.SHT_DYNAMIC)
+	if ds == nil {
+		return nil, nil // not dynamic, so no libraries
+	}
+	d, err := ds.Data()
+	if err != nil {
+		return nil, err
+	}
+	size := 8
+	if f.Class == elf.ELFCLASS64 {
+		size = 16
+	}
+	if len(d)%size != 0 {
+		return nil, errors.New("length of dynamic section is not a multiple of dynamic entry size")
+	}
+	if ds.Link == 0 || int(ds.Link) >= len(f.Sections) {
+		return nil, errors.New("section has invalid string table link")
+	}
+	str, err := f.Sections[ds.Link].Data()
+	if err != nil {
+		return nil, err
+	}
+	out := map[elf.DynTag][]string{}
+	for ; len(d) >= size; d = d[size:] {
+		var t elf.DynTag
+		var v uint64
+		if size == 16 {
+			t, v = elf.DynTag(f.ByteOrder.Uint64(d[0:8])), f.ByteOrder.Uint64(d[8:16])
+		} else {
+			t, v = elf.DynTag(f.ByteOrder.Uint32(d[0:4])), uint64(f.ByteOrder.Uint32(d[4:8]))
+		}
+		if t != elf.DT_NEEDED && t != elf.DT_RPATH && t != elf.DT_RUNPATH {
+			continue
+		}
+		if v >= uint64(len(str)) {
+			continue
+		}
+		if end := bytes.IndexByte(str[v:], 0); end >= 0 {
+			out[t] = append(out[t], string(str[v:v+uint64(end)]))
+		}
+	}
+	return out, nil
 }
 
 // addExec adds an executable, or a folder of executables, asked for: a
@@ -252,7 +338,7 @@ func (w *walker) elfDeps(name, origin string, ef *elf.File, depth int) error {
 		}
 		break
 	}
-	w.libs(ef, origin)
+	w.libs(readDynamic(ef), origin)
 	return nil
 }
 
@@ -285,16 +371,14 @@ func (w *walker) addInterpreter(p string, depth int) error {
 // libs adds the shared libraries ef needs, recursively. origin is the
 // folder $ORIGIN stands for in ef's RPATH and RUNPATH ("" when unknown:
 // entries naming it are dropped).
-func (w *walker) libs(ef *elf.File, origin string) {
-	needed, err := ef.DynString(elf.DT_NEEDED)
-	if err != nil || len(needed) == 0 {
-		return // static, or no dynamic section
+func (w *walker) libs(d dynamic, origin string) {
+	if len(d.needed) == 0 {
+		return
 	}
 	w.dynamic = true
-	needed = needed[:min(len(needed), maxNeeded)]
-	search := w.searchPath(ef, origin)
+	search := w.searchPath(d, origin)
 	budget := maxObjectCands
-	for _, name := range needed {
+	for _, name := range d.needed {
 		for _, lib := range w.candidates(name, search) {
 			if budget <= 0 || w.budget <= 0 {
 				return
@@ -305,7 +389,7 @@ func (w *walker) libs(ef *elf.File, origin string) {
 			}
 			w.seenLib[lib] = true
 			w.budget--
-			w.addLibrary(lib, ef.Class, ef.Machine)
+			w.addLibrary(lib, d.class, d.machine)
 		}
 	}
 }
@@ -313,15 +397,13 @@ func (w *walker) libs(ef *elf.File, origin string) {
 // searchPath is where the loader looks for ef's libraries: its RPATH
 // (unless it has a RUNPATH), $LD_LIBRARY_PATH, its RUNPATH, then the
 // system's folders.
-func (w *walker) searchPath(ef *elf.File, origin string) []string {
+func (w *walker) searchPath(d dynamic, origin string) []string {
 	var search []string
-	runpath, _ := ef.DynString(elf.DT_RUNPATH)
-	if len(runpath) == 0 {
-		rpath, _ := ef.DynString(elf.DT_RPATH)
-		search = append(search, splitSearchPath(rpath, origin)...)
+	if len(d.runpath) == 0 {
+		search = append(search, splitSearchPath(d.rpath, origin)...)
 	}
 	search = append(search, splitSearchPath([]string{os.Getenv("LD_LIBRARY_PATH")}, origin)...)
-	search = append(search, splitSearchPath(runpath, origin)...)
+	search = append(search, splitSearchPath(d.runpath, origin)...)
 	return append(search, w.ld.dirs()...)
 }
 
@@ -332,14 +414,14 @@ func (w *walker) searchPath(ef *elf.File, origin string) []string {
 // is skipped without a word of its content: the loader, if it ever opens
 // it, fails on it by itself.
 func (w *walker) addLibrary(lib string, class elf.Class, machine elf.Machine) {
-	f, lf, err := openLibrary(lib, class, machine)
+	f, d, err := w.openLibrary(lib, class, machine)
 	if err != nil {
 		return
 	}
 	w.c.held = append(w.c.held, heldFile{f: f, path: lib})
 	// A library's $ORIGIN is the folder the loader found it in, links
 	// not resolved.
-	w.libs(lf, filepath.Dir(lib))
+	w.libs(d, filepath.Dir(lib))
 }
 
 // splitSearchPath splits RPATH/RUNPATH entries on ':' and expands $ORIGIN

@@ -65,27 +65,38 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 
 // openLibrary opens the library candidate path (links resolved first, as
 // the loader follows them) and checks through the descriptor that it is a
-// regular ELF file of class and machine. The returned *elf.File reads
-// through f.
-func openLibrary(path string, class elf.Class, machine elf.Machine) (*os.File, *elf.File, error) {
+// regular ELF file of class and machine, and returns what it needs (read
+// through the descriptor, once per file in a walk).
+func (w *walker) openLibrary(path string, class elf.Class, machine elf.Machine) (*os.File, dynamic, error) {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, dynamic{}, err
 	}
-	f, _, err := openRegular(real)
+	f, fi, err := openRegular(real)
 	if err != nil {
-		return nil, nil, err
+		return nil, dynamic{}, err
 	}
-	ef, err := elf.NewFile(f)
-	if err != nil {
+	var id fileID
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id = fileID{dev: st.Dev, ino: st.Ino}
+	}
+	d, ok := w.objects[id]
+	if !ok || id == (fileID{}) {
+		ef, err := elf.NewFile(f)
+		if err != nil {
+			f.Close()
+			return nil, dynamic{}, fmt.Errorf("%s: %w", path, errNotELF)
+		}
+		d = readDynamic(ef)
+		if id != (fileID{}) {
+			w.objects[id] = d
+		}
+	}
+	if d.class != class || d.machine != machine {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", path, errNotELF)
+		return nil, dynamic{}, fmt.Errorf("%s: %w (another class or machine)", path, errNotELF)
 	}
-	if ef.Class != class || ef.Machine != machine {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w (another class or machine)", path, errNotELF)
-	}
-	return f, ef, nil
+	return f, d, nil
 }
 
 // openRooted opens the interpreter p when the kernel could run it and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,4 +121,67 @@ func FuzzExecClosure(f *testing.F) {
 			cl.close()
 		}
 	})
+}
+
+// FuzzDynStrings: dynStrings reads DT_NEEDED, DT_RPATH and DT_RUNPATH as
+// debug/elf's DynString does, tag by tag, for any bytes that parse as ELF.
+func FuzzDynStrings(f *testing.F) {
+	f.Add(elffixture.Dynamic{Interp: "/lib64/ld-linux-x86-64.so.2", Needed: []string{"libc.so.6"}, RPath: []string{"$ORIGIN/lib"}}.Bytes())
+	f.Add(elffixture.Dynamic{Needed: []string{"liba.so", "libb.so"}, RunPath: []string{"/usr/lib", "/opt/lib"}}.Bytes())
+	f.Add(elffixture.Dynamic{}.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ef, err := elf.NewFile(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		var got map[elf.DynTag][]string
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			got, err = dynStrings(ef)
+		}()
+		for _, tag := range []elf.DynTag{elf.DT_NEEDED, elf.DT_RPATH, elf.DT_RUNPATH} {
+			var want []string
+			var werr error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						werr = fmt.Errorf("panic: %v", r)
+					}
+				}()
+				want, werr = ef.DynString(tag)
+			}()
+			if (err == nil) != (werr == nil) {
+				t.Fatalf("%v: error %v, DynString's %v", tag, err, werr)
+			}
+			if err == nil && !slices.Equal(got[tag], want) {
+				t.Fatalf("%v: %q, DynString %q", tag, got[tag], want)
+			}
+		}
+	})
+}
+
+// BenchmarkExecClosure walks what running a dynamically linked program
+// (ostree, installed for the ostree plugin's tests) and a whole folder of
+// programs needs: the daemon's work for a plugin granted them, at each of
+// its starts.
+func BenchmarkExecClosure(b *testing.B) {
+	for _, p := range []string{"/usr/bin/ostree", "/usr/bin"} {
+		if _, err := os.Stat(p); err != nil {
+			b.Logf("skipped %s: %v", p, err)
+			continue
+		}
+		b.Run(p, func(b *testing.B) {
+			for b.Loop() {
+				cl, err := execClosure([]string{p}, systemLDConfig())
+				if err != nil {
+					b.Fatal(err)
+				}
+				cl.close()
+			}
+		})
+	}
 }

@@ -93,8 +93,8 @@ func TestSearchPathNotGlobbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ef.Close()
-	w := &walker{seenExec: map[string]bool{}, seenLib: map[string]bool{}, hwcaps: map[string][]string{}, budget: maxCandidates}
-	w.libs(ef, dir)
+	w := newWalker(ldConfig{})
+	w.libs(readDynamic(ef), dir)
 	if len(w.seenLib) > maxObjectCands {
 		t.Errorf("%d candidates examined, want at most %d", len(w.seenLib), maxObjectCands)
 	}
