@@ -11,8 +11,11 @@ import (
 // of the host's process that exit (a goroutine that ends locked to its
 // thread ends the thread; the runtime picks whichever idle thread it
 // likes) never take a plugin with them.
+//
+// Not parallel: other tests start plugins from their own goroutines, on
+// whatever thread they run (as the tests' harnesses do, not the host), and
+// the threads this test ends would take those plugins with them.
 func TestPluginOutlivesThreadChurn(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	install(t, dir, "good", "first")
 	install(t, dir, "good", "second")

@@ -53,7 +53,11 @@ func TestIntruderRefusedByPlugin(t *testing.T) {
 	}
 	defer f.Close()
 	logs := &logBuffer{}
-	lp := launch.Plugin{Launcher: launcher(t), Binary: f, Argv0: f.Name(), SocketDir: t.TempDir(),
+	sockDir := t.TempDir()
+	if err := os.Chmod(sockDir, 0o700); err != nil { // as the host makes it
+		t.Fatal(err)
+	}
+	lp := launch.Plugin{Launcher: launcher(t), Binary: f, Argv0: f.Name(), SocketDir: sockDir,
 		LogLevel: "debug", StartTimeout: 30 * time.Second, Stderr: logs}
 	client, _, rules, err := lp.Client()
 	if err != nil {
@@ -61,7 +65,8 @@ func TestIntruderRefusedByPlugin(t *testing.T) {
 	}
 	defer rules.Close()
 	defer client.Kill()
-	if _, err := launch.Dispense(client); err != nil {
+	wc, err := launch.Dispense(client)
+	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs)
 	}
 	sock := client.ReattachConfig().Addr.String()
@@ -73,6 +78,13 @@ func TestIntruderRefusedByPlugin(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(out), "refused: ") {
 		t.Fatalf("a process other than the daemon called Measure on the plugin: %s", out)
+	}
+	// Refused by the plugin's peer check, not by a plugin that was gone:
+	// it still serves the daemon.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := wc.Describe(ctx); err != nil {
+		t.Fatalf("the plugin no longer serves the daemon after the intruder (%s): %v\n%s", out, err, logs)
 	}
 	t.Logf("intruder: %s", out)
 }
