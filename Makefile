@@ -39,7 +39,7 @@ deps:
 
 # One go build per folder: it links the executables in parallel.
 build:
-	@./scripts/install-deps.sh --build
+	@CC="$(CC)" LAUNCHER_CFLAGS="$(LAUNCHER_CFLAGS)" ./scripts/install-deps.sh --build
 	@mkdir -p $(BIN)/plugins
 	$(BUILD) $(LDFLAGS) -o $(BIN)/ ./cmd/runtime-attestor ./cmd/attestctl
 	$(CC) $(LAUNCHER_CFLAGS) -o $(BIN)/attestor-launcher cmd/attestor-launcher/attestor-launcher.c

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the test suite need, only when
 # they are missing. Safe to run again; does nothing when all is present.
 # With --build, only what `make build` needs (gcc and libc6-dev), and
-# nothing when ${CC:-cc} already links a static C program.
+# nothing when ${CC:-cc} already builds the launcher.
 #   gcc, libc6-dev   the launcher (cmd/attestor-launcher, static C), and the
 #                    race detector's and the TPM simulator's cgo builds
 #   libssl-dev       cgo build of the TPM 2.0 simulator used by the tests
@@ -17,11 +17,14 @@
 #                    script installed it)
 set -euo pipefail
 if [[ "${1:-}" == "--build" ]]; then
-  # A C compiler that links static programs is all the build needs: when
-  # one is there (installed by any means), nothing is installed.
+  # A C compiler that builds the launcher (static, with the kernel's
+  # seccomp headers) is all the build needs: when one is there (installed
+  # by any means), nothing is installed. `make build` passes its flags.
   probe=$(mktemp -d)
   trap 'rm -rf "$probe"' EXIT
-  if echo 'int main(void){return 0;}' | "${CC:-cc}" -static -x c -o "$probe/a" - 2>/dev/null; then
+  src="$(dirname "$0")/../cmd/attestor-launcher/attestor-launcher.c"
+  # shellcheck disable=SC2086 # the flags are words
+  if "${CC:-cc}" ${LAUNCHER_CFLAGS:--static} -o "$probe/a" "$src" 2>/dev/null; then
     exit 0
   fi
 fi

@@ -145,11 +145,41 @@ static char **plugin_env(const char **value)
 	return env;
 }
 
-/* seccomp_available mirrors sandbox.seccompAvailable: SECCOMP_SET_MODE_STRICT
- * with flags, which are invalid for it, fails with EINVAL where seccomp
- * exists and ENOSYS where it does not, in which case PR_GET_SECCOMP fails
- * too (an answer to it means a filter around this process hides
- * seccomp(2)); anything else is a filter that refuses seccomp(2). */
+/* status_has_seccomp reports whether /proc/self/status has a "Seccomp:"
+ * line, which a kernel with seccomp always shows and no filter can change.
+ * A status that cannot be read stops the start: that could be a filter
+ * hiding it. */
+static int status_has_seccomp(void)
+{
+	static char buf[16384];
+	size_t off = 0;
+	ssize_t got;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		fail("seccomp(2) answers ENOSYS, and /proc/self/status (which tells a kernel without seccomp from a filter hiding it) cannot be opened", errno);
+	while (off < sizeof buf - 1) {
+		got = read(fd, buf + off, sizeof buf - 1 - off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			fail("seccomp(2) answers ENOSYS, and /proc/self/status cannot be read", errno);
+		if (got == 0)
+			break;
+		off += (size_t)got;
+	}
+	close(fd);
+	buf[off] = '\0';
+	return strncmp(buf, "Seccomp:", 8) == 0 || strstr(buf, "\nSeccomp:") != NULL;
+}
+
+/* seccomp_available mirrors sandbox.launchSeccomp:
+ * SECCOMP_SET_MODE_STRICT with flags, which are invalid for it, fails with
+ * EINVAL where seccomp exists and ENOSYS where it does not; anything else
+ * is a filter that refuses seccomp(2). An ENOSYS counts as a kernel
+ * without seccomp only when PR_GET_SECCOMP fails too and /proc/self/status
+ * has no Seccomp line: either answer means a filter around this process
+ * hides seccomp(2). Called before Landlock, which would hide the status. */
 static int seccomp_available(void)
 {
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_STRICT, 1, NULL) == 0 || errno == EINVAL)
@@ -157,15 +187,18 @@ static int seccomp_available(void)
 	if (errno == ENOSYS) {
 		if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0)
 			fail("seccomp(2) answers ENOSYS on a kernel that has seccomp (prctl PR_GET_SECCOMP works): a filter around this process hides it, so no seccomp filter can be installed", 0);
+		if (status_has_seccomp())
+			fail("seccomp(2) answers ENOSYS on a kernel that has seccomp (/proc/self/status shows it): a filter around this process hides it, so no seccomp filter can be installed", 0);
 		return 0;
 	}
 	fail("seccomp(2) is refused: a filter around this process denies it, so no seccomp filter can be installed", errno);
 	return 0;
 }
 
-/* load_seccomp reads the program from SECCOMP_FD and installs it on this
- * thread, refused calls logged; the kernel checks the program itself. */
-static void load_seccomp(void)
+/* load_seccomp reads the program from SECCOMP_FD and, when on, installs
+ * it on this thread, refused calls logged; the kernel checks the program
+ * itself. */
+static void load_seccomp(int on)
 {
 	static struct sock_filter insns[BPF_MAXINSNS];
 	struct sock_fprog prog;
@@ -186,7 +219,7 @@ static void load_seccomp(void)
 		off += (size_t)got;
 	}
 	close(SECCOMP_FD);
-	if (!seccomp_available())
+	if (!on)
 		return;
 	prog.len = (unsigned short)(st.st_size / sizeof insns[0]);
 	prog.filter = insns;
@@ -215,7 +248,7 @@ int main(int argc, char **argv)
 	const char *value;
 	char **env = plugin_env(&value);
 	unsigned int flags = 0;
-	int ruleset;
+	int ruleset, seccomp_on;
 
 	if (value == NULL) {
 		static const char msg[] = "attestor-launcher: started without " ENV_NAME
@@ -228,6 +261,7 @@ int main(int argc, char **argv)
 	ruleset = parse(value, &flags);
 
 	cloexec_from(RULESET_FD);
+	seccomp_on = seccomp_available();
 	/* Lowering one's own priority needs no privilege; a failure leaves
 	 * it as it was (the plugin still runs). */
 	(void)setpriority(PRIO_PROCESS, 0, PLUGIN_NICE);
@@ -238,7 +272,7 @@ int main(int argc, char **argv)
 			fail("landlock restrict", errno);
 		close(RULESET_FD);
 	}
-	load_seccomp();
+	load_seccomp(seccomp_on);
 	syscall(SYS_execveat, BINARY_FD, "", argv, env, AT_EMPTY_PATH);
 	fail("execveat(3)", errno);
 	return EXIT_FAILED;

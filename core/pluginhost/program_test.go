@@ -183,6 +183,7 @@ func TestLauncherRefuses(t *testing.T) {
 		{"no program at all", func(cmd *exec.Cmd) { cmd.ExtraFiles[launch.SeccompFD-3] = nil }, "seccomp"},
 		{"seccomp(2) refused around the launcher", denying("EPERM"), "seccomp(2) is refused"},
 		{"seccomp(2) hidden around the launcher", denying("ENOSYS"), "a filter around this process hides it"},
+		{"seccomp(2) and PR_GET_SECCOMP hidden around the launcher", denying("ENOSYS+PRCTL"), "(/proc/self/status shows it): a filter around this process hides it"},
 	}
 	if sandbox.ABI() > 0 {
 		// Not a ruleset: landlock_restrict_self fails.

@@ -87,6 +87,10 @@ func ExecConfined(fd int, argv, env []string, ruleset int, flags uint32, prog Pr
 		// only the main thread carries (see launcher's init).
 		return errors.New("not on the main thread: lock it in an init function")
 	}
+	on, err := launchSeccomp() // before Landlock, which hides /proc
+	if err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 	}
@@ -96,10 +100,6 @@ func ExecConfined(fd int, argv, env []string, ruleset int, flags uint32, prog Pr
 		if err != nil {
 			return fmt.Errorf("landlock restrict (ABI v%d): %w", ABI(), err)
 		}
-	}
-	on, err := seccompAvailable()
-	if err != nil {
-		return err
 	}
 	if on {
 		if err := prog.load(); err != nil {

@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -76,6 +78,27 @@ func seccompAvailable() (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("seccomp(2) is refused (%v): a filter around this process denies it, so no seccomp filter can be installed", errno)
+}
+
+// launchSeccomp is seccompAvailable for the launcher, which installs the
+// filter a plugin runs its first instruction under: an ENOSYS counts as a
+// kernel without seccomp only when /proc/self/status has no Seccomp line
+// either, a field a filter cannot change (a filter around the launcher
+// could make PR_GET_SECCOMP fail as well as seccomp(2)). Call it before
+// Landlock, which would hide the status.
+func launchSeccomp() (bool, error) {
+	on, err := seccompAvailable()
+	if on || err != nil {
+		return on, err
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false, fmt.Errorf("seccomp(2) answers ENOSYS, and /proc/self/status (which tells a kernel without seccomp from a filter hiding it) cannot be read: %w", err)
+	}
+	if bytes.HasPrefix(status, []byte("Seccomp:")) || bytes.Contains(status, []byte("\nSeccomp:")) {
+		return false, errors.New("seccomp(2) answers ENOSYS on a kernel that has seccomp (/proc/self/status shows it): a filter around this process hides it, so no seccomp filter can be installed")
+	}
+	return false, nil
 }
 
 // PluginPrograms are the filters the host assembled for a plugin to narrow
