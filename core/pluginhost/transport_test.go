@@ -15,6 +15,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 )
 
@@ -64,8 +65,13 @@ func TestIntruderRefusedByPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rules.Close()
+	release, err := launch.StartLocked(client)
+	defer release()
 	defer client.Kill()
-	wc, err := launch.Dispense(client)
+	var wc *wire.Client
+	if err == nil {
+		wc, err = launch.Dispense(client)
+	}
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs)
 	}
@@ -156,7 +162,12 @@ func startForeign(t *testing.T, dir string) error {
 		t.Fatal(err)
 	}
 	defer rules.Close()
+	release, err := launch.StartLocked(client)
+	defer release()
 	defer client.Kill()
+	if err != nil {
+		return err
+	}
 	wc, err := launch.Dispense(client)
 	if err != nil {
 		return err

@@ -85,13 +85,18 @@ func Start(t *testing.T, name string) *Plugin {
 		t.Fatal(err)
 	}
 	defer rules.Close()
+	release, err := launch.StartLocked(client) // the thread it dies with lives as long as it
 	t.Cleanup(func() {
 		client.Kill()
+		release()
 		if t.Failed() {
 			t.Logf("plugin log:\n%s", logs)
 		}
 	})
-	wc, err := launch.Dispense(client)
+	var wc *wire.Client
+	if err == nil {
+		wc, err = launch.Dispense(client)
+	}
 	if err != nil {
 		t.Fatalf("start %s: %v\n%s", name, err, logs)
 	}

@@ -8,7 +8,6 @@ package testbin
 import (
 	"bytes"
 	"fmt"
-	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 )
 
 var (

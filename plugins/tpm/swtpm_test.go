@@ -79,7 +79,11 @@ func pluginClient(t *testing.T, grant sandbox.Rules) (*wire.Client, sdk.Descript
 		t.Fatalf("start plugin: %v", err)
 	}
 	defer rules.Close()
-	t.Cleanup(client.Kill)
+	release, err := launch.StartLocked(client) // the thread it dies with lives as long as it
+	t.Cleanup(func() { client.Kill(); release() })
+	if err != nil {
+		t.Fatalf("start plugin: %v", err)
+	}
 	wc, err := launch.Dispense(client)
 	if err != nil {
 		t.Fatalf("start plugin: %v", err)

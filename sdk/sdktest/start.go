@@ -100,13 +100,20 @@ func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (
 		if err != nil {
 			return nil, err
 		}
-		wc, err := launch.Dispense(client)
+		// Forked from a thread that lives as long as the plugin, as the
+		// daemon forks it: it dies with that thread (Pdeathsig).
+		release, err := launch.StartLocked(client)
+		var wc *wire.Client
+		if err == nil {
+			wc, err = launch.Dispense(client)
+		}
 		rules.Close()
 		if err == nil {
-			t.Cleanup(client.Kill)
+			t.Cleanup(func() { client.Kill(); release() })
 			return wc, nil
 		}
 		client.Kill()
+		release()
 		if !lp.PIDNamespace || !errors.Is(err, syscall.EPERM) {
 			return nil, err
 		}

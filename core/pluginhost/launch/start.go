@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -159,6 +161,27 @@ func (p Plugin) spec() (Spec, error) {
 		return Spec{}, err
 	}
 	return s, nil
+}
+
+// StartLocked starts c (the fork and the handshake) on a thread locked
+// until release is called. The plugin dies with the thread that forked it
+// (Plugin.Client sets Pdeathsig), and a thread no goroutine holds may end
+// whenever some goroutine exits locked to it; the plugin host has forker
+// threads of its own for this (core/pluginhost). Call release once the
+// plugin has stopped (c.Kill): the thread then ends. For harnesses that
+// start a plugin from a test or a tool.
+func StartLocked(c *goplugin.Client) (release func(), err error) {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		_, err := c.Start()
+		started <- err
+		<-done
+	}()
+	err = <-started
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }, err
 }
 
 // Dispense completes the handshake of a client from Plugin.Client (it
