@@ -192,6 +192,7 @@ func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginho
 		LogLevel:       pol.LogLevel,
 		SocketDir:      socketDir(),
 		Digests:        d.declarer.Digests(),
+		CheckGrant:     grantCheck(pol),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), pol.AttestationTimeout)
 	defer cancel()

@@ -111,16 +111,7 @@ func grantDaemon(t *testing.T) (*daemon, string) {
 func TestGrantsOncePerPolicy(t *testing.T) {
 	t.Parallel()
 	d, plugins := grantDaemon(t)
-	dir := t.TempDir()
-	keys, other, link := filepath.Join(dir, "keys"), filepath.Join(dir, "other"), filepath.Join(dir, "innocent")
-	for _, p := range []string{keys, other} {
-		if err := os.Mkdir(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(other, link); err != nil {
-		t.Fatal(err)
-	}
+	keys, link := keysAndLink(t)
 	load := func() *policy.Policy {
 		p := policy.Default()
 		p.PluginDir = plugins
@@ -135,17 +126,60 @@ func TestGrantsOncePerPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The link now leads to the signing key's folder.
-	if err := os.Remove(link); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(keys, link); err != nil {
-		t.Fatal(err)
-	}
+	repoint(t, link, keys)
 	again, err := d.grantsFor(ctx, first)
 	if err != nil || !reflect.DeepEqual(again, g) {
 		t.Fatalf("the same policy's grants were computed again: %v", err)
 	}
 	if _, err := d.grantsFor(ctx, load()); err == nil || !strings.Contains(err.Error(), "(signing_key_path)") {
 		t.Fatalf("a policy loaded again was not checked again: %v", err)
+	}
+}
+
+// TestGrantCheckedAtEachStart: a grant through a symbolic link that was
+// harmless when the policy was loaded is refused at a later start once the
+// link leads to the daemon's files (pluginhost.Options.CheckGrant).
+func TestGrantCheckedAtEachStart(t *testing.T) {
+	t.Parallel()
+	keys, link := keysAndLink(t)
+	pol := policy.Default()
+	pol.SigningKeyPath = filepath.Join(keys, "signing.key")
+	grant := sandbox.Rules{ReadOnly: []string{link}}
+	check := grantCheck(pol)
+	if err := check("vendor", grant); err != nil {
+		t.Fatalf("refused while the link leads elsewhere: %v", err)
+	}
+	repoint(t, link, keys)
+	err := check("vendor", grant)
+	if err == nil || !strings.Contains(err.Error(), "plugins.vendor: its sandbox grants read access to") || !strings.Contains(err.Error(), "(signing_key_path)") {
+		t.Fatalf("a link that now leads to the signing key's folder: %v", err)
+	}
+}
+
+// keysAndLink makes a folder for the daemon's keys and a link, leading to
+// another folder for now.
+func keysAndLink(t *testing.T) (keys, link string) {
+	t.Helper()
+	dir := t.TempDir()
+	keys, other, link := filepath.Join(dir, "keys"), filepath.Join(dir, "other"), filepath.Join(dir, "innocent")
+	for _, p := range []string{keys, other} {
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
+	return keys, link
+}
+
+// repoint makes link lead to target.
+func repoint(t *testing.T, link, target string) {
+	t.Helper()
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,25 +36,7 @@ func (r resolver) exposes(pol *policy.Policy, g sandbox.Rules) error {
 			(*l)[i] = r.resolve(p)
 		}
 	}
-	var seed string
-	if pol.AuditKeyPath != "" {
-		seed = pol.AuditKeyPath + ".seed"
-	}
-	for _, c := range []struct {
-		key, path string
-		a         sandbox.Access
-	}{
-		{"hmac_key_path", pol.HMACKeyPath, sandbox.Read},
-		{"api_token_path", pol.APITokenPath, sandbox.Read},
-		{"signing_key_path", pol.SigningKeyPath, sandbox.Read},
-		{"audit_key_path", pol.AuditKeyPath, sandbox.Read},
-		{"audit_key_path's seed", seed, sandbox.Read},
-		{"audit_log_path", pol.AuditLogPath, sandbox.Write},
-		{"verdict_log_path", pol.VerdictLogPath, sandbox.Write},
-		{"the declare cache folder beside signing_key_path", declareCacheDir(pol), sandbox.Write},
-		{"the declare cache beside signing_key_path", declareCacheFile(pol), sandbox.Write},
-		{"the digest cache beside signing_key_path", digestCacheFile(pol), sandbox.Write},
-	} {
+	for _, c := range ownFiles(pol) {
 		if c.path != "" && (g.Covers(filepath.Clean(c.path), c.a) || real.Covers(r.resolve(c.path), c.a)) {
 			return fmt.Errorf("its sandbox grants %s access to %s (%s), a file only the daemon may touch: "+
 				"move the file to a folder no plugin is granted, or narrow the grant", c.a, c.path, c.key)
@@ -68,6 +51,58 @@ func (r resolver) exposes(pol *policy.Policy, g sandbox.Rules) error {
 			"a plugin bound there could answer in the daemon's place; remove %s from bind_tcp", port, pol.Listen, port)
 	}
 	return nil
+}
+
+// ownFile is a file only the daemon may touch, with the access no grant
+// may give to it and the policy key that names it.
+type ownFile struct {
+	key, path string
+	a         sandbox.Access
+}
+
+// ownFiles are the daemon's own files under pol ("" paths left in).
+func ownFiles(pol *policy.Policy) []ownFile {
+	var seed string
+	if pol.AuditKeyPath != "" {
+		seed = pol.AuditKeyPath + ".seed"
+	}
+	return []ownFile{
+		{"hmac_key_path", pol.HMACKeyPath, sandbox.Read},
+		{"api_token_path", pol.APITokenPath, sandbox.Read},
+		{"signing_key_path", pol.SigningKeyPath, sandbox.Read},
+		{"audit_key_path", pol.AuditKeyPath, sandbox.Read},
+		{"audit_key_path's seed", seed, sandbox.Read},
+		{"audit_log_path", pol.AuditLogPath, sandbox.Write},
+		{"verdict_log_path", pol.VerdictLogPath, sandbox.Write},
+		{"the declare cache folder beside signing_key_path", declareCacheDir(pol), sandbox.Write},
+		{"the declare cache beside signing_key_path", declareCacheFile(pol), sandbox.Write},
+		{"the digest cache beside signing_key_path", digestCacheFile(pol), sandbox.Write},
+	}
+}
+
+// grantCheck is the plugin host's check before each start of a plugin
+// (pluginhost.Options.CheckGrant): exposes again, the grant's symbolic
+// links resolved at that moment. A grant is checked when the policy is
+// loaded, but its paths are opened again at every start, and a link in a
+// folder someone else may write could lead to the daemon's files by then.
+// The daemon's own files (and plugin_dir) are resolved once, here: they
+// are in folders only the daemon's user changes.
+func grantCheck(pol *policy.Policy) func(string, sandbox.Rules) error {
+	own := newResolver()
+	for _, f := range ownFiles(pol) {
+		if f.path != "" {
+			own.resolve(f.path)
+		}
+	}
+	if pol.PluginDir != "" {
+		own.resolve(pol.PluginDir)
+	}
+	return func(name string, g sandbox.Rules) error {
+		if err := maps.Clone(own).exposes(pol, g); err != nil {
+			return fmt.Errorf("plugins.%s: %w", name, err)
+		}
+		return nil
+	}
 }
 
 // writesNear returns a path that g (as written) or real (its symbolic

@@ -130,6 +130,13 @@ type Options struct {
 	// DaemonPaths.SocketDir) and removed when the process ends. Default:
 	// the temporary folder.
 	SocketDir string
+	// CheckGrant, when set, is called before each start of a plugin with
+	// the rules it is about to be confined to; an error refuses the start
+	// (FaultUntrusted). A grant is checked when the policy is loaded, but
+	// its paths are opened again at every start, and a symbolic link in
+	// them may lead elsewhere by then: the daemon checks again, links
+	// resolved now, that no grant reaches its own files.
+	CheckGrant func(name string, rules sandbox.Rules) error
 }
 
 // Result is one plugin's part of one attestation.

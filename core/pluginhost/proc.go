@@ -53,6 +53,11 @@ func (in *instance) killGroup() {
 // spawn starts bf as p's plugin in a new PID namespace when permitted, else
 // in its own process group only.
 func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
+	if h.opts.CheckGrant != nil {
+		if err := h.opts.CheckGrant(p.name, p.spec.Sandbox); err != nil {
+			return nil, &fault{kind: FaultUntrusted, msg: "not started: " + clip(err.Error())}
+		}
+	}
 	useNS := h.usePIDNS && !h.nsDisabled.Load()
 	in, err := h.startProcess(p, bf, useNS)
 	if err != nil && useNS && errors.Is(err, syscall.EPERM) {

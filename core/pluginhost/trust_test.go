@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -361,4 +363,29 @@ func TestMissingAndInvalidSpecs(t *testing.T) {
 	// An enabled plugin installed later is found at the next attestation.
 	install(t, dir, "good", "absent")
 	wantGood(t, hs.measure(), "absent")
+}
+
+// TestGrantRefusedAtStart: the host asks Options.CheckGrant before each
+// start; a refusal is an untrusted fault, repeated at every attestation,
+// and the plugin never runs.
+func TestGrantRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	install(t, dir, "marker", "vendor")
+	var calls atomic.Int32
+	refuse := func(name string, _ sandbox.Rules) error {
+		calls.Add(1)
+		return errors.New("plugins." + name + ": its sandbox grants read access to /keys/signing.key (signing_key_path)")
+	}
+	hs := newHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "vendor", Enabled: true}}, CheckGrant: refuse})
+	hs.start()
+	for range 2 {
+		wantFault(t, hs.measure(), "vendor", FaultUntrusted, CodeUntrusted, "not started: plugins.vendor: its sandbox grants read access")
+	}
+	if got := markerStarts(t, dir, "vendor"); got != nil {
+		t.Errorf("a plugin whose grant was refused ran: pids %v", got)
+	}
+	if calls.Load() < 2 {
+		t.Errorf("CheckGrant called %d times, want once per start attempt", calls.Load())
+	}
 }
