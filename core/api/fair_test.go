@@ -244,7 +244,16 @@ func TestUnreadAnswersDoNotBlockVerify(t *testing.T) {
 			held = append(held, c)
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // past the slow threshold (1 s)
+	// Each handler has begun its answer (the first byte is here: it is
+	// writing, and blocks once the small buffers are full), however slow
+	// a loaded race build is to get there; then past the slow threshold
+	// (1 s). The connections refused for the limit end at once.
+	one := make([]byte, 1)
+	for _, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, _ = c.Read(one)
+	}
+	time.Sleep(1500 * time.Millisecond)
 	// Answered at all, not how fast: unfixed, every handler stays blocked
 	// for the write timeout (100 s).
 	cl := http.Client{Timeout: 15 * time.Second}
