@@ -80,13 +80,14 @@ func ownFiles(pol *policy.Policy) []ownFile {
 	}
 }
 
-// grantCheck is the plugin host's check before each start of a plugin
-// (pluginhost.Options.CheckGrant): exposes again, the grant's symbolic
-// links resolved at that moment. A grant is checked when the policy is
-// loaded, but its paths are opened again at every start, and a link in a
-// folder someone else may write could lead to the daemon's files by then.
-// The daemon's own files (and plugin_dir) are resolved once, here: they
-// are in folders only the daemon's user changes.
+// grantCheck is the plugin host's check at each start of a plugin
+// (pluginhost.Options.CheckGrant): exposes again, on the real paths of
+// what the plugin's Landlock rules are about to reach (each path opened
+// once, and its rule made from that descriptor). A grant is checked when
+// the policy is loaded, but a link in a folder someone else may write
+// could lead to the daemon's files by a later start. The daemon's own
+// files (and plugin_dir) are resolved once, here: they are in folders only
+// the daemon's user changes.
 func grantCheck(pol *policy.Policy) func(string, sandbox.Rules) error {
 	own := newResolver()
 	for _, f := range ownFiles(pol) {

@@ -130,13 +130,15 @@ type Options struct {
 	// DaemonPaths.SocketDir) and removed when the process ends. Default:
 	// the temporary folder.
 	SocketDir string
-	// CheckGrant, when set, is called before each start of a plugin with
-	// the rules it is about to be confined to; an error refuses the start
-	// (FaultUntrusted). A grant is checked when the policy is loaded, but
-	// its paths are opened again at every start, and a symbolic link in
-	// them may lead elsewhere by then: the daemon checks again, links
-	// resolved now, that no grant reaches its own files.
-	CheckGrant func(name string, rules sandbox.Rules) error
+	// CheckGrant, when set, is called at each start of a plugin with the
+	// rules it is about to be confined to, as the real paths of what they
+	// reach: each path opened once, links followed, and its Landlock rule
+	// made from that descriptor (launch.Plugin.Guard). An error refuses
+	// the start (FaultUntrusted). A grant is checked when the policy is
+	// loaded, but a symbolic link in it may lead elsewhere by a later
+	// start: the daemon checks there, with no moment left for the link to
+	// change, that no grant reaches its own files.
+	CheckGrant func(name string, real sandbox.Rules) error
 }
 
 // Result is one plugin's part of one attestation.

@@ -11,6 +11,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
+	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -53,11 +54,6 @@ func (in *instance) killGroup() {
 // spawn starts bf as p's plugin in a new PID namespace when permitted, else
 // in its own process group only.
 func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
-	if h.opts.CheckGrant != nil {
-		if err := h.opts.CheckGrant(p.name, p.spec.Sandbox); err != nil {
-			return nil, &fault{kind: FaultUntrusted, msg: "not started: " + clip(err.Error())}
-		}
-	}
 	useNS := h.usePIDNS && !h.nsDisabled.Load()
 	in, err := h.startProcess(p, bf, useNS)
 	if err != nil && useNS && errors.Is(err, syscall.EPERM) {
@@ -65,6 +61,10 @@ func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
 		if err == nil && h.nsDisabled.CompareAndSwap(false, true) {
 			h.log.Warn("cannot start plugins in their own PID namespace (EPERM); falling back to a process group with Pdeathsig: a plugin descendant that calls setsid can outlive its plugin, only the service cgroup catches it")
 		}
+	}
+	var refused *grantRefused
+	if errors.As(err, &refused) {
+		return nil, &fault{kind: FaultUntrusted, msg: "not started: " + clip(refused.err.Error())}
 	}
 	if err != nil {
 		var se *startError
@@ -74,6 +74,26 @@ func (h *Host) spawn(p *plugin, bf *binFile) (*instance, *fault) {
 		return nil, h.classifyStart(se)
 	}
 	return in, nil
+}
+
+// grantRefused is Options.CheckGrant's refusal of a start.
+type grantRefused struct{ err error }
+
+func (g *grantRefused) Error() string { return g.err.Error() }
+
+// guard is the launch's Guard for p: Options.CheckGrant on the real paths
+// of what p's rules reach, its refusal recorded in *refused.
+func (h *Host) guard(p *plugin, refused **grantRefused) func(sandbox.Rules) error {
+	if h.opts.CheckGrant == nil {
+		return nil
+	}
+	return func(real sandbox.Rules) error {
+		if err := h.opts.CheckGrant(p.name, real); err != nil {
+			*refused = &grantRefused{err: err}
+			return err
+		}
+		return nil
+	}
 }
 
 // startProcess starts the plugin through the launcher and dispenses its
@@ -101,9 +121,14 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 		// The relay re-logs stderr under the plugin's name.
 		Stderr: rl,
 	}
+	var refused *grantRefused
+	lp.Guard = h.guard(p, &refused)
 	client, cmd, rules, err := lp.Client()
 	if err != nil {
 		_ = os.RemoveAll(sock)
+		if refused != nil {
+			return nil, refused
+		}
 		return nil, &startError{err: err}
 	}
 	defer rules.Close()

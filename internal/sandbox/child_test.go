@@ -46,7 +46,8 @@ type childSpec struct {
 	PluginPIDNS  bool                `json:"plugin_pid_ns"`
 
 	// Swap, for Mode "landlock-swap": the link to point at SwapTo once
-	// the closure of Rules.Exec is examined and before its rules are made.
+	// the closure of Rules.Exec is examined and before its rules are made;
+	// for "landlock-guard-swap", once the guard has seen the real paths.
 	Swap   string `json:"swap"`
 	SwapTo string `json:"swap_to"`
 }
@@ -57,6 +58,7 @@ type childOut struct {
 	Results       []probe.Result `json:"results"`
 	PluginResults []probe.Result `json:"plugin_results"`
 	PluginStatus  string         `json:"plugin_status"`
+	Seen          sandbox.Rules  `json:"seen"` // what the guard saw ("landlock-guard-swap")
 	Error         string         `json:"error"`
 }
 
@@ -85,6 +87,8 @@ func runChild(raw string) int {
 		out.Status, err = sandbox.Landlock(spec.Rules)
 	case "landlock-swap":
 		out.Status, err = sandbox.LandlockSwapped(spec.Rules, func() error { return relink(spec.Swap, spec.SwapTo) })
+	case "landlock-guard-swap":
+		out.Status, err = sandbox.LandlockGuardSwapped(spec.Rules, func() error { return relink(spec.Swap, spec.SwapTo) }, &out.Seen)
 	case "seccomp":
 		out.Status.Seccomp, err = filter.Install(spec.Profile)
 	case "daemon":

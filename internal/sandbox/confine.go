@@ -25,9 +25,14 @@ import (
 // It returns a nil file, and no error, where the kernel has no Landlock:
 // file access is then not narrowed (best effort, as Apply). The caller
 // closes the file once the launcher started.
-func PluginRuleset(r Rules, exe *os.File) (rs *os.File, flags uint32, err error) {
+//
+// guard, when not nil, sees the rules as the real paths of what they will
+// grant (each path opened once, links followed, and the rule made from
+// that descriptor) and may refuse them: the daemon checks there that no
+// grant reaches its own files, with no moment left for a link to change.
+func PluginRuleset(r Rules, exe *os.File, guard func(real Rules) error) (rs *os.File, flags uint32, err error) {
 	own := r.Merge(Rules{Exec: []string{fmt.Sprintf("/proc/self/fd/%d", exe.Fd())}})
-	rules, _, release, err := landlockRules(own, systemLDConfig())
+	rules, _, release, err := landlockRules(own, systemLDConfig(), guard)
 	if err != nil {
 		return nil, 0, fmt.Errorf("landlock rules: %w", err)
 	}

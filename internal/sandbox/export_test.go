@@ -23,10 +23,43 @@ func LandlockSwapped(r Rules, swap func() error) (Status, error) {
 	if err := swap(); err != nil {
 		return st, fmt.Errorf("swap: %w", err)
 	}
-	rules, skipped, err := closureRules(r, cl)
+	rules, skipped, pinned, err := closureRules(r, cl, nil)
+	defer func() {
+		for _, f := range pinned {
+			f.Close()
+		}
+	}()
 	if err != nil {
 		return st, err
 	}
+	return restrictWith(st, rules, skipped)
+}
+
+// FixtureELF is a minimal x86-64 ELF object with these dynamic entries (see
+// dynELF). Tests only.
+func FixtureELF(interp string, needed, rpath, runpath []string) []byte {
+	return dynELF{interp: interp, needed: needed, rpath: rpath, runpath: runpath}.bytes()
+}
+
+// LandlockGuardSwapped is Landlock(r) with a guard (as PluginRuleset takes
+// one) that records the real paths it is shown and then runs swap: the
+// moment after the check, before the rules reach the kernel, that a local
+// attacker flipping a link aims for. Tests only.
+func LandlockGuardSwapped(r Rules, swap func() error, seen *Rules) (Status, error) {
+	st := Status{ABI: ABI()}
+	rules, skipped, release, err := landlockRules(r, systemLDConfig(), func(real Rules) error {
+		*seen = real
+		return swap()
+	})
+	if err != nil {
+		return st, err
+	}
+	defer release()
+	return restrictWith(st, rules, skipped)
+}
+
+// restrictWith restricts the process with rules, as Landlock does.
+func restrictWith(st Status, rules []landlock.Rule, skipped []string) (Status, error) {
 	st.Skipped = skipped
 	if st.ABI == 0 {
 		st.Reason = "the kernel has no Landlock"
@@ -37,10 +70,4 @@ func LandlockSwapped(r Rules, swap func() error) (Status, error) {
 	}
 	st.Landlock = true
 	return st, nil
-}
-
-// FixtureELF is a minimal x86-64 ELF object with these dynamic entries (see
-// dynELF). Tests only.
-func FixtureELF(interp string, needed, rpath, runpath []string) []byte {
-	return dynELF{interp: interp, needed: needed, rpath: rpath, runpath: runpath}.bytes()
 }

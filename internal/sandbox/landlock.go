@@ -11,6 +11,7 @@ import (
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 )
 
 // Landlock access rights granted by each kind of rule, for a file and for a
@@ -44,7 +45,13 @@ func ABI() int {
 // returned in skipped; a path that exists but cannot be examined is an
 // error. The rules for the interpreters and libraries r.Exec needs name
 // files held open: call release once the rules are applied (or dropped).
-func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []string, release func(), err error) {
+//
+// Each listed path is opened once (O_PATH, links followed) and its rule
+// made from that descriptor, so the rule grants the file or folder that
+// was examined, whatever the path leads to a moment later. guard, when not
+// nil, is shown the rules as those descriptors' real paths before any rule
+// is made; its error refuses them.
+func landlockRules(r Rules, ld ldConfig, guard func(real Rules) error) (rules []landlock.Rule, skipped []string, release func(), err error) {
 	if err := r.Validate(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -52,23 +59,52 @@ func landlockRules(r Rules, ld ldConfig) (rules []landlock.Rule, skipped []strin
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rules, skipped, err = closureRules(r, cl)
-	if err != nil {
+	rules, skipped, pinned, err := closureRules(r, cl, guard)
+	release = func() {
 		cl.close()
+		for _, f := range pinned {
+			f.Close()
+		}
+	}
+	if err != nil {
+		release()
 		return nil, nil, nil, err
 	}
-	return rules, skipped, cl.close, nil
+	return rules, skipped, release, nil
+}
+
+// pinPath opens p as O_PATH (links followed, as Landlock follows them) and
+// returns the descriptor, whether it is a folder, and its real path (the
+// descriptor's /proc/self/fd link).
+func pinPath(p string) (*os.File, bool, string, error) {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false, "", &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, false, "", &fs.PathError{Op: "stat", Path: p, Err: err}
+	}
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		f.Close()
+		return nil, false, "", fmt.Errorf("the real path of %s: %w", p, err)
+	}
+	return f, st.Mode&unix.S_IFMT == unix.S_IFDIR, real, nil
 }
 
 // closureRules turns r, with cl the closure of r.Exec, into go-landlock
 // rules. The paths of r (and the executables asked for) are examined here
 // and get folder rights when they are folders; what cl holds open gets
 // file rights on the open file itself, whatever its name leads to now.
-func closureRules(r Rules, cl closure) (rules []landlock.Rule, skipped []string, err error) {
+func closureRules(r Rules, cl closure, guard func(real Rules) error) (rules []landlock.Rule, skipped []string, pinned []*os.File, err error) {
 	skipped = append(skipped, cl.missing...)
-	add := func(paths []string, fileRights, dirRights landlock.AccessFSSet) error {
+	var real Rules
+	add := func(paths []string, reals *[]string, fileRights, dirRights landlock.AccessFSSet) error {
 		for _, p := range paths {
-			fi, err := os.Stat(p)
+			f, dir, rp, err := pinPath(p)
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 				// Missing, or hidden by a sandbox already in force (the
 				// host's, for a plugin): it stays denied.
@@ -76,29 +112,37 @@ func closureRules(r Rules, cl closure) (rules []landlock.Rule, skipped []string,
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("stat %s: %w", p, err)
+				return err
 			}
+			pinned = append(pinned, f)
+			*reals = append(*reals, rp)
 			rights := fileRights
-			if fi.IsDir() {
+			if dir {
 				rights = dirRights
 			}
-			rules = append(rules, landlock.PathAccess(rights, p))
+			rules = append(rules, landlock.PathAccess(rights, "/proc/self/fd/"+strconv.Itoa(int(f.Fd()))))
 		}
 		return nil
 	}
 	steps := []struct {
 		paths     []string
+		real      *[]string
 		file, dir landlock.AccessFSSet
 	}{
-		{paths: r.ReadOnly, file: rightsReadFile, dir: rightsReadDir},
-		{paths: r.ReadWrite, file: rightsWriteFile, dir: rightsWriteDir},
-		{paths: cl.exec, file: rightsExecFile, dir: rightsExecDir},
-		{paths: devices(r), file: rightsDevice, dir: rightsDevice},
-		{paths: pathSockets(r.UnixSockets), file: rightsUnixSocket, dir: rightsUnixSocket},
+		{paths: r.ReadOnly, real: &real.ReadOnly, file: rightsReadFile, dir: rightsReadDir},
+		{paths: r.ReadWrite, real: &real.ReadWrite, file: rightsWriteFile, dir: rightsWriteDir},
+		{paths: cl.exec, real: &real.Exec, file: rightsExecFile, dir: rightsExecDir},
+		{paths: devices(r), real: &real.Devices, file: rightsDevice, dir: rightsDevice},
+		{paths: pathSockets(r.UnixSockets), real: &real.UnixSockets, file: rightsUnixSocket, dir: rightsUnixSocket},
 	}
 	for _, s := range steps {
-		if err := add(s.paths, s.file, s.dir); err != nil {
-			return nil, nil, err
+		if err := add(s.paths, s.real, s.file, s.dir); err != nil {
+			return nil, nil, pinned, err
+		}
+	}
+	if guard != nil {
+		if err := guard(real); err != nil {
+			return nil, nil, pinned, err
 		}
 	}
 	for _, h := range cl.held {
@@ -114,7 +158,7 @@ func closureRules(r Rules, cl closure) (rules []landlock.Rule, skipped []string,
 	for _, p := range r.ConnectTCP {
 		rules = append(rules, landlock.ConnectTCP(p))
 	}
-	return rules, sortUnique(skipped), nil
+	return rules, sortUnique(skipped), pinned, nil
 }
 
 // devices returns r.Devices, plus /dev/null when r runs commands: os/exec
@@ -149,7 +193,7 @@ func abstractSocket(socks []string) bool {
 // the kernel's ABI version, whether anything was enforced and, when the
 // kernel has Landlock but nothing was enforced, why.
 func restrictLandlock(r Rules, ld ldConfig) (abi int, enforced bool, skipped []string, reason string, err error) {
-	rules, skipped, release, err := landlockRules(r, ld)
+	rules, skipped, release, err := landlockRules(r, ld, nil)
 	if err != nil {
 		return 0, false, nil, "", fmt.Errorf("landlock rules: %w", err)
 	}

@@ -87,3 +87,39 @@ func TestLibrarySwappedAfterCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestGrantLinkFlippedAfterGuard: a granted path is a link, in a folder
+// the attacker writes, to a harmless folder when the guard (the daemon's
+// check that no grant reaches its files) is shown the real paths, and is
+// flipped to the secrets folder right after. The guard saw the harmless
+// folder, and the rule is bound to it: the secrets stay refused.
+func TestGrantLinkFlippedAfterGuard(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	harmless, secrets, link := filepath.Join(dir, "data"), filepath.Join(dir, "secrets"), filepath.Join(dir, "shm", "data")
+	for _, d := range []string{harmless, secrets, filepath.Dir(link)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, b := range map[string]string{filepath.Join(harmless, "a"): "data\n", filepath.Join(secrets, "signing-key"): "KEY!secret\n"} {
+		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(harmless, link); err != nil {
+		t.Fatal(err)
+	}
+	out := runSandboxed(t, childSpec{Mode: "landlock-guard-swap", Rules: sandbox.Rules{ReadOnly: []string{link}}, Swap: link, SwapTo: secrets,
+		Ops: []probe.Op{{Kind: "read", Target: filepath.Join(harmless, "a")}, {Kind: "read", Target: filepath.Join(link, "signing-key")}, {Kind: "read", Target: filepath.Join(secrets, "signing-key")}}})
+	if out.Error != "" {
+		t.Fatalf("child: %s", out.Error)
+	}
+	if len(out.Seen.ReadOnly) != 1 || out.Seen.ReadOnly[0] != harmless {
+		t.Errorf("the guard saw %q, want the link's target then, %s", out.Seen.ReadOnly, harmless)
+	}
+	want(t, out.Results, 0, "read", true, "")
+	landlockOrSkip(t, out.Status)
+	want(t, out.Results, 1, "read", false, "EACCES")
+	want(t, out.Results, 2, "read", false, "EACCES")
+}

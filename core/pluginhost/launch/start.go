@@ -60,6 +60,11 @@ type Plugin struct {
 	// Programs assembles the seccomp programs once per distinct filter (a
 	// host keeps one for all its starts); nil assembles them at each start.
 	Programs *filter.Programs
+	// Guard, when not nil, sees the grant as the real paths of what its
+	// Landlock rules will reach, each path opened once (links followed)
+	// and its rule made from that descriptor (sandbox.PluginRuleset); an
+	// error refuses the start.
+	Guard func(real sandbox.Rules) error
 	// Stderr receives the plugin's stderr (hclog JSON); nil discards it.
 	// go-plugin's own stderr parser is never used: it panics on
 	// hclog-looking JSON whose "@message" is not a string, which would let
@@ -110,7 +115,7 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cmd, rules, err := Command(p.Launcher, p.Binary, p.Argv0, p.Env(), spec)
+	cmd, rules, err := command(p.Launcher, p.Binary, p.Argv0, p.Env(), spec, p.Guard)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -211,7 +216,12 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 // returned files. Plugin.Client is the whole start; Command is its first
 // step.
 func Command(launcher string, bin *os.File, argv0 string, env []string, s Spec) (*exec.Cmd, io.Closer, error) {
-	fs, err := newLaunchFiles(bin, s)
+	return command(launcher, bin, argv0, env, s, nil)
+}
+
+// command is Command with Plugin.Guard.
+func command(launcher string, bin *os.File, argv0 string, env []string, s Spec, guard func(sandbox.Rules) error) (*exec.Cmd, io.Closer, error) {
+	fs, err := newLaunchFiles(bin, s, guard)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -237,7 +247,7 @@ type launchFiles struct {
 	flags                   uint32
 }
 
-func newLaunchFiles(bin *os.File, s Spec) (*launchFiles, error) {
+func newLaunchFiles(bin *os.File, s Spec, guard func(sandbox.Rules) error) (*launchFiles, error) {
 	if len(s.Seccomp) == 0 {
 		return nil, errors.New("launch: no seccomp program for the plugin: the host assembles it (filter.Programs)")
 	}
@@ -250,7 +260,7 @@ func newLaunchFiles(bin *os.File, s Spec) (*launchFiles, error) {
 		fs.Close()
 		return nil, fmt.Errorf("the plugin's seccomp program: %w", err)
 	}
-	if fs.ruleset, fs.flags, err = sandbox.PluginRuleset(s.Rules, bin); err != nil {
+	if fs.ruleset, fs.flags, err = sandbox.PluginRuleset(s.Rules, bin, guard); err != nil {
 		fs.Close()
 		return nil, fmt.Errorf("the plugin's sandbox: %w", err)
 	}
