@@ -75,24 +75,39 @@ func landlockRules(r Rules, ld ldConfig, guard func(real Rules) error) (rules []
 
 // pinPath opens p as O_PATH (links followed, as Landlock follows them) and
 // returns the descriptor, whether it is a folder, and its real path (the
-// descriptor's /proc/self/fd link).
+// descriptor's /proc/self/fd link). Only a path that cannot be opened is
+// missing (fs.ErrNotExist, fs.ErrPermission); a real path that cannot be
+// read, or that does not name the very file held (a file deleted since,
+// a link into another process's mount namespace through /proc), is an
+// error: the guard would judge another file than the rule grants. A
+// descriptor of this process's own (/proc/self/fd/N: the verified plugin
+// file, executed by descriptor even if its name was since replaced) is
+// the file its holder chose, whatever its name now.
 func pinPath(p string) (*os.File, bool, string, error) {
 	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, false, "", &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), p)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	var held, named unix.Stat_t
+	if err := unix.Fstat(fd, &held); err != nil {
 		f.Close()
-		return nil, false, "", &fs.PathError{Op: "stat", Path: p, Err: err}
+		return nil, false, "", fmt.Errorf("stat %s: %v", p, err)
 	}
 	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err == nil && !strings.HasPrefix(p, "/proc/self/fd/") {
+		err = unix.Stat(real, &named)
+	} else {
+		named = held
+	}
+	if err == nil && (named.Dev != held.Dev || named.Ino != held.Ino) {
+		err = errors.New("it names another file than the one opened")
+	}
 	if err != nil {
 		f.Close()
-		return nil, false, "", fmt.Errorf("the real path of %s: %w", p, err)
+		return nil, false, "", fmt.Errorf("the real path of %s (%q): %v", p, real, err)
 	}
-	return f, st.Mode&unix.S_IFMT == unix.S_IFDIR, real, nil
+	return f, held.Mode&unix.S_IFMT == unix.S_IFDIR, real, nil
 }
 
 // closureRules turns r, with cl the closure of r.Exec, into go-landlock
@@ -141,6 +156,7 @@ func closureRules(r Rules, cl closure, guard func(real Rules) error) (rules []la
 		}
 	}
 	if guard != nil {
+		real.BindTCP, real.ConnectTCP = r.BindTCP, r.ConnectTCP
 		if err := guard(real); err != nil {
 			return nil, nil, pinned, err
 		}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -259,5 +260,45 @@ func TestProfiles(t *testing.T) {
 	}
 	if Profile(0).Syscalls() != nil {
 		t.Error("profile 0 has an allowlist")
+	}
+}
+
+// TestPinnedPathMustNameItsFile: a granted path whose real path no longer
+// names the file it leads to (here a link to a deleted file's descriptor
+// link) is an error, not a missing path that is skipped: the daemon's
+// check would judge another file than the rule grants. The process's own
+// descriptor link itself (how the host grants the verified plugin file) is
+// taken as the file it holds.
+func TestPinnedPathMustNameItsFile(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "gone")
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	own := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(own, link); err != nil {
+		t.Fatal(err)
+	}
+	rules := func(p string) ([]string, error) {
+		_, skipped, pinned, err := closureRules(Rules{ReadOnly: []string{p}}, closure{}, func(Rules) error { return nil })
+		for _, f := range pinned {
+			f.Close()
+		}
+		return skipped, err
+	}
+	if skipped, err := rules(link); err == nil || !strings.Contains(err.Error(), "the real path of "+link) || len(skipped) > 0 {
+		t.Fatalf("a link to a deleted file: err %v, skipped %v; want an error naming its real path", err, skipped)
+	}
+	if skipped, err := rules(own); err != nil || len(skipped) > 0 {
+		t.Fatalf("the process's own descriptor of a deleted file: err %v, skipped %v; want a rule", err, skipped)
 	}
 }

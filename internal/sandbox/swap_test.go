@@ -95,7 +95,10 @@ func TestLibrarySwappedAfterCheck(t *testing.T) {
 // folder, and the rule is bound to it: the secrets stay refused.
 func TestGrantLinkFlippedAfterGuard(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // the guard sees real paths
+	if err != nil {
+		t.Fatal(err)
+	}
 	harmless, secrets, link := filepath.Join(dir, "data"), filepath.Join(dir, "secrets"), filepath.Join(dir, "shm", "data")
 	for _, d := range []string{harmless, secrets, filepath.Dir(link)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
