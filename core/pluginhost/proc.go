@@ -82,15 +82,15 @@ type grantRefused struct{ err error }
 func (g *grantRefused) Error() string { return g.err.Error() }
 
 // guard is the launch's Guard for p: Options.CheckGrant on the real paths
-// of what p's rules reach, its refusal recorded in *refused.
-func (h *Host) guard(p *plugin, refused **grantRefused) func(sandbox.Rules) error {
+// of what p's rules reach. Its refusal comes back from the start wrapped
+// (launch and sandbox wrap with %w), and spawn finds it there.
+func (h *Host) guard(p *plugin) func(sandbox.Rules) error {
 	if h.opts.CheckGrant == nil {
 		return nil
 	}
 	return func(real sandbox.Rules) error {
 		if err := h.opts.CheckGrant(p.name, real); err != nil {
-			*refused = &grantRefused{err: err}
-			return err
+			return &grantRefused{err: err}
 		}
 		return nil
 	}
@@ -121,14 +121,10 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 		// The relay re-logs stderr under the plugin's name.
 		Stderr: rl,
 	}
-	var refused *grantRefused
-	lp.Guard = h.guard(p, &refused)
+	lp.Guard = h.guard(p)
 	client, cmd, rules, err := lp.Client()
 	if err != nil {
 		_ = os.RemoveAll(sock)
-		if refused != nil {
-			return nil, refused
-		}
 		return nil, &startError{err: err}
 	}
 	defer rules.Close()
