@@ -26,7 +26,6 @@ BIN     := bin
 PLUGINS := $(patsubst cmd/attestor-check-%,%,$(wildcard cmd/attestor-check-*))
 RUNDIR  := .run
 PROTOC_GEN_GO_VERSION      := v1.36.12
-PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOLANGCI_LINT_VERSION      := v2.15.0
 GOLANGCI_LINT              := $(BIN)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
@@ -84,13 +83,13 @@ run: build
 run-reset:
 	rm -f $(RUNDIR)/development.yaml $(RUNDIR)/development.yaml.rendered
 
+# The messages only: the check service's gRPC stubs are written by hand in
+# internal/wire/checkrpc, so that a plugin's executable links no grpc-go.
 proto:
 	@./scripts/install-deps.sh
 	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-	GOBIN=$(CURDIR)/$(BIN)/tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	PATH=$(CURDIR)/$(BIN)/tools:$$PATH protoc --proto_path=internal/wire/attestorv1 \
 	  --go_out=internal/wire/attestorv1 --go_opt=paths=source_relative \
-	  --go-grpc_out=internal/wire/attestorv1 --go-grpc_opt=paths=source_relative \
 	  check.proto
 
 # As root: the daemon under the unit's limits (a cgroup with 10% of one CPU,

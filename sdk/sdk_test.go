@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
 )
@@ -101,13 +102,13 @@ func TestPanicAndErrorBecomeCheckErrors(t *testing.T) {
 	for _, mode := range []string{"measure", "error"} {
 		h := sdktest.New(t, &demo{panicOn: mode})
 		_, err := h.Measure()
-		var ce *wire.CheckError
+		var ce *checkrpc.CheckError
 		if !errors.As(err, &ce) {
-			t.Fatalf("%s: err = %v, want *wire.CheckError", mode, err)
+			t.Fatalf("%s: err = %v, want *checkrpc.CheckError", mode, err)
 		}
 		// The server survives and answers the next call the same way.
 		if _, err := h.Measure(); !errors.As(err, &ce) {
-			t.Fatalf("%s: second measure: err = %v, want *wire.CheckError", mode, err)
+			t.Fatalf("%s: second measure: err = %v, want *checkrpc.CheckError", mode, err)
 		}
 	}
 }

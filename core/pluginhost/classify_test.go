@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/secure-ai/runtime-attestor/internal/wire"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -36,7 +36,7 @@ func (c lagging) Deadline() (time.Time, bool) { return c.deadline, true }
 // closed, deaf to its deadline like testplugins/hang; claim instead answers
 // at once with the status DeadlineExceeded, as a lying plugin would.
 type hangServer struct {
-	pb.UnimplementedCheckServer
+	checkrpc.UnimplementedServer
 	release <-chan struct{}
 	claim   bool
 }
@@ -64,7 +64,7 @@ func (s *hangServer) Measure(context.Context, *pb.MeasureRequest) (*pb.MeasureRe
 // serveCheck serves srv with a real grpc server on a unix socket and returns
 // a client of it. At its deadline the server resets the stream with
 // RST_STREAM(CANCEL), as it does for a plugin that ignores its deadline.
-func serveCheck(t *testing.T, srv *hangServer) *wire.Client {
+func serveCheck(t *testing.T, srv *hangServer) *checkrpc.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "check.sock")
 	lis, err := net.Listen("unix", sock)
@@ -72,7 +72,7 @@ func serveCheck(t *testing.T, srv *hangServer) *wire.Client {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	pb.RegisterCheckServer(gs, srv)
+	checkrpc.RegisterServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -90,7 +90,7 @@ func serveCheck(t *testing.T, srv *hangServer) *wire.Client {
 			t.Fatalf("connecting to the test plugin: %v", ctx.Err())
 		}
 	}
-	return wire.NewClient(pb.NewCheckClient(conn))
+	return checkrpc.NewClient(conn)
 }
 
 // deadlines makes the turn's and the call's contexts of one case, each
@@ -148,7 +148,7 @@ func noDeadlineNear(time.Duration) (context.Context, context.Context, func()) {
 }
 
 // callOp makes op's call through c under call.
-func callOp(c *wire.Client, op string, call context.Context) error {
+func callOp(c *checkrpc.Client, op string, call context.Context) error {
 	var err error
 	switch op {
 	case "describe":
@@ -178,7 +178,7 @@ func TestClassifyRPCDeadline(t *testing.T) {
 	const attestation = "the attestation's deadline passed before the plugin answered %s; plugin killed"
 	cases := []struct {
 		name   string
-		client *wire.Client
+		client *checkrpc.Client
 		ctxs   deadlines
 		limit  time.Duration // the call's own timeout
 		rst    bool          // the call must end by the plugin's RST_STREAM, timers unfired

@@ -14,6 +14,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -135,7 +136,7 @@ func (h *Host) classifyRPC(err error, op string, callCtx, turnCtx context.Contex
 	if errors.As(err, &pe) {
 		return &fault{kind: FaultProtocol, msg: op + ": " + pe.Msg + "; the answer was discarded"}
 	}
-	var ce *wire.CheckError
+	var ce *checkrpc.CheckError
 	if errors.As(err, &ce) {
 		return &fault{kind: FaultFailed, msg: op + ": the check failed: " + clip(ce.Msg)}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
-	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -23,7 +23,7 @@ const maxSocketPath = 108
 type instance struct {
 	client *goplugin.Client
 	cmd    *exec.Cmd
-	check  *wire.Client
+	check  *checkrpc.Client
 	relay  *relay
 	pid    int
 	pidNS  bool   // PID 1 of its own PID namespace
@@ -136,7 +136,7 @@ func (h *Host) startProcess(p *plugin, bf *binFile, useNS bool) (*instance, erro
 		_, err := client.Start()
 		return err
 	})
-	var wc *wire.Client
+	var wc *checkrpc.Client
 	if err == nil {
 		wc, err = launch.Dispense(client)
 	}

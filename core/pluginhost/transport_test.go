@@ -17,6 +17,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 )
 
 // intruderEnv puts the test binary in intruder mode: it dials the plugin
@@ -35,7 +36,7 @@ func runIntruder(sock string) int {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := pb.NewCheckClient(conn).Measure(ctx, &pb.MeasureRequest{Nonce: make([]byte, 32)}); err != nil {
+	if err := conn.Invoke(ctx, wire.MethodMeasure, &pb.MeasureRequest{Nonce: make([]byte, 32)}, new(pb.MeasureResponse)); err != nil {
 		os.Stdout.WriteString("refused: " + err.Error())
 		return 0
 	}
@@ -68,7 +69,7 @@ func TestIntruderRefusedByPlugin(t *testing.T) {
 	release, err := launch.StartLocked(client)
 	defer release()
 	defer client.Kill()
-	var wc *wire.Client
+	var wc *checkrpc.Client
 	if err == nil {
 		wc, err = launch.Dispense(client)
 	}
@@ -141,7 +142,7 @@ func serveForeign(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	pb.RegisterCheckServer(s, pb.UnimplementedCheckServer{})
+	checkrpc.RegisterServer(s, checkrpc.UnimplementedServer{})
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(s.Stop)
 }

@@ -97,6 +97,24 @@ func TestPluginsLinkNoGoPluginServer(t *testing.T) {
 	}
 }
 
+// TestPluginsLinkNoGRPC: a check plugin serves its daemon with
+// internal/unaryrpc; grpc-go's server, with net/http and crypto/tls
+// that it links, cost each plugin start about 1 ms of package
+// initialisation and as much again to serve (docs/performance.md, "The
+// plugin's gRPC server").
+func TestPluginsLinkNoGRPC(t *testing.T) {
+	t.Parallel()
+	heavy := []string{"google.golang.org/grpc", "net/http", "crypto/tls",
+		module + "/internal/wire/checkrpc", module + "/internal/peercred/grpccreds"}
+	for _, pkg := range deps(t, "./cmd/attestor-check-...", "./sdk/plugin") {
+		for _, h := range heavy {
+			if pkg == h || strings.HasPrefix(pkg, h+"/") {
+				t.Errorf("a plugin links %s", pkg)
+			}
+		}
+	}
+}
+
 // TestPolicyBelowSandbox: the policy is data; it imports neither the
 // sandbox implementation nor the plugin protocol.
 func TestPolicyBelowSandbox(t *testing.T) {

@@ -1,26 +1,27 @@
-// Package peercred is the transport between the plugin host and a plugin:
-// gRPC over the plugin's go-plugin Unix socket, without TLS, in which each
-// side asks the kernel who is at the other end (SO_PEERCRED, and on
-// kernels with pidfs SO_PEERPIDFD) and refuses anyone but its own peer.
+// Package peercred authenticates the two ends of the transport between
+// the plugin host and a plugin: gRPC over the plugin's go-plugin Unix
+// socket, without TLS, in which each side asks the kernel who is at the
+// other end (SO_PEERCRED, and on kernels with pidfs SO_PEERPIDFD) and
+// refuses anyone but its own peer.
 //
-// Host gives the credentials the host dials with: the socket must lie
-// directly inside the 0700 folder the host made for this plugin (owned by
-// the host's user), and the process listening on it must be the plugin
-// process the host started, under the host's user. Plugin gives the
-// credentials a plugin serves with: the process connecting must be the
-// daemon that started it. The daemon is known by the pidfs inode of its
+// CheckHost is the host's check: the socket must lie directly inside the
+// 0700 folder the host made for this plugin (owned by the host's user),
+// and the process listening on it must be the plugin process the host
+// started, under the host's user. PluginCheck is the plugin's: the
+// process connecting must be the daemon that started it. The daemon is known by the pidfs inode of its
 // process, passed in DaemonEnv (an identity that holds across PID
 // namespaces, where the daemon and every other process outside the
 // plugin's namespace read as pid 0); without pidfs, by the plugin's
 // parent pid.
 //
-// Both checks are a few system calls, against the P-521 key generation and
+// Package grpccreds makes gRPC transport credentials of both checks (the
+// daemon dials with them); a plugin's server calls PluginCheck itself and
+// this package links no gRPC. Both checks are a few system calls, against the P-521 key generation and
 // two TLS handshakes go-plugin's AutoMTLS costs on every start
 // (docs/architecture.md, "The plugin transport").
 package peercred
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,16 +29,12 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc/credentials"
 )
 
 // DaemonEnv names the variable in which the host tells a plugin the pidfs
 // inode of the daemon process, the only peer the plugin accepts. It is
 // absent where the kernel has no pidfs (before Linux 6.9).
 const DaemonEnv = "RUNTIME_ATTESTOR_DAEMON_PIDFS"
-
-// authType is what AuthInfo reports.
-const authType = "peercred"
 
 // Cred is what the kernel says of a Unix socket's peer.
 type Cred struct {
@@ -47,15 +44,6 @@ type Cred struct {
 	// boot), 0 where the kernel cannot tell it.
 	PidfsIno uint64
 }
-
-// AuthInfo is the gRPC AuthInfo of a checked connection.
-type AuthInfo struct {
-	credentials.CommonAuthInfo
-	Peer Cred
-}
-
-// AuthType implements credentials.AuthInfo.
-func (AuthInfo) AuthType() string { return authType }
 
 // PeerOf returns what the kernel says of the process at the other end of
 // conn, which must be a Unix stream socket.
@@ -112,7 +100,7 @@ func pidfsIno(pfd int) uint64 {
 
 // SelfPidfsIno returns the pidfs inode of the calling process, 0 where the
 // kernel has no pidfs.
-func SelfPidfsIno() uint64 { return pidfsOfPid(os.Getpid()) }
+func SelfPidfsIno() uint64 { return PidfsOfPid(os.Getpid()) }
 
 // DaemonEnvEntry returns the environment entry naming the calling process
 // as the daemon of the plugins it starts, "" where the kernel has no pidfs
@@ -152,26 +140,9 @@ func inDir(addr, dir string) error {
 	return nil
 }
 
-// errWrongSide answers the handshake of the side a set of credentials is
-// not for.
-var errWrongSide = errors.New("peercred: credentials used on the wrong side of the connection")
-
-// base is what both sides' credentials share.
-type base struct{ info credentials.ProtocolInfo }
-
-func (b base) Info() credentials.ProtocolInfo { return b.info }
-
-func (base) OverrideServerName(string) error { return nil }
-
-func authInfo(c Cred) AuthInfo {
-	// The kernel carries the bytes between two processes it named: no one
-	// else can read or alter them.
-	return AuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}, Peer: c}
-}
-
-// pidfsOfPid returns the pidfs inode of process pid, 0 where the kernel
+// PidfsOfPid returns the pidfs inode of process pid, 0 where the kernel
 // has no pidfs.
-func pidfsOfPid(pid int) uint64 {
+func PidfsOfPid(pid int) uint64 {
 	pfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return 0

@@ -33,6 +33,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -41,7 +42,7 @@ import (
 // with only PATH, the log level and its go-plugin socket folder in its
 // environment, peer-checked Unix socket, working folder "/".
 type Plugin struct {
-	*wire.Client
+	*checkrpc.Client
 	Desc sdk.Description
 	PID  int // in the test's PID namespace
 	Logs *LogBuffer
@@ -93,7 +94,7 @@ func Start(t *testing.T, name string) *Plugin {
 			t.Logf("plugin log:\n%s", logs)
 		}
 	})
-	var wc *wire.Client
+	var wc *checkrpc.Client
 	if err == nil {
 		wc, err = launch.Dispense(client)
 	}

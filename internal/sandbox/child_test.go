@@ -23,6 +23,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 )
 
 // childEnv carries a childSpec (JSON) to a re-executed test binary, which
@@ -162,7 +163,7 @@ func hostPlugin(ctx context.Context, path, socketDir string, cfg json.RawMessage
 	if err != nil {
 		return nil, "", fmt.Errorf("dispense: %w", err)
 	}
-	c := raw.(*wire.Client)
+	c := raw.(*checkrpc.Client)
 	d, err := c.Describe(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("describe: %w", err)

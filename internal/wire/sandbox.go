@@ -5,10 +5,9 @@ import (
 	"reflect"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
+	"github.com/secure-ai/runtime-attestor/internal/unaryrpc"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -65,11 +64,11 @@ func confinementLevel(landlock, seccomp bool) hclog.Level {
 // sandboxOnce applies the check's sandbox after its first successful
 // Configure (the caller holds s.sem). A failure is a FailedPrecondition
 // answer, which the daemon reports as core.plugin_config.
-func (s *server) sandboxOnce() (*pb.ConfigureResponse, error) {
+func (s *CheckServer) sandboxOnce() (*pb.ConfigureResponse, error) {
 	if !s.sandboxed {
 		applied, err := applySandbox(s.check, s.logger)
 		if err != nil {
-			return nil, status.Error(codes.FailedPrecondition, err.Error())
+			return nil, &unaryrpc.Status{Code: unaryrpc.FailedPrecondition, Message: err.Error()}
 		}
 		if applied != nil {
 			s.denials.declare(*applied)

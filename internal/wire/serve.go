@@ -11,12 +11,9 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/secure-ai/runtime-attestor/internal/unaryrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -26,28 +23,38 @@ import (
 // Linking go-plugin's server would cost every plugin start about 1.5 ms
 // of package initialisation for what a check plugin never uses: gRPC
 // reflection (protobuf descriptors), net/rpc and encoding/gob, yamux, the
-// broker.
+// broker. Its gRPC is internal/unaryrpc, not grpc-go, for the same reason
+// (docs/performance.md, "The plugin's gRPC server").
 const (
 	// coreProtocolVersion is go-plugin's own protocol version, the first
 	// field of the handshake line.
 	coreProtocolVersion = 1
-	// healthService is the service go-plugin's client pings.
-	healthService = "plugin"
 	// The variables go-plugin's client sets for its server.
 	envSocketDir   = "PLUGIN_UNIX_SOCKET_DIR"
 	envSocketGroup = "PLUGIN_UNIX_SOCKET_GROUP"
 	envMultiplex   = "PLUGIN_MULTIPLEX_GRPC"
 )
 
-// Serve serves c as go-plugin's Serve serves a gRPC plugin, with creds as
-// the connection's transport credentials: it listens on a Unix socket in
-// the folder the client named, prints the handshake line on stdout and
-// serves c's check service, the health service go-plugin's client pings,
-// and go-plugin's controller, whose Shutdown ends Serve (nil). go-plugin's
-// broker and stdio services are not served: the client's calls to them
-// end with Unimplemented, which it takes as a plugin without them; a
-// plugin's stderr is its process's own, which the daemon reads.
-func Serve(c sdk.Check, logger hclog.Logger, creds credentials.TransportCredentials, stdout io.Writer) error {
+// The methods of go-plugin's own services that a plugin serves.
+const (
+	methodHealthCheck = "/grpc.health.v1.Health/Check"
+	methodShutdown    = "/plugin.GRPCController/Shutdown"
+)
+
+// healthServing is grpc.health.v1.HealthCheckResponse{status: SERVING}:
+// field 1, varint 1.
+var healthServing = []byte{0x08, 0x01}
+
+// Serve serves c as go-plugin's Serve serves a gRPC plugin: it listens on
+// a Unix socket in the folder the client named, prints the handshake line
+// on stdout and serves c's check service, the health service go-plugin's
+// client pings, and go-plugin's controller, whose Shutdown ends Serve
+// (nil) once its answer is written. accept checks each connection before
+// it is served (peercred.PluginCheck); a refused one is logged and closed.
+// go-plugin's broker and stdio services are not served: the client's
+// calls to them end with Unimplemented, which it takes as a plugin without
+// them; a plugin's stderr is its process's own, which the daemon reads.
+func Serve(c sdk.Check, logger hclog.Logger, accept func(net.Conn) error, stdout io.Writer) error {
 	if err := unsupported(); err != nil {
 		return err
 	}
@@ -56,12 +63,21 @@ func Serve(c sdk.Check, logger hclog.Logger, creds credentials.TransportCredenti
 		return fmt.Errorf("plugin: listen: %w", err)
 	}
 	defer os.Remove(path)
-	s := grpc.NewServer(grpc.Creds(creds))
-	RegisterCheck(s, c, logger)
-	hs := health.NewServer()
-	hs.SetServingStatus(healthService, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(s, hs)
-	s.RegisterService(&controllerDesc, controller(func() { go s.Stop() }))
+	cs := NewCheckServer(c, logger)
+	s := &unaryrpc.Server{Accept: accept,
+		Refused: func(err error) { logger.Warn("refused a connection", "error", err) }}
+	s.Methods = map[string]unaryrpc.Handler{
+		MethodDescribe:  handle(cs.Describe),
+		MethodConfigure: handle(cs.Configure),
+		MethodMeasure:   handle(cs.Measure),
+		methodHealthCheck: func(context.Context, []byte) ([]byte, error) {
+			return healthServing, nil
+		},
+		methodShutdown: func(context.Context, []byte) ([]byte, error) {
+			go s.Stop() // it waits for this answer
+			return nil, nil
+		},
+	}
 	// go-plugin's server eats interrupts: a Ctrl-C meant for the daemon's
 	// terminal does not end a plugin mid-answer. Ignore, not Notify: the
 	// runtime's signal loop that Notify starts costs a plugin threads,
@@ -75,6 +91,25 @@ func Serve(c sdk.Check, logger hclog.Logger, creds credentials.TransportCredenti
 		return fmt.Errorf("plugin: serve: %w", err)
 	}
 	return nil
+}
+
+// handle makes a unaryrpc handler of one of the check service's methods:
+// the request decoded, the answer encoded.
+func handle[Req any, PReq interface {
+	*Req
+	proto.Message
+}, Resp proto.Message](call func(context.Context, PReq) (Resp, error)) unaryrpc.Handler {
+	return func(ctx context.Context, b []byte) ([]byte, error) {
+		req := PReq(new(Req))
+		if err := proto.Unmarshal(b, req); err != nil {
+			return nil, unaryrpc.Errorf(unaryrpc.Internal, "decode the request: %v", err)
+		}
+		resp, err := call(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(resp)
+	}
 }
 
 // unsupported refuses the go-plugin client options this server does not
@@ -108,31 +143,4 @@ func listen(dir string) (net.Listener, string, error) {
 		return nil, "", err
 	}
 	return l, path, nil
-}
-
-// controller is go-plugin's controller service: Shutdown, which the
-// client calls when it is done with the plugin, stops the server.
-type controller func()
-
-type shutdowner interface{ shutdown() }
-
-func (c controller) shutdown() { c() }
-
-// controllerDesc is the service plugin.GRPCController of go-plugin's
-// grpc_controller.proto. Its one message, plugin.Empty, has no fields:
-// it has the encoding of google.protobuf.Empty.
-var controllerDesc = grpc.ServiceDesc{
-	ServiceName: "plugin.GRPCController",
-	HandlerType: (*shutdowner)(nil),
-	Methods: []grpc.MethodDesc{{
-		MethodName: "Shutdown",
-		Handler: func(srv any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-			if err := dec(new(emptypb.Empty)); err != nil {
-				return nil, err
-			}
-			srv.(shutdowner).shutdown()
-			return new(emptypb.Empty), nil
-		},
-	}},
-	Metadata: "internal/plugin/grpc_controller.proto",
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/plugintest"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -29,7 +30,7 @@ const serveEnv = "WIRE_TEST_SERVE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(serveEnv) == "1" {
-		if err := wire.Serve(served{}, hclog.NewNullLogger(), insecure.NewCredentials(), os.Stdout); err != nil {
+		if err := wire.Serve(served{}, hclog.NewNullLogger(), nil, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
@@ -90,7 +91,7 @@ func TestServeSpeaksGoPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc := raw.(*wire.Client)
+	wc := raw.(*checkrpc.Client)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err := wc.Describe(ctx)

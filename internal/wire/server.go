@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"github.com/secure-ai/runtime-attestor/internal/unaryrpc"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
@@ -34,20 +32,29 @@ const (
 // host speaking its protocol): the handshake cookie is set.
 func Started() bool { return os.Getenv(CookieKey) == CookieValue }
 
-// RegisterCheck registers c's check service on s: the gRPC server that
-// adapts c, applies its sandbox after its first Configure and explains the
-// sandbox's denials in its answers.
-func RegisterCheck(s grpc.ServiceRegistrar, c sdk.Check, logger hclog.Logger) {
+// The check service's methods, by their full gRPC names (check.proto).
+const (
+	MethodDescribe  = "/attestor.v1.Check/Describe"
+	MethodConfigure = "/attestor.v1.Check/Configure"
+	MethodMeasure   = "/attestor.v1.Check/Measure"
+)
+
+// NewCheckServer returns the check service of c: it adapts c, applies its
+// sandbox after its first Configure and explains the sandbox's denials in
+// its answers. Its errors are *unaryrpc.Status, the call's gRPC status;
+// a server of any gRPC implementation may serve it (Serve serves it with
+// internal/unaryrpc, internal/wire/checkrpc with grpc-go).
+func NewCheckServer(c sdk.Check, logger hclog.Logger) *CheckServer {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	pb.RegisterCheckServer(s, &server{check: c, logger: logger, sem: make(chan struct{}, 1), denials: &denials{check: c}})
+	return &CheckServer{check: c, logger: logger, sem: make(chan struct{}, 1), denials: &denials{check: c}}
 }
 
-// server adapts a Check to the gRPC service. It turns a panic in the check
-// into an error answer and never lets two calls into the check overlap.
-type server struct {
-	pb.UnimplementedCheckServer
+// CheckServer adapts a Check to the check service. It turns a panic in the
+// check into an error answer and never lets two calls into the check
+// overlap.
+type CheckServer struct {
 	check  sdk.Check
 	logger hclog.Logger
 	sem    chan struct{}
@@ -59,26 +66,26 @@ type server struct {
 	denials *denials
 }
 
-func (s *server) lock(ctx context.Context) error {
+func (s *CheckServer) lock(ctx context.Context) error {
 	select {
 	case s.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
+		return unaryrpc.FromContextError(ctx.Err())
 	}
 }
 
-func (s *server) unlock() { <-s.sem }
+func (s *CheckServer) unlock() { <-s.sem }
 
 // recoverTo turns a panic into a gRPC Internal error.
-func (s *server) recoverTo(op string, err *error) {
+func (s *CheckServer) recoverTo(op string, err *error) {
 	if r := recover(); r != nil {
 		s.logger.Error("check panicked", "op", op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		*err = status.Errorf(codes.Internal, "%s panicked: %v", op, r)
+		*err = unaryrpc.Errorf(unaryrpc.Internal, "%s panicked: %v", op, r)
 	}
 }
 
-func (s *server) Describe(_ context.Context, _ *pb.DescribeRequest) (resp *pb.DescribeResponse, err error) {
+func (s *CheckServer) Describe(_ context.Context, _ *pb.DescribeRequest) (resp *pb.DescribeResponse, err error) {
 	defer s.recoverTo("describe", &err)
 	d := s.check.Describe()
 	out := &pb.DescribeResponse{Name: d.Name, Version: d.Version, Description: d.Summary, Fills: d.Fills}
@@ -88,7 +95,7 @@ func (s *server) Describe(_ context.Context, _ *pb.DescribeRequest) (resp *pb.De
 	return out, nil
 }
 
-func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp *pb.ConfigureResponse, err error) {
+func (s *CheckServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp *pb.ConfigureResponse, err error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -99,7 +106,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp 
 		var probe map[string]json.RawMessage
 		if jerr := json.Unmarshal(req.GetConfigJson(), &probe); jerr == nil {
 			for k := range probe {
-				return nil, status.Errorf(codes.InvalidArgument, "%s: unknown key (this plugin takes no configuration)", k)
+				return nil, unaryrpc.Errorf(unaryrpc.InvalidArgument, "%s: unknown key (this plugin takes no configuration)", k)
 			}
 		}
 		return s.sandboxOnce()
@@ -107,14 +114,14 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (resp 
 	if cerr := cfgr.Configure(ctx, sdk.NewConfig(req.GetConfigJson())); cerr != nil {
 		var ce *sdk.ConfigError
 		if errors.As(cerr, &ce) {
-			return nil, status.Error(codes.InvalidArgument, ce.Error())
+			return nil, &unaryrpc.Status{Code: unaryrpc.InvalidArgument, Message: ce.Error()}
 		}
-		return nil, status.Error(codes.FailedPrecondition, cerr.Error())
+		return nil, &unaryrpc.Status{Code: unaryrpc.FailedPrecondition, Message: cerr.Error()}
 	}
 	return s.sandboxOnce()
 }
 
-func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.MeasureResponse, err error) {
+func (s *CheckServer) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.MeasureResponse, err error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -131,7 +138,7 @@ func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.
 	}
 	res, merr := s.check.Measure(ctx, r)
 	if merr != nil {
-		return nil, status.Error(codes.Unknown, s.denials.explain(merr.Error()))
+		return nil, &unaryrpc.Status{Code: unaryrpc.Unknown, Message: s.denials.explain(merr.Error())}
 	}
 	if res == nil {
 		res = sdk.NewResult()
@@ -142,7 +149,7 @@ func (s *server) Measure(ctx context.Context, req *pb.MeasureRequest) (resp *pb.
 	}
 	raw, jerr := json.Marshal(m)
 	if jerr != nil {
-		return nil, status.Errorf(codes.Internal, "encode measurements: %v", jerr)
+		return nil, unaryrpc.Errorf(unaryrpc.Internal, "encode measurements: %v", jerr)
 	}
 	out := &pb.MeasureResponse{MeasurementsJson: raw}
 	for _, f := range res.Findings {

@@ -20,6 +20,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/swtpmtest"
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 	"github.com/secure-ai/runtime-attestor/sdk/sdktest"
 )
@@ -55,7 +56,7 @@ func toResult(m *wire.Measurement) *sdktest.Result {
 // does: through the launcher (this test binary, which sdktest makes one),
 // confined to grant before its first instruction, its socket in a 0700
 // folder with each side checking the other with SO_PEERCRED.
-func pluginClient(t *testing.T, grant sandbox.Rules) (*wire.Client, sdk.Description) {
+func pluginClient(t *testing.T, grant sandbox.Rules) (*checkrpc.Client, sdk.Description) {
 	t.Helper()
 	bin := testbin.Plugin(t, t.TempDir(), "tpm")
 	self, err := os.Executable()

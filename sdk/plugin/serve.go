@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -38,12 +39,13 @@ func Serve(c sdk.Check) {
 		logger.SetLevel(hclog.Info)
 	}
 	// No TLS: the kernel names the connecting process (internal/peercred).
-	creds, err := peercred.Plugin()
+	daemon, err := peercred.NewPluginCheck()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := wire.Serve(c, logger, creds, os.Stdout); err != nil {
+	accept := func(conn net.Conn) error { _, err := daemon.Check(conn); return err }
+	if err := wire.Serve(c, logger, accept, os.Stdout); err != nil {
 		logger.Error("cannot serve the daemon", "error", err)
 		os.Exit(1)
 	}

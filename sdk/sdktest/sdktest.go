@@ -52,8 +52,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/wire"
-	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -61,7 +61,7 @@ import (
 // (Start).
 type Harness struct {
 	t       testing.TB
-	client  *wire.Client
+	client  *checkrpc.Client
 	desc    sdk.Description
 	Timeout time.Duration // per call; default 30s
 }
@@ -82,12 +82,12 @@ func New(t testing.TB, c sdk.Check) *Harness {
 		}
 	})
 	t.Cleanup(func() { _ = conn.Close() })
-	return describe(t, wire.NewClient(pb.NewCheckClient(conn)))
+	return describe(t, checkrpc.NewClient(conn))
 }
 
 // describe asks the plugin behind client to describe itself; a
 // description that breaks the protocol fails the test.
-func describe(t testing.TB, client *wire.Client) *Harness {
+func describe(t testing.TB, client *checkrpc.Client) *Harness {
 	t.Helper()
 	h := &Harness{t: t, client: client, Timeout: wire.DefaultTimeout}
 	ctx, cancel := h.ctx()
@@ -133,7 +133,7 @@ func (h *Harness) Measure() (*Result, error) {
 	return h.MeasureWithNonce(nonce)
 }
 
-// MeasureWithNonce takes a measurement with the given nonce. A *wire.CheckError
+// MeasureWithNonce takes a measurement with the given nonce. A *checkrpc.CheckError
 // is the check's own error (or a recovered panic); a *wire.ProtocolError an
 // answer the daemon would refuse.
 func (h *Harness) MeasureWithNonce(nonce []byte) (*Result, error) {

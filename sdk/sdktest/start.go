@@ -16,6 +16,7 @@ import (
 
 	"github.com/secure-ai/runtime-attestor/core/pluginhost/launch"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -75,7 +76,7 @@ func Start(t testing.TB, opts Options) *Harness {
 
 // startPlugin starts bin through the launcher (this test binary, see init)
 // in a PID namespace of its own when permitted, as the daemon does.
-func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (*wire.Client, error) {
+func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (*checkrpc.Client, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -103,7 +104,7 @@ func startPlugin(t testing.TB, bin string, grant sdk.Sandbox, logs *logBuffer) (
 		// Forked from a thread that lives as long as the plugin, as the
 		// daemon forks it: it dies with that thread (Pdeathsig).
 		release, err := launch.StartLocked(client)
-		var wc *wire.Client
+		var wc *checkrpc.Client
 		if err == nil {
 			wc, err = launch.Dispense(client)
 		}

@@ -18,10 +18,12 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/peercred"
+	"github.com/secure-ai/runtime-attestor/internal/peercred/grpccreds"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox/filter"
 	"github.com/secure-ai/runtime-attestor/internal/wire"
 	"github.com/secure-ai/runtime-attestor/internal/wire/binding"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 )
 
 // defaultPath is the plugins' PATH when the host has none.
@@ -126,7 +128,7 @@ func (p Plugin) Client() (*goplugin.Client, *exec.Cmd, io.Closer, error) {
 	// No TLS: the socket's peer is checked by the kernel on each side
 	// (internal/peercred); these credentials replace go-plugin's insecure
 	// ones.
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(peercred.Host(p.SocketDir, cmd))}
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(grpccreds.Host(p.SocketDir, cmd))}
 	if p.MaxAnswerBytes > 0 {
 		dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.MaxAnswerBytes)))
 	}
@@ -191,7 +193,7 @@ func StartLocked(c *goplugin.Client) (release func(), err error) {
 
 // Dispense completes the handshake of a client from Plugin.Client (it
 // starts the process if it has not started) and returns its check client.
-func Dispense(c *goplugin.Client) (*wire.Client, error) {
+func Dispense(c *goplugin.Client) (*checkrpc.Client, error) {
 	rpc, err := c.Client()
 	if err != nil {
 		return nil, err
@@ -200,7 +202,7 @@ func Dispense(c *goplugin.Client) (*wire.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	wc, ok := raw.(*wire.Client)
+	wc, ok := raw.(*checkrpc.Client)
 	if !ok {
 		return nil, fmt.Errorf("dispensed %T, not a check client", raw)
 	}

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/secure-ai/runtime-attestor/internal/wire"
-	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
+	"github.com/secure-ai/runtime-attestor/internal/wire/checkrpc"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
@@ -43,9 +43,9 @@ func (p *clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
 	return errors.New("the daemon side serves no check")
 }
 
-// GRPCClient returns a *wire.Client.
+// GRPCClient returns a *checkrpc.Client.
 func (p *clientPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	return wire.NewClient(pb.NewCheckClient(c)), nil
+	return checkrpc.NewClient(c), nil
 }
 
 // ServerPluginSets returns the versioned go-plugin sets that serve c with
@@ -63,7 +63,7 @@ type serverPlugin struct {
 }
 
 func (p *serverPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	wire.RegisterCheck(s, p.impl, p.logger)
+	checkrpc.Register(s, p.impl, p.logger)
 	return nil
 }
 

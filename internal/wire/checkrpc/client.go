@@ -1,34 +1,40 @@
-package wire
+// Package checkrpc is the check service on grpc-go: the daemon's client of
+// a plugin (Client), and the service grpc-go servers register (Register,
+// RegisterServer: go-plugin's own server, which the sdktest harness and
+// test plugins use). Its stubs are written here rather than generated
+// beside the messages, so that package attestorv1, which a check plugin
+// links, links no gRPC; a plugin's executable serves with wire.Serve.
+package checkrpc
 
 import (
 	"context"
-	"errors"
-	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 	pb "github.com/secure-ai/runtime-attestor/internal/wire/attestorv1"
 	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // Client is the daemon's view of one plugin.
 type Client struct {
-	c pb.CheckClient
+	cc grpc.ClientConnInterface
 }
 
-// NewClient wraps a gRPC client.
-func NewClient(c pb.CheckClient) *Client { return &Client{c: c} }
+// NewClient returns the client of the plugin at the other end of cc.
+func NewClient(cc grpc.ClientConnInterface) *Client { return &Client{cc: cc} }
 
 // Describe asks the plugin to describe itself and checks the answer against
-// the protocol rules (ValidateDescription).
+// the protocol rules (wire.ValidateDescription).
 func (c *Client) Describe(ctx context.Context) (sdk.Description, error) {
-	resp, err := c.c.Describe(ctx, &pb.DescribeRequest{})
-	if err != nil {
+	resp := new(pb.DescribeResponse)
+	if err := c.cc.Invoke(ctx, wire.MethodDescribe, &pb.DescribeRequest{}, resp); err != nil {
 		return sdk.Description{}, err
 	}
-	d := DescriptionFromProto(resp)
-	if err := ValidateDescription(d); err != nil {
+	d := wire.DescriptionFromProto(resp)
+	if err := wire.ValidateDescription(d); err != nil {
 		return d, err
 	}
 	return d, nil
@@ -37,7 +43,7 @@ func (c *Client) Describe(ctx context.Context) (sdk.Description, error) {
 // Configure sends the plugin its configuration. A configuration the plugin
 // refuses is returned as *sdk.ConfigError.
 func (c *Client) Configure(ctx context.Context, configJSON []byte) error {
-	_, err := c.c.Configure(ctx, &pb.ConfigureRequest{ConfigJson: configJSON})
+	err := c.cc.Invoke(ctx, wire.MethodConfigure, &pb.ConfigureRequest{ConfigJson: configJSON}, new(pb.ConfigureResponse))
 	if err == nil {
 		return nil
 	}
@@ -48,25 +54,26 @@ func (c *Client) Configure(ctx context.Context, configJSON []byte) error {
 }
 
 // Measure asks for one measurement under ctx and checks the answer against
-// d (ValidateMeasurement). A *ProtocolError means the plugin broke the
-// protocol; a *CheckError means the check reported that it could not measure.
-func (c *Client) Measure(ctx context.Context, d sdk.Description, nonce []byte) (*Measurement, error) {
+// d (wire.ValidateMeasurement). A *wire.ProtocolError means the plugin
+// broke the protocol; a *CheckError means the check reported that it could
+// not measure.
+func (c *Client) Measure(ctx context.Context, d sdk.Description, nonce []byte) (*wire.Measurement, error) {
 	req := &pb.MeasureRequest{Nonce: nonce}
 	if dl, ok := ctx.Deadline(); ok {
 		req.DeadlineUnixNano = dl.UnixNano()
 	}
-	resp, err := c.c.Measure(ctx, req)
-	if err != nil {
+	resp := new(pb.MeasureResponse)
+	if err := c.cc.Invoke(ctx, wire.MethodMeasure, req, resp); err != nil {
 		if st, ok := status.FromError(err); ok && (st.Code() == codes.Unknown || st.Code() == codes.Internal) && ctx.Err() == nil {
 			return nil, &CheckError{Msg: st.Message()}
 		}
 		return nil, err
 	}
-	m, err := MeasurementFromProto(resp)
+	m, err := wire.MeasurementFromProto(resp)
 	if err != nil {
 		return nil, err
 	}
-	if err := ValidateMeasurement(d, m); err != nil {
+	if err := wire.ValidateMeasurement(d, m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -77,17 +84,3 @@ func (c *Client) Measure(ctx context.Context, d sdk.Description, nonce []byte) (
 type CheckError struct{ Msg string }
 
 func (e *CheckError) Error() string { return "check failed: " + e.Msg }
-
-// ProtocolError is an answer that breaks the protocol.
-type ProtocolError struct{ Msg string }
-
-func (e *ProtocolError) Error() string { return "protocol violation: " + e.Msg }
-
-// IsProtocolError reports whether err is a *ProtocolError.
-func IsProtocolError(err error) bool {
-	var pe *ProtocolError
-	return errors.As(err, &pe)
-}
-
-// DefaultTimeout is the deadline the sdktest harness uses when none is set.
-const DefaultTimeout = 30 * time.Second

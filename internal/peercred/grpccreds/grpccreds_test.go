@@ -1,4 +1,4 @@
-package peercred
+package grpccreds
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/secure-ai/runtime-attestor/internal/peercred"
 )
 
 // serve serves gRPC's health service with creds on a Unix socket at path.
@@ -75,11 +77,11 @@ func other(t *testing.T) *exec.Cmd {
 
 func TestHost(t *testing.T) {
 	t.Parallel()
-	if SelfPidfsIno() == 0 {
+	if peercred.SelfPidfsIno() == 0 {
 		t.Log("no pidfs: plugin-side checks use the parent pid")
 	}
-	pluginOK := &pluginCreds{base: base{info: credentials.ProtocolInfo{SecurityProtocol: authType}}, daemonIno: SelfPidfsIno()}
-	if pluginOK.daemonIno == 0 {
+	pluginOK := PluginWith(peercred.PluginCheckFor(peercred.SelfPidfsIno()))
+	if peercred.SelfPidfsIno() == 0 {
 		t.Skip("needs pidfs to serve the test process to itself")
 	}
 	tests := []struct {
@@ -136,7 +138,7 @@ func TestPluginRefusesOtherProcess(t *testing.T) {
 	}{
 		{name: "by parent pid", want: "only the daemon, the plugin's parent"},
 		{name: "by pidfs inode", ino: pidfsOf(t, daemon.Process.Pid), want: "only the daemon (pidfs inode"},
-		{name: "the daemon itself", ino: SelfPidfsIno()},
+		{name: "the daemon itself", ino: peercred.SelfPidfsIno()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +147,7 @@ func TestPluginRefusesOtherProcess(t *testing.T) {
 				t.Skip("needs pidfs")
 			}
 			path := filepath.Join(socketDir(t), "plugin.sock")
-			serve(t, path, &pluginCreds{base: base{info: credentials.ProtocolInfo{SecurityProtocol: authType}}, daemonIno: tt.ino})
+			serve(t, path, PluginWith(peercred.PluginCheckFor(tt.ino)))
 			err := call(t, path, Host(filepath.Dir(path), self(t)))
 			if tt.want == "" {
 				if err != nil {
@@ -168,12 +170,12 @@ func pidfsOf(t *testing.T, pid int) uint64 {
 		t.Fatal(err)
 	}
 	f.Close()
-	return pidfsOfPid(pid)
+	return peercred.PidfsOfPid(pid)
 }
 
 func TestPluginEnv(t *testing.T) {
-	t.Setenv(DaemonEnv, "x")
-	if _, err := Plugin(); err == nil || !strings.Contains(err.Error(), DaemonEnv) {
-		t.Fatalf("a malformed %s was accepted: %v", DaemonEnv, err)
+	t.Setenv(peercred.DaemonEnv, "x")
+	if _, err := Plugin(); err == nil || !strings.Contains(err.Error(), peercred.DaemonEnv) {
+		t.Fatalf("a malformed %s was accepted: %v", peercred.DaemonEnv, err)
 	}
 }
