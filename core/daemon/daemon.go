@@ -21,6 +21,7 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/regfile"
 	"github.com/secure-ai/runtime-attestor/internal/sandbox"
 	"github.com/secure-ai/runtime-attestor/policy"
+	"github.com/secure-ai/runtime-attestor/sdk"
 	"io"
 	"net"
 	"os"
@@ -145,41 +146,9 @@ func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginho
 	if err != nil {
 		return nil, nil, err
 	}
-	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(builtin.Names()))
-	seen := map[string]bool{}
-	add := func(name string) error {
-		if seen[name] {
-			return nil
-		}
-		seen[name] = true
-		cfg, err := pol.PluginConfigJSON(name)
-		if err != nil {
-			return err
-		}
-		pp := pol.Plugins[name]
-		specs = append(specs, pluginhost.Spec{
-			Name:       name,
-			Enabled:    pol.PluginEnabled(name),
-			SHA256:     pp.SHA256,
-			Timeout:    pol.PluginTimeoutFor(name),
-			ConfigJSON: cfg,
-			Sandbox:    grants.rules[name],
-			Notices:    grants.notices[name],
-			// The executable whose declaration the grant holds.
-			DeclaredSHA256: grants.declared[name],
-			Builtin:        policy.IsBuiltin(name),
-		})
-		return nil
-	}
-	for _, name := range builtin.Names() {
-		if err := add(name); err != nil {
-			return nil, nil, err
-		}
-	}
-	for name := range pol.Plugins {
-		if err := add(name); err != nil {
-			return nil, nil, err
-		}
+	specs, err := pluginSpecs(pol, grants)
+	if err != nil {
+		return nil, nil, err
 	}
 	h := pluginhost.New(pluginhost.Options{
 		Dir:            pol.PluginDir,
@@ -214,6 +183,55 @@ func (d *daemon) startHostMeasuring(pol *policy.Policy, measure bool) (*pluginho
 		return nil, nil, err
 	}
 	return h, &engine.First{Nonce: nonce, Results: results}, nil
+}
+
+// pluginSpecs is what the plugin host runs: every built-in, then every
+// plugin the policy names, each with its grant and what its declaration
+// told.
+func pluginSpecs(pol *policy.Policy, grants grants) ([]pluginhost.Spec, error) {
+	specs := make([]pluginhost.Spec, 0, len(pol.Plugins)+len(builtin.Names()))
+	seen := map[string]bool{}
+	add := func(name string) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
+		cfg, err := pol.PluginConfigJSON(name)
+		if err != nil {
+			return err
+		}
+		pp := pol.Plugins[name]
+		var declSHA string
+		var desc *sdk.Description
+		if decl := grants.declared[name]; decl != nil {
+			declSHA, desc = decl.SHA256, &decl.Description
+		}
+		specs = append(specs, pluginhost.Spec{
+			Name:       name,
+			Enabled:    pol.PluginEnabled(name),
+			SHA256:     pp.SHA256,
+			Timeout:    pol.PluginTimeoutFor(name),
+			ConfigJSON: cfg,
+			Sandbox:    grants.rules[name],
+			Notices:    grants.notices[name],
+			// The executable whose declaration the grant holds.
+			DeclaredSHA256: declSHA,
+			Description:    desc,
+			Builtin:        policy.IsBuiltin(name),
+		})
+		return nil
+	}
+	for _, name := range builtin.Names() {
+		if err := add(name); err != nil {
+			return nil, err
+		}
+	}
+	for name := range pol.Plugins {
+		if err := add(name); err != nil {
+			return nil, err
+		}
+	}
+	return specs, nil
 }
 
 func (d *daemon) once(pol *policy.Policy, polSHA string) int {
@@ -302,11 +320,17 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 	}
 	d.logger.Info("serving", "listen", addrs(p.lns), "socket_activation", p.inherited, "policy", d.path, "plugin_dir", pol.PluginDir)
 
+	// The signals are caught before READY=1 can be sent: a reload asked
+	// the moment the service manager sees the daemon ready must not find
+	// SIGHUP's default action (the end of the process).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runDone := d.attestPeriodically(ctx, p.engine, func() { go d.verifyAuditHistory(ctx, p.log, pol) })
 	go d.notify.Watchdog(ctx, p.engine.Healthy)
-	code := d.waitForStop(p.engine, srv, serveErr)
+	code := d.waitForStop(sigs, p.engine, srv, serveErr)
 
 	// Stop in order: the attestation loop, the API, the plugins, and the
 	// stop record last, so that it tells the final state.
@@ -430,11 +454,8 @@ func (d *daemon) verifyAuditHistory(ctx context.Context, l *audit.Log, pol *poli
 
 // waitForStop reloads the policy on each SIGHUP and returns the exit code
 // on SIGTERM or SIGINT (0) or when the API server stops (ExitNoRun if it
-// failed).
-func (d *daemon) waitForStop(e *engine.Engine, srv *api.Server, serveErr <-chan error) int {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// failed). sigs carries the three signals.
+func (d *daemon) waitForStop(sigs <-chan os.Signal, e *engine.Engine, srv *api.Server, serveErr <-chan error) int {
 	for {
 		select {
 		case sig := <-sigs:

@@ -23,12 +23,12 @@ import (
 const CodeSandbox = pluginhost.CodeSandbox
 
 // grants is what each enabled plugin may touch, by name, the findings the
-// daemon adds to its results, and the digest of the executable whose
-// declaration a built-in's grant holds.
+// daemon adds to its results, and the declaration a built-in's grant
+// holds (its executable's digest and description).
 type grants struct {
 	rules    map[string]sandbox.Rules
 	notices  map[string][]sdk.Finding
-	declared map[string]string
+	declared map[string]*pluginhost.Declared
 }
 
 // grantsMemo remembers the grants of the last policy they were computed
@@ -68,17 +68,20 @@ func (d *daemon) grantsFor(ctx context.Context, pol *policy.Policy) (grants, err
 // (exposes). The plugin host imposes each grant on its plugin before the
 // plugin's first instruction.
 func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, error) {
-	out := grants{rules: map[string]sandbox.Rules{}, notices: map[string][]sdk.Finding{}, declared: map[string]string{}}
+	out := grants{rules: map[string]sandbox.Rules{}, notices: map[string][]sdk.Finding{}, declared: map[string]*pluginhost.Declared{}}
 	r := newResolver()
 	for _, name := range builtin.Names() {
 		if !pol.PluginEnabled(name) {
 			continue
 		}
-		g, sha, notice, err := d.builtinGrant(ctx, r, pol, name)
+		g, decl, notice, err := d.builtinGrant(ctx, r, pol, name)
 		if err != nil {
 			return grants{}, err
 		}
-		out.rules[name], out.declared[name] = g, sha
+		out.rules[name] = g
+		if decl != nil {
+			out.declared[name] = decl
+		}
 		if notice != nil {
 			out.notices[name] = []sdk.Finding{*notice}
 		}
@@ -109,25 +112,25 @@ func (d *daemon) pluginGrants(ctx context.Context, pol *policy.Policy) (grants, 
 // declaration reaching the daemon's files, is an error (the policy is
 // bad); an executable that is missing or untrusted gets the policy's grant
 // only (its turn reports the file); one whose declare run fails gets the
-// policy's grant and a finding. sha is the digest of the executable that
-// declared, "" when none did.
-func (d *daemon) builtinGrant(ctx context.Context, r resolver, pol *policy.Policy, name string) (g sandbox.Rules, sha string, notice *sdk.Finding, err error) {
+// policy's grant and a finding. decl is the declaration the grant holds,
+// nil when none did.
+func (d *daemon) builtinGrant(ctx context.Context, r resolver, pol *policy.Policy, name string) (g sandbox.Rules, decl *pluginhost.Declared, notice *sdk.Finding, err error) {
 	granted := sandbox.Rules(pol.Plugins[name].Sandbox).Merge()
-	decl, err := d.declare(ctx, pol, name)
+	decl, err = d.declare(ctx, pol, name)
 	var de *pluginhost.DeclareError
 	switch {
 	case errors.As(err, &de) && de.Kind == pluginhost.FaultConfig:
-		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s.config: %s", name, de.Msg)
+		return sandbox.Rules{}, nil, nil, fmt.Errorf("plugins.%s.config: %s", name, de.Msg)
 	case errors.As(err, &de) && (de.Kind == pluginhost.FaultMissing || de.Kind == pluginhost.FaultUntrusted):
-		return granted, "", nil, nil
+		return granted, nil, nil, nil
 	case err != nil:
-		return granted, "", &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
+		return granted, nil, &sdk.Finding{Code: CodeSandbox, Severity: sdk.SeverityInfo, Subject: name,
 			Message: fmt.Sprintf("%v; the plugin runs with plugins.%s.sandbox only", err, name)}, nil
 	}
 	if err := r.exposes(pol, decl.Sandbox); err != nil {
-		return sandbox.Rules{}, "", nil, fmt.Errorf("plugins.%s: the executable %s (sha256 %s) declares a sandbox that %w", name, decl.Path, decl.SHA256, declaredExposure(err))
+		return sandbox.Rules{}, nil, nil, fmt.Errorf("plugins.%s: the executable %s (sha256 %s) declares a sandbox that %w", name, decl.Path, decl.SHA256, declaredExposure(err))
 	}
-	return decl.Sandbox.Merge(granted), decl.SHA256, nil, nil
+	return decl.Sandbox.Merge(granted), decl, nil, nil
 }
 
 // declaredExposure rewords exposes's error for a declared sandbox.

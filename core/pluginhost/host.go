@@ -83,6 +83,10 @@ type Spec struct {
 	// the grant its predecessor declared until the daemon declares again
 	// (at the next policy reload).
 	DeclaredSHA256 string
+	// Description, when set, is what the executable DeclaredSHA256
+	// described in its declare run (Declared.Description): a start of that
+	// very executable takes it as its Describe answer rather than asking.
+	Description *sdk.Description
 	// Builtin marks a built-in plugin: its refused configuration is a
 	// policy error at Start (*ConfigError). Any other plugin's refused
 	// configuration is a core.plugin_config finding only.

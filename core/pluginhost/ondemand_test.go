@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/secure-ai/runtime-attestor/sdk"
 )
 
 // TestOnDemandLifecycle: with Resident false (the default), no plugin runs
@@ -111,5 +113,46 @@ func TestOnDemandCrashRecovers(t *testing.T) {
 	}
 	if live := waitFor(func() []int { return leftovers(dir) }); live != nil {
 		t.Fatalf("plugins still running: %v", live)
+	}
+}
+
+// TestDeclaredDescription: a start of the very executable whose declare
+// run described it (Spec.DeclaredSHA256) takes that description instead
+// of asking; any other file, or a declared description under another name,
+// is asked (the good plugin answers version 1.0.0).
+func TestDeclaredDescription(t *testing.T) {
+	t.Parallel()
+	declared := func(name string) *sdk.Description {
+		return &sdk.Description{Name: name, Version: "2.0.0-declared", Summary: "declared",
+			Findings: []sdk.FindingSpec{{Code: "good.ok", DefaultSeverity: sdk.SeverityInfo, Description: "the measurement was taken"}}}
+	}
+	tests := []struct {
+		name     string
+		desc     *sdk.Description
+		sameFile bool
+		want     string
+	}{
+		{"the declared file", declared("good"), true, "2.0.0-declared"},
+		{"another file", declared("good"), false, "1.0.0"},
+		{"another name", declared("bad"), true, "1.0.0"},
+		{"no declaration", nil, true, "1.0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			sha := sha256File(t, install(t, dir, "good", "good"))
+			if !tt.sameFile {
+				sha = strings.Repeat("0", 64)
+			}
+			hs := newOnDemandHarness(t, Options{Dir: dir, Plugins: []Spec{{Name: "good", Enabled: true, DeclaredSHA256: sha, Description: tt.desc}}})
+			hs.start()
+			for round := range 2 {
+				r := hs.measure()["good"]
+				if r.Fault != "" || r.Version != tt.want {
+					t.Fatalf("round %d: version %q fault %q, want version %q", round, r.Version, r.Fault, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -29,6 +29,7 @@ type plugin struct {
 	mu            sync.Mutex // one turn at a time; guards what follows
 	inst          *instance  // running instance, nil when none
 	desc          sdk.Description
+	descSHA       string    // the SHA-256 of the executable that gave desc; "" before any
 	sha           string    // SHA-256 of the last verified binary
 	failures      int       // consecutive failures (crash, timeout, failed start)
 	lastStart     time.Time // last start attempt
@@ -200,16 +201,10 @@ func (h *Host) launch(ctx context.Context, p *plugin, bf *binFile) *fault {
 func (h *Host) handshake(ctx context.Context, p *plugin, in *instance) *fault {
 	sctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
 	defer cancel()
-	d, err := in.check.Describe(sctx)
-	if err != nil {
-		return h.classifyRPC(err, "describe", sctx, ctx, h.opts.StartTimeout)
+	if f := h.describe(sctx, ctx, p, in); f != nil {
+		return f
 	}
-	if d.Name != p.name {
-		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("the plugin describes itself as %q, but its file is %s%s", d.Name, FilePrefix, p.name)}
-	}
-	in.desc = d
-	p.desc = d
-	err = in.check.Configure(sctx, p.spec.ConfigJSON)
+	err := in.check.Configure(sctx, p.spec.ConfigJSON)
 	if err == nil {
 		return nil
 	}
@@ -224,6 +219,31 @@ func (h *Host) handshake(ctx context.Context, p *plugin, in *instance) *fault {
 		return &fault{kind: FaultConfig, msg: "configure failed: " + clip(st.Message())}
 	}
 	return h.classifyRPC(err, "configure", sctx, ctx, h.opts.StartTimeout)
+}
+
+// describe learns what the plugin is. The same executable (the same
+// verified digest) describes itself the same way: its description is
+// asked once per daemon run, or not at all when its declare run gave it
+// (Spec.Description); any other file is asked. Its name must be the
+// file's.
+func (h *Host) describe(sctx, ctx context.Context, p *plugin, in *instance) *fault {
+	switch s := p.spec; {
+	case p.descSHA != "" && p.descSHA == in.bin.sha:
+		in.desc = p.desc
+		return nil
+	case s.Description != nil && s.DeclaredSHA256 != "" && s.DeclaredSHA256 == in.bin.sha && s.Description.Name == p.name:
+		in.desc, p.desc, p.descSHA = *s.Description, *s.Description, in.bin.sha
+		return nil
+	}
+	d, err := in.check.Describe(sctx)
+	if err != nil {
+		return h.classifyRPC(err, "describe", sctx, ctx, h.opts.StartTimeout)
+	}
+	if d.Name != p.name {
+		return &fault{kind: FaultProtocol, msg: fmt.Sprintf("the plugin describes itself as %q, but its file is %s%s", d.Name, FilePrefix, p.name)}
+	}
+	in.desc, p.desc, p.descSHA = d, d, in.bin.sha
+	return nil
 }
 
 // measure is stage 5: one measurement from the running instance, into res.
