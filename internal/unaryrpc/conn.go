@@ -43,7 +43,11 @@ type conn struct {
 	enc      *hpack.Encoder
 	hbuf     bytes.Buffer
 	dead     bool // the socket is closed or a write failed
-	stopping bool // the server stops: no new call starts
+	stopping bool // the server stops or the client went away: no new call starts
+	// running counts the handlers still running, a reset call's too: the
+	// limit on open calls counts them, so that calls opened and reset at
+	// once cannot pile up handlers.
+	running int
 }
 
 // stream is one call.
@@ -94,9 +98,6 @@ func (c *conn) serve() error {
 		if err == nil {
 			err = c.frame(fh, p)
 		}
-		if errors.Is(err, errGoneAway) {
-			return nil
-		}
 		if err != nil {
 			var ce *connError
 			if errors.As(err, &ce) {
@@ -108,9 +109,6 @@ func (c *conn) serve() error {
 		}
 	}
 }
-
-// errGoneAway is the client's GOAWAY: it opens no more calls.
-var errGoneAway = errors.New("the client went away")
 
 // frame handles one frame.
 func (c *conn) frame(fh frameHeader, p []byte) error {
@@ -133,7 +131,12 @@ func (c *conn) frame(fh frameHeader, p []byte) error {
 	case frameWindowUpdate:
 		return c.windowUpdate(fh, p)
 	case frameGoAway:
-		return errGoneAway
+		// The client opens no more calls; those in flight are answered
+		// until it closes the connection.
+		c.mu.Lock()
+		c.stopping = true
+		c.mu.Unlock()
+		return nil
 	case framePushPromise:
 		return protocolError("a client sent PUSH_PROMISE")
 	}
@@ -217,7 +220,7 @@ func (c *conn) open(id uint32, fields []hpack.HeaderField, endStream bool) error
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.streams) >= maxStreams {
+	if len(c.streams) >= maxStreams || c.running >= maxStreams || c.stopping {
 		c.writeLocked(appendU32Frame(nil, frameRSTStream, id, errRefusedStream))
 		return nil
 	}
@@ -398,17 +401,24 @@ func (c *conn) startLocked(st *stream) {
 		c.writeLocked(c.trailersOnly(st.id, fail, false))
 		return
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if st.timeout > 0 {
 		ctx, cancel = context.WithTimeout(c.ctx, st.timeout)
+	} else {
+		ctx, cancel = context.WithCancel(c.ctx)
 	}
 	st.cancel = cancel
+	c.running++
 	c.calls.Add(1)
 	go func() {
 		defer c.calls.Done()
 		defer cancel()
 		resp, err := st.handler(ctx, msg)
 		c.reply(st, resp, err)
+		c.mu.Lock()
+		c.running--
+		c.mu.Unlock()
 	}()
 }
 
@@ -504,11 +514,14 @@ func (c *conn) headerFrames(dst []byte, id uint32, endStream bool, fields ...hpa
 	}
 }
 
-// writeLocked writes b; a failed write ends the connection.
+// writeLocked writes b; a failed write ends the connection, and so does
+// a client that reads nothing for Server.WriteTimeout (the reader, which
+// writes too, is never wedged behind it for longer).
 func (c *conn) writeLocked(b []byte) {
 	if len(b) == 0 || c.dead {
 		return
 	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
 	if _, err := c.nc.Write(b); err != nil {
 		c.dead = true
 		c.cond.Broadcast()
@@ -528,13 +541,21 @@ func (c *conn) close() {
 	c.calls.Wait()
 }
 
-// drain lets the calls the connection runs finish, starts no other and
-// closes it.
+// drain lets the calls the connection runs finish, for
+// Server.DrainTimeout at most (then they are cancelled and left), starts no other and closes it.
 func (c *conn) drain() {
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
-	c.calls.Wait()
+	done := make(chan struct{})
+	go func() { c.calls.Wait(); close(done) }()
+	t := time.NewTimer(c.srv.drainTimeout())
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.cancel()
+	}
 	c.mu.Lock()
 	c.dead = true
 	c.cond.Broadcast()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 )
 
 // The HTTP/2 frame types (RFC 9113, section 6).
@@ -64,6 +65,13 @@ const (
 	defaultWindow = 65535
 	// maxWindow is the largest window the protocol allows.
 	maxWindow = 1<<31 - 1
+)
+
+// The server's patience with a client, by default (Server.WriteTimeout,
+// Server.DrainTimeout).
+const (
+	defaultWriteTimeout = 10 * time.Second
+	defaultDrainTimeout = 5 * time.Second
 )
 
 type frameHeader struct {

@@ -20,10 +20,12 @@
 package unaryrpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // Handler answers one call: its request message, encoded, in; its answer,
@@ -46,6 +48,12 @@ type Server struct {
 	Accept func(net.Conn) error
 	// Refused, when set, is told of each refused connection.
 	Refused func(error)
+	// WriteTimeout bounds one write to a client (0: 10 s): a client that
+	// reads nothing for that long loses its connection.
+	WriteTimeout time.Duration
+	// DrainTimeout bounds how long Stop waits for the calls in flight
+	// (0: 5 s); then they are cancelled and their connections closed.
+	DrainTimeout time.Duration
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -53,6 +61,10 @@ type Server struct {
 	stopped bool
 	drained chan struct{}
 }
+
+func (s *Server) writeTimeout() time.Duration { return cmp.Or(s.WriteTimeout, defaultWriteTimeout) }
+
+func (s *Server) drainTimeout() time.Duration { return cmp.Or(s.DrainTimeout, defaultDrainTimeout) }
 
 func (s *Server) maxRecv() int {
 	if s.MaxRecvMsgSize > 0 {
@@ -73,6 +85,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.ln, s.conns, s.drained = l, map[*conn]struct{}{}, make(chan struct{})
 	s.mu.Unlock()
+	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -83,8 +96,16 @@ func (s *Server) Serve(l net.Listener) error {
 				<-s.drained
 				return nil
 			}
+			// Out of descriptors and the like: try again, as grpc-go does.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
 			return err
 		}
+		backoff = 0
 		if s.Accept != nil {
 			if aerr := s.Accept(nc); aerr != nil {
 				_ = nc.Close()

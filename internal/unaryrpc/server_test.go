@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,7 @@ func (raw) Name() string                    { return "proto" }
 
 // serve starts s on a Unix socket and returns a grpc-go client of it, as
 // go-plugin's client dials a plugin.
-func serve(t *testing.T, s *unaryrpc.Server) (*grpc.ClientConn, chan error) {
+func serve(t *testing.T, s *unaryrpc.Server, opts ...grpc.DialOption) (*grpc.ClientConn, chan error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s")
 	l, err := net.Listen("unix", path)
@@ -44,12 +45,13 @@ func serve(t *testing.T, s *unaryrpc.Server) (*grpc.ClientConn, chan error) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	cc, err := grpc.NewClient("passthrough:///plugin",
+	opts = append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		}),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(raw{}), grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(raw{}), grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20))}, opts...)
+	cc, err := grpc.NewClient("passthrough:///plugin", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,16 +114,23 @@ func TestUnaryCalls(t *testing.T) {
 func TestConcurrentCalls(t *testing.T) {
 	t.Parallel()
 	cc, _ := serve(t, &unaryrpc.Server{Methods: map[string]unaryrpc.Handler{"/t.S/Echo": echo}})
+	echoAtOnce(t, cc, 32, 100<<10)
+}
+
+// echoAtOnce makes n echo calls of size bytes at once and checks every
+// answer.
+func echoAtOnce(t *testing.T, cc *grpc.ClientConn, n, size int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	for i := range 32 {
+	errs := make(chan error, n)
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := bytes.Repeat([]byte{byte(i)}, 100<<10)
+			req := bytes.Repeat([]byte{byte(i)}, size)
 			got, err := call(context.Background(), cc, "/t.S/Echo", req)
 			if err == nil && !bytes.Equal(got[1:], req) {
-				err = fmt.Errorf("call %d: a wrong answer", i)
+				err = fmt.Errorf("call %d: a wrong answer of %d bytes", i, len(got))
 			}
 			errs <- err
 		}()
@@ -226,5 +235,55 @@ func TestAcceptRefuses(t *testing.T) {
 	}
 	if err := <-refused; err.Error() != "not the daemon" {
 		t.Fatalf("Refused got %v", err)
+	}
+}
+
+// TestLargeAnswersUnderClientWindows: answers of several MiB each way, at
+// once, under grpc-go's dynamic windows and under small static ones.
+func TestLargeAnswersUnderClientWindows(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		opts []grpc.DialOption
+	}{
+		{"dynamic windows", nil},
+		{"static 64 KiB windows", []grpc.DialOption{grpc.WithInitialWindowSize(64 << 10), grpc.WithInitialConnWindowSize(64 << 10)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cc, _ := serve(t, &unaryrpc.Server{MaxRecvMsgSize: 8 << 20, Methods: map[string]unaryrpc.Handler{"/t.S/Echo": echo}}, tt.opts...)
+			echoAtOnce(t, cc, 4, 3<<20)
+		})
+	}
+}
+
+// TestCallsWithDeadlinesLeaveNothing: a call's context, deadline or not,
+// is released with its answer, not kept until the connection ends. Not
+// parallel: it weighs the process's heap.
+func TestCallsWithDeadlinesLeaveNothing(t *testing.T) {
+	cc, _ := serve(t, &unaryrpc.Server{Methods: map[string]unaryrpc.Handler{"/t.S/Echo": echo}})
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	run := func(n int) {
+		for range n {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			_, err := call(ctx, cc, "/t.S/Echo", []byte("x"))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run(500)
+	h0 := heap()
+	run(5000)
+	// A context kept per call is about 120 bytes: 600 KB here.
+	if grown := heap() - h0; grown > 200<<10 {
+		t.Fatalf("the heap grew by %d bytes over 5,000 calls with deadlines", grown)
 	}
 }

@@ -58,6 +58,9 @@ func Serve(c sdk.Check, logger hclog.Logger, accept func(net.Conn) error, stdout
 	if err := unsupported(); err != nil {
 		return err
 	}
+	if accept == nil {
+		return errors.New("plugin: no check of the connecting process: pass the daemon's (peercred.PluginCheck)")
+	}
 	l, path, err := listen(os.Getenv(envSocketDir))
 	if err != nil {
 		return fmt.Errorf("plugin: listen: %w", err)

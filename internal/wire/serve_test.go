@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,7 +31,7 @@ const serveEnv = "WIRE_TEST_SERVE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(serveEnv) == "1" {
-		if err := wire.Serve(served{}, hclog.NewNullLogger(), nil, os.Stdout); err != nil {
+		if err := wire.Serve(served{}, hclog.NewNullLogger(), func(net.Conn) error { return nil }, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
