@@ -295,6 +295,12 @@ func readToken(path string) ([]byte, error) {
 // start the parts, serve the API, attest periodically, then stop in order.
 func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 	d.current = pol
+	// The signals are caught before anything can announce the daemon (the
+	// API's port, READY=1): a SIGHUP or SIGTERM sent the moment it looks
+	// started must not meet the signal's default action, the end of the
+	// process. They are acted on once the start is done.
+	sigs := newSignals()
+	defer sigs.stop()
 	p, err := d.startParts(pol, polSHA)
 	if err != nil {
 		p.abort()
@@ -320,17 +326,15 @@ func (d *daemon) serve(pol *policy.Policy, polSHA string) int {
 	}
 	d.logger.Info("serving", "listen", addrs(p.lns), "socket_activation", p.inherited, "policy", d.path, "plugin_dir", pol.PluginDir)
 
-	// The signals are caught before READY=1 can be sent: a reload asked
-	// the moment the service manager sees the daemon ready must not find
-	// SIGHUP's default action (the end of the process).
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	runDone := d.attestPeriodically(ctx, p.engine, func() { go d.verifyAuditHistory(ctx, p.log, pol) })
+	ready := make(chan struct{})
+	runDone := d.attestPeriodically(ctx, p.engine, func() {
+		close(ready)
+		go d.verifyAuditHistory(ctx, p.log, pol)
+	})
 	go d.notify.Watchdog(ctx, p.engine.Healthy)
-	code := d.waitForStop(sigs, p.engine, srv, serveErr)
+	code := d.waitForStop(sigs, ready, p.engine, srv, serveErr)
 
 	// Stop in order: the attestation loop, the API, the plugins, and the
 	// stop record last, so that it tells the final state.
@@ -452,17 +456,39 @@ func (d *daemon) verifyAuditHistory(ctx context.Context, l *audit.Log, pol *poli
 	}
 }
 
+// signals are the signals serve acts on: SIGTERM and SIGINT on one
+// channel, SIGHUP on another. One slot each: SIGHUPs that arrive during a
+// reload make one more reload, and never crowd out a SIGTERM.
+type signals struct {
+	term, hup chan os.Signal
+}
+
+func newSignals() signals {
+	s := signals{term: make(chan os.Signal, 1), hup: make(chan os.Signal, 1)}
+	signal.Notify(s.term, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(s.hup, syscall.SIGHUP)
+	return s
+}
+
+func (s signals) stop() {
+	signal.Stop(s.term)
+	signal.Stop(s.hup)
+}
+
 // waitForStop reloads the policy on each SIGHUP and returns the exit code
 // on SIGTERM or SIGINT (0) or when the API server stops (ExitNoRun if it
-// failed). sigs carries the three signals.
-func (d *daemon) waitForStop(sigs <-chan os.Signal, e *engine.Engine, srv *api.Server, serveErr <-chan error) int {
+// failed). A SIGHUP is acted on only once ready is closed (READY=1 sent
+// with the first verdict): a reload's RELOADING=1 and READY=1 never come
+// before it.
+func (d *daemon) waitForStop(sigs signals, ready <-chan struct{}, e *engine.Engine, srv *api.Server, serveErr <-chan error) int {
+	var hup <-chan os.Signal // nil until ready: a SIGHUP waits in its slot
 	for {
 		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				d.reload(e, srv)
-				continue
-			}
+		case <-ready:
+			ready, hup = nil, sigs.hup
+		case <-hup:
+			d.reload(e, srv)
+		case sig := <-sigs.term:
 			d.logger.Info("shutting down", "signal", sig.String())
 			if err := d.notify.Stopping(); err != nil {
 				d.logger.Warn("sd_notify", "error", err)

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,4 +110,62 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	p.Stop()
 	n.waitFor(t, 5*time.Second, "STOPPING=1")
+}
+
+// TestSignalsDuringStart: a SIGHUP or SIGTERM sent the moment the API's
+// port opens, long before the first verdict, is caught, not the signal's
+// default action (the end of the process). The reload waits for READY=1,
+// which comes first and carries the first verdict; the stop comes once
+// the start is done, cleanly.
+func TestSignalsDuringStart(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"SIGHUP", syscall.SIGHUP}, {"SIGTERM", syscall.SIGTERM}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := daemontest.New(t, daemontest.Options{})
+			n, path := listenNotify(t)
+			env.ExtraEnv = []string{"NOTIFY_SOCKET=" + path}
+			p := env.StartNoWait()
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				if c, err := net.DialTimeout("tcp", env.Addr, time.Second); err == nil {
+					c.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the API never listened: %s", p.Stderr())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			p.Signal(tt.sig)
+			if tt.sig == syscall.SIGTERM {
+				if code := p.Wait(60 * time.Second); code != 0 {
+					t.Fatalf("SIGTERM during the start: exit status %d, want 0; stderr:\n%s", code, p.Stderr())
+				}
+				return
+			}
+			for !slices.ContainsFunc(n.all(), func(m string) bool { return strings.Contains(m, "RELOADING=1") }) {
+				if !p.Alive() || time.Now().After(deadline) {
+					t.Fatalf("no RELOADING=1 (alive %v): %q; stderr:\n%s", p.Alive(), n.all(), p.Stderr())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			msgs := n.all()
+			first := slices.IndexFunc(msgs, func(m string) bool { return strings.Contains(m, "READY=1") })
+			reload := slices.IndexFunc(msgs, func(m string) bool { return strings.Contains(m, "RELOADING=1") })
+			if first < 0 || first > reload || strings.Contains(msgs[first], "STATUS=pending") {
+				t.Fatalf("RELOADING=1 before READY=1 with the first verdict: %q", msgs)
+			}
+			deadline = time.Now().Add(30 * time.Second)
+			for !slices.ContainsFunc(n.all()[reload+1:], func(m string) bool { return strings.Contains(m, "READY=1") }) {
+				if time.Now().After(deadline) || !p.Alive() {
+					t.Fatalf("no READY=1 after the reload (alive %v): %q; stderr:\n%s", p.Alive(), n.all(), p.Stderr())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
 }

@@ -456,6 +456,10 @@ func (h *Host) loadSpecs() error {
 			p.badSpec = fmt.Sprintf("sha256 pin %q is not 64 lowercase hex digits", s.SHA256)
 		case s.Timeout < 0:
 			p.badSpec = fmt.Sprintf("timeout %s is negative", s.Timeout)
+		case s.Description != nil && s.Description.Name != s.Name:
+			p.badSpec = fmt.Sprintf("its declared description names %q", s.Description.Name)
+		case s.Description != nil && wire.ValidateDescription(*s.Description) != nil:
+			p.badSpec = fmt.Sprintf("its declared description: %v", wire.ValidateDescription(*s.Description))
 		}
 		if p.badSpec != "" {
 			errs = append(errs, fmt.Errorf("plugins.%s: %s", s.Name, p.badSpec))

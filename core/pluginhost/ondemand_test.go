@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -118,8 +119,9 @@ func TestOnDemandCrashRecovers(t *testing.T) {
 
 // TestDeclaredDescription: a start of the very executable whose declare
 // run described it (Spec.DeclaredSHA256) takes that description instead
-// of asking; any other file, or a declared description under another name,
-// is asked (the good plugin answers version 1.0.0).
+// of asking; any other file is asked (the good plugin answers version
+// 1.0.0). A declared description under another name, or one that breaks
+// the protocol's rules, makes the spec invalid.
 func TestDeclaredDescription(t *testing.T) {
 	t.Parallel()
 	declared := func(name string) *sdk.Description {
@@ -134,7 +136,6 @@ func TestDeclaredDescription(t *testing.T) {
 	}{
 		{"the declared file", declared("good"), true, "2.0.0-declared"},
 		{"another file", declared("good"), false, "1.0.0"},
-		{"another name", declared("bad"), true, "1.0.0"},
 		{"no declaration", nil, true, "1.0.0"},
 	}
 	for _, tt := range tests {
@@ -153,6 +154,38 @@ func TestDeclaredDescription(t *testing.T) {
 					t.Fatalf("round %d: version %q fault %q, want version %q", round, r.Version, r.Fault, tt.want)
 				}
 			}
+		})
+	}
+	for _, bad := range []*sdk.Description{declared("bad"), {Name: "good"}} {
+		h := New(Options{Dir: t.TempDir(), Plugins: []Spec{{Name: "good", Enabled: true, DeclaredSHA256: strings.Repeat("0", 64), Description: bad}}})
+		err := h.Start(context.Background())
+		h.Close()
+		if err == nil || !strings.Contains(err.Error(), "declared description") {
+			t.Errorf("a declared description %+v was taken: %v", bad, err)
+		}
+	}
+}
+
+// TestReplacedExecutableDescribesItself: another executable renamed over a
+// plugin's file is asked to describe itself, on demand and resident; the
+// description of the file before does not carry over (this one describes
+// itself under another name, a protocol fault).
+func TestReplacedExecutableDescribesItself(t *testing.T) {
+	t.Parallel()
+	for _, resident := range []bool{false, true} {
+		t.Run(map[bool]string{false: "on demand", true: "resident"}[resident], func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := install(t, dir, "good", "good")
+			opts := Options{Dir: dir, Resident: resident, Plugins: []Spec{{Name: "good", Enabled: true}}}
+			hs := newHarnessWith(t, opts)
+			hs.start()
+			wantGood(t, hs.measure(), "good")
+			tmp := install(t, t.TempDir(), "wrongname", "good")
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+			wantFault(t, hs.measure(), "good", FaultProtocol, CodeProtocol, "describes itself as")
 		})
 	}
 }

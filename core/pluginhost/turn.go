@@ -231,7 +231,8 @@ func (h *Host) describe(sctx, ctx context.Context, p *plugin, in *instance) *fau
 	case p.descSHA != "" && p.descSHA == in.bin.sha:
 		in.desc = p.desc
 		return nil
-	case s.Description != nil && s.DeclaredSHA256 != "" && s.DeclaredSHA256 == in.bin.sha && s.Description.Name == p.name:
+	case s.Description != nil && s.DeclaredSHA256 != "" && s.DeclaredSHA256 == in.bin.sha:
+		// Its name and rules were checked with the spec (loadSpecs).
 		in.desc, p.desc, p.descSHA = *s.Description, *s.Description, in.bin.sha
 		return nil
 	}
