@@ -104,7 +104,10 @@ type Declarer struct {
 	dirty     bool                        // the file lacks one of used, or is to be rewritten
 }
 
-type declKey struct{ sha, config string }
+// declKey names one declaration: the plugin's name (the same bytes under
+// two names are two plugins, each with its own grant), the executable's
+// digest and the configuration's.
+type declKey struct{ name, sha, config string }
 
 type declResult struct {
 	d   *Declared
@@ -164,7 +167,7 @@ func (d *Declarer) Declare(ctx context.Context, dir, name, pin string, config []
 	}
 	defer bf.close()
 	sum := sha256.Sum256(config)
-	key := declKey{sha: bf.sha, config: hex.EncodeToString(sum[:])}
+	key := declKey{name: name, sha: bf.sha, config: hex.EncodeToString(sum[:])}
 	r, ok := d.cache[key]
 	if !ok {
 		r, ok = d.recall(p, bf, key)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/secure-ai/runtime-attestor/internal/declare"
+	"github.com/secure-ai/runtime-attestor/internal/wire"
 )
 
 // The declare cache: the declarations the Declarer learnt, kept in one
@@ -47,6 +48,9 @@ type cacheFile struct {
 }
 
 type cacheEntry struct {
+	// Name is the plugin's; an entry without one (written before names
+	// were part of the key) is left out, and declared again.
+	Name         string          `json:"name,omitempty"`
 	SHA256       string          `json:"sha256"`
 	ConfigSHA256 string          `json:"config_sha256"`
 	Protocol     int             `json:"protocol"`
@@ -91,8 +95,8 @@ func decodeCache(raw, secret []byte) (map[declKey]json.RawMessage, error) {
 		if !isDigest(e.SHA256) || !isDigest(e.ConfigSHA256) {
 			return nil, fmt.Errorf("entry %d: a digest is not 64 lowercase hex digits", i)
 		}
-		if e.Protocol == declare.Protocol {
-			out[declKey{sha: e.SHA256, config: e.ConfigSHA256}] = e.Declaration
+		if e.Protocol == declare.Protocol && wire.ValidName(e.Name) {
+			out[declKey{name: e.Name, sha: e.SHA256, config: e.ConfigSHA256}] = e.Declaration
 		}
 	}
 	return out, nil
@@ -323,7 +327,7 @@ func (d *Declarer) saveDeclarations() error {
 			continue
 		}
 		size += c.Len() + 256
-		entries = append(entries, cacheEntry{SHA256: k.sha, ConfigSHA256: k.config, Protocol: declare.Protocol, Declaration: c.Bytes()})
+		entries = append(entries, cacheEntry{Name: k.name, SHA256: k.sha, ConfigSHA256: k.config, Protocol: declare.Protocol, Declaration: c.Bytes()})
 	}
 	raw, err := encodeCache(entries, d.opts.CacheSecret)
 	if err != nil {

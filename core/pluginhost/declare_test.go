@@ -253,3 +253,39 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// TestDeclareSameBytesTwoNames: the same executable installed under two
+// names, with the same configuration, is two plugins: each gets the
+// declaration it makes under its own name, in memory and from the cache
+// file, never the other's (and with it the other's grant).
+func TestDeclareSameBytesTwoNames(t *testing.T) {
+	t.Parallel()
+	dir, cache := t.TempDir(), t.TempDir()
+	if err := os.Chmod(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	install(t, dir, "declarer", "first")
+	install(t, dir, "declarer", "second")
+	cfg := map[string]any{"sandbox": sandbox.Rules{ReadOnly: []string{"/etc"}}}
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	for round, d := range []*Declarer{
+		NewDeclarer(DeclarerOptions{Launcher: launcher(t), CacheDir: cache, CacheSecret: secret}),
+		NewDeclarer(DeclarerOptions{Launcher: launcher(t), CacheDir: cache, CacheSecret: secret}), // from the file
+	} {
+		for _, name := range []string{"first", "second"} {
+			got, err := declareIn(t, d, dir, name, cfg)
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, name, err)
+			}
+			if got.Name != name || got.Description.Name != name {
+				t.Fatalf("round %d: %s got the declaration of %q (described as %q)", round, name, got.Name, got.Description.Name)
+			}
+		}
+		if err := d.Save(); err != nil {
+			t.Fatal(err)
+		}
+		if round == 1 && d.Runs() != 0 {
+			t.Errorf("%d declare runs with both declarations in the cache file, want 0", d.Runs())
+		}
+	}
+}
