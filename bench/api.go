@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,7 +20,7 @@ const probeEvery = 20 * time.Millisecond
 // probe requests url every probeEvery until ctx ends and returns the
 // latency of every request. A transport error or a status other than
 // 200 is an error: the probe measures a daemon that is attested.
-func probe(ctx context.Context, url string) ([]time.Duration, error) {
+func probe(ctx context.Context, url string, answered *atomic.Int64) ([]time.Duration, error) {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(probeEvery)
@@ -42,25 +43,28 @@ func probe(ctx context.Context, url string) ([]time.Duration, error) {
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		lat = append(lat, time.Since(t0))
+		answered.Add(1)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			return lat, fmt.Errorf("probe %s: status %d, %v", url, resp.StatusCode, err)
 		}
 	}
 }
 
-// probeWhile probes url while work runs and returns the latencies.
-func probeWhile(url string, work func() error) ([]time.Duration, error) {
+// probeWhile probes url while work runs and returns the latencies. work
+// is given the count of requests answered so far.
+func probeWhile(url string, work func(answered func() int64) error) ([]time.Duration, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	type answer struct {
 		lat []time.Duration
 		err error
 	}
 	ch := make(chan answer, 1)
+	var n atomic.Int64
 	go func() {
-		lat, err := probe(ctx, url)
+		lat, err := probe(ctx, url, &n)
 		ch <- answer{lat, err}
 	}()
-	werr := work()
+	werr := work(n.Load)
 	cancel()
 	a := <-ch
 	if werr != nil {
@@ -106,7 +110,7 @@ func bareLatency(self, bodyFile string, g *group, d time.Duration) ([]time.Durat
 	if err != nil {
 		return nil, fmt.Errorf("bare server: %w", err)
 	}
-	return probeWhile("http://"+strings.TrimSpace(addr)+"/api/v1/verify", func() error {
+	return probeWhile("http://"+strings.TrimSpace(addr)+"/api/v1/verify", func(func() int64) error {
 		time.Sleep(d)
 		return nil
 	})

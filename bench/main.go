@@ -29,6 +29,7 @@ type config struct {
 	Attests     int           // quiet attestations per run
 	Files       int           // service binaries of the resident run
 	Busy        time.Duration // least time of attestations under the probe, per run
+	Samples     int           // least requests the probe has answered while attesting, per run
 	Quota       int           // percent of one CPU
 	PluginStart bool          // run core/pluginhost's BenchmarkPluginStart
 	Out         string        // RESULTS.md
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.Attests, "attestations", 3, "attestations timed per run, with nothing else asked of the daemon")
 	fs.IntVar(&cfg.Files, "files", 2048, "service binaries of the resident run")
 	fs.DurationVar(&cfg.Busy, "busy", 3*time.Second, "least time per run of attestations back to back under the API probe")
+	fs.IntVar(&cfg.Samples, "samples", 500, "least requests answered per run by the API probe while attesting: its p99")
 	fs.IntVar(&cfg.Quota, "cpu-quota", unitLimits.CPUPercent, "CPU quota in `percent` of one CPU (the unit's CPUQuota=)")
 	fs.BoolVar(&cfg.PluginStart, "plugin-start", true, "measure plugin starts with go test -bench BenchmarkPluginStart ./core/pluginhost")
 	fs.StringVar(&cfg.Out, "o", "bench/RESULTS.md", "results `file`")
@@ -99,8 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 || cfg.Runs < 1 || cfg.Attests < 1 || cfg.Files < 1 || cfg.Quota < 1 {
-		fmt.Fprintln(stderr, "attestor-bench: want no arguments and positive -runs, -attestations, -files, -cpu-quota")
+	if fs.NArg() > 0 || cfg.Runs < 1 || cfg.Attests < 1 || cfg.Files < 1 || cfg.Samples < 1 || cfg.Quota < 1 {
+		fmt.Fprintln(stderr, "attestor-bench: want no arguments and positive -runs, -attestations, -files, -samples, -cpu-quota")
 		return cfg, errors.New("usage")
 	}
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
