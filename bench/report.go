@@ -130,8 +130,14 @@ func describeMachine(cgroupVersion string) string {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	pid1, _ := os.ReadFile("/proc/1/comm")
 	ssl, _ := exec.Command("openssl", "version").Output()
-	return fmt.Sprintf("%s, %d cores; Linux %s; cgroup %s; PID 1 is %s; %s; %s", model, runtime.NumCPU(),
-		strings.TrimSpace(string(kernel)), cgroupVersion, strings.TrimSpace(string(pid1)),
+	// The quota's slice: how much of a period's quota one CPU takes at a
+	// time (docs/deployment.md, "The CPU quota's slice").
+	slice, err := os.ReadFile("/proc/sys/kernel/sched_cfs_bandwidth_slice_us")
+	if err != nil {
+		slice = []byte("unknown")
+	}
+	return fmt.Sprintf("%s, %d cores; Linux %s; cgroup %s; kernel.sched_cfs_bandwidth_slice_us %s; PID 1 is %s; %s; %s", model, runtime.NumCPU(),
+		strings.TrimSpace(string(kernel)), cgroupVersion, strings.TrimSpace(string(slice)), strings.TrimSpace(string(pid1)),
 		runtime.Version(), strings.TrimSpace(string(ssl)))
 }
 

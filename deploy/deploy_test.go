@@ -125,6 +125,7 @@ func TestInstallLayout(t *testing.T) {
 	wantFile(t, filepath.Join(dest, "usr/lib/systemd/system", unitName), 0o644)
 	wantFile(t, filepath.Join(dest, "usr/lib/sysusers.d/secure-ai-runtime-attestor.conf"), 0o644)
 	wantFile(t, filepath.Join(dest, "usr/share/doc/runtime-attestor/gate-on-attestor.conf"), 0o644)
+	wantFile(t, filepath.Join(dest, "usr/share/doc/runtime-attestor/sysctl-cfs-bandwidth-slice.conf"), 0o644)
 	pol := filepath.Join(dest, "etc/secure-ai/policy/attestation.yaml")
 	wantFile(t, pol, 0o644)
 	if os.Geteuid() == 0 {

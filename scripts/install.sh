@@ -12,7 +12,7 @@
 #   $PREFIX/lib/systemd/system/secure-ai-runtime-attestor.service
 #   $PREFIX/lib/systemd/system/secure-ai-runtime-attestor.socket
 #   $PREFIX/lib/sysusers.d/secure-ai-runtime-attestor.conf
-#   $PREFIX/share/doc/runtime-attestor/{deployment.md,gate-on-attestor.conf}
+#   $PREFIX/share/doc/runtime-attestor/{deployment.md,gate-on-attestor.conf,sysctl-cfs-bandwidth-slice.conf}
 #   $SYSCONFDIR/secure-ai/policy/attestation.yaml   only when absent
 #
 # Only the built-in plugins are installed (PLUGINS, the Makefile's list);
@@ -100,6 +100,8 @@ mv -f "$destdir$unitdir/secure-ai-runtime-attestor.socket.tmp" "$destdir$unitdir
 install -m 0644 "${owner[@]}" "$root/deploy/sysusers.d/secure-ai-runtime-attestor.conf" "$destdir$sysusersdir/secure-ai-runtime-attestor.conf"
 sed -e "s|/usr/bin/attestctl|$prefix/bin/attestctl|g" "$root/deploy/examples/gate-on-attestor.conf" >"$destdir$docdir/gate-on-attestor.conf"
 chmod 0644 "$destdir$docdir/gate-on-attestor.conf"
+# An example, not applied: it changes a setting of the whole kernel.
+install -m 0644 "${owner[@]}" "$root/deploy/examples/sysctl-cfs-bandwidth-slice.conf" "$destdir$docdir/sysctl-cfs-bandwidth-slice.conf"
 if [[ -f $root/docs/deployment.md ]]; then
   install -m 0644 "${owner[@]}" "$root/docs/deployment.md" "$destdir$docdir/deployment.md"
 fi
