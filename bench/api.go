@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -60,11 +61,22 @@ func probeWhile(url string, work func(answered func() int64) error) ([]time.Dura
 	}
 	ch := make(chan answer, 1)
 	var n atomic.Int64
+	ended := make(chan struct{})
 	go func() {
 		lat, err := probe(ctx, url, &n)
+		close(ended)
 		ch <- answer{lat, err}
 	}()
-	werr := work(n.Load)
+	// A probe that stopped on an error answers no more: work need not
+	// wait for it, and the error is returned below.
+	werr := work(func() int64 {
+		select {
+		case <-ended:
+			return math.MaxInt64
+		default:
+			return n.Load()
+		}
+	})
 	cancel()
 	a := <-ch
 	if werr != nil {
