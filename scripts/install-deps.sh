@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the test suite need, only when
 # they are missing. Safe to run again; does nothing when all is present.
-# With --build, only what `make build` needs (gcc and libc6-dev), and
-# nothing when ${CC:-cc} already builds the launcher.
-#   gcc, libc6-dev   the launcher (cmd/attestor-launcher, static C), and the
-#                    race detector's and the TPM simulator's cgo builds
+# With --build, only what `make build` needs (musl-tools), and nothing
+# when ${LAUNCHER_CC:-musl-gcc} already builds the launcher.
+#   musl-tools       musl-gcc, which builds the launcher (cmd/attestor-launcher,
+#                    static C against musl: docs/performance.md, "The launcher")
+#   gcc, libc6-dev   the race detector's and the TPM simulator's cgo builds
 #   libssl-dev       cgo build of the TPM 2.0 simulator used by the tests
 #   swtpm, swtpm-tools  software TPM for the end-to-end TPM test and demo
 #   protobuf-compiler  protoc for `make proto`
@@ -17,20 +18,23 @@
 #                    script installed it)
 set -euo pipefail
 if [[ "${1:-}" == "--build" ]]; then
-  # A C compiler that builds the launcher (static, with the kernel's
-  # seccomp headers) is all the build needs: when one is there (installed
-  # by any means), nothing is installed. `make build` passes its flags.
+  # A C compiler that builds the launcher (static) is all the build
+  # needs: when one is there (installed by any means), nothing is
+  # installed. `make build` passes its compiler and flags.
   probe=$(mktemp -d)
   trap 'rm -rf "$probe"' EXIT
   src="$(dirname "$0")/../cmd/attestor-launcher/attestor-launcher.c"
   # shellcheck disable=SC2086 # the flags are words
-  if "${CC:-cc}" ${LAUNCHER_CFLAGS:--static} -o "$probe/a" "$src" 2>/dev/null; then
+  if "${LAUNCHER_CC:-musl-gcc}" ${LAUNCHER_CFLAGS:--static} -o "$probe/a" "$src" 2>/dev/null; then
     exit 0
   fi
 fi
-want=(gcc libc6-dev)
-if [[ "${1:-}" != "--build" ]]; then
-  want+=(libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)
+if [[ "${1:-}" == "--build" ]]; then
+  want=(musl-tools)
+  # LAUNCHER_CC=cc (or another glibc compiler): the launcher against glibc.
+  [[ "${LAUNCHER_CC:-musl-gcc}" == musl-gcc ]] || want=(gcc libc6-dev)
+else
+  want=(musl-tools gcc libc6-dev libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)
   # tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.
   # python3-cryptography: the docs' Python verifiers of bundle_signature and EAR.
   want+=(tpm2-tools python3-cryptography)

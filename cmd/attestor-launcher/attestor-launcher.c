@@ -34,8 +34,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +53,24 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-#ifndef SECCOMP_FILTER_FLAG_LOG
+
+/* The seccomp ABI (linux/seccomp.h, linux/filter.h), stated here: musl,
+ * which the launcher is built with, ships no kernel headers. These are
+ * the kernel's stable user ABI. */
+#define SECCOMP_SET_MODE_STRICT 0
+#define SECCOMP_SET_MODE_FILTER 1
 #define SECCOMP_FILTER_FLAG_LOG (1UL << 1)
-#endif
+#define BPF_MAXINSNS 4096
+struct sock_filter {
+	uint16_t code;
+	uint8_t jt;
+	uint8_t jf;
+	uint32_t k;
+};
+struct sock_fprog {
+	unsigned short len;
+	struct sock_filter *filter;
+};
 
 #define ENV_NAME "RUNTIME_ATTESTOR_LAUNCH"
 #define VERSION "v1" /* launcher.Version */

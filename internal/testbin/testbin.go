@@ -122,16 +122,18 @@ func sharedDir(t testing.TB) string {
 }
 
 // LauncherSource is the shipped launcher's source, relative to the module
-// root; LauncherCFLAGS are the C compiler flags `make build` builds it
-// with (the Makefile's LAUNCHER_CFLAGS, which a test holds to these).
+// root; LauncherCC and LauncherCFLAGS are the C compiler and flags `make
+// build` builds it with (the Makefile's LAUNCHER_CC and LAUNCHER_CFLAGS,
+// which a test holds to these).
 const (
 	LauncherSource = "cmd/attestor-launcher/attestor-launcher.c"
+	LauncherCC     = "musl-gcc"
 	LauncherCFLAGS = "-O2 -static -std=c11 -Wall -Wextra -Werror"
 )
 
 // Launcher builds the shipped launcher (cmd/attestor-launcher, in C) as
 // `make build` does, once per test process, and returns its path. It uses
-// $CC, else cc. The test process itself reads the source and hands it to
+// $LAUNCHER_CC, else LauncherCC. The test process itself reads the source and hands it to
 // the compiler on stdin, so that go test's result cache knows the file:
 // an edited launcher runs the tests again.
 func Launcher(t testing.TB) string {
@@ -141,15 +143,15 @@ func Launcher(t testing.TB) string {
 		t.Fatalf("testbin: the launcher's source: %v", err)
 	}
 	return once(t, "\x00launcher", "attestor-launcher", func(out string) error {
-		cc := os.Getenv("CC")
+		cc := os.Getenv("LAUNCHER_CC")
 		if cc == "" {
-			cc = "cc"
+			cc = LauncherCC
 		}
 		args := append(strings.Fields(LauncherCFLAGS), "-o", out, "-x", "c", "-")
 		cmd := exec.Command(cc, args...)
 		cmd.Stdin = bytes.NewReader(src)
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s %s < %s: %w\n%s(make deps installs the C compiler and libc6-dev)", cc, strings.Join(args, " "), LauncherSource, err, msg)
+			return fmt.Errorf("%s %s < %s: %w\n%s(make deps installs musl-gcc, from Debian's musl-tools)", cc, strings.Join(args, " "), LauncherSource, err, msg)
 		}
 		return nil
 	})
