@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -109,12 +110,13 @@ func serveBare(bodyFile string) error {
 // bareLatency starts the bare server in g with GOMAXPROCS=1, probes it for
 // d and stops it.
 func bareLatency(self, bodyFile string, g *group, d time.Duration) ([]time.Duration, error) {
-	cmd := g.command(append(os.Environ(), "GOMAXPROCS=1", serveEnv+"="+bodyFile), self)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", serveEnv+"="+bodyFile)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := g.start(cmd); err != nil {
 		return nil, err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()

@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -148,24 +151,70 @@ func (g *group) file(ctrl, v1, v2 string) string {
 	return filepath.Join(g.dirs[ctrl], v1)
 }
 
-// command returns a command that joins the group and then executes name:
-// a shell writes its own pid to every cgroup.procs of the group before it
-// executes the program, so the program and all it starts run in the group
-// from their first instruction.
-func (g *group) command(env []string, name string, args ...string) *exec.Cmd {
-	const script = `for f in $ATTESTOR_BENCH_CGROUP; do echo $$ >"$f" || exit 125; done
-unset ATTESTOR_BENCH_CGROUP; exec "$@"`
-	var procs []string
+// start starts cmd in the group: the process is born there, so the
+// program and all it starts run in the group from their first instruction
+// and nothing else runs in it first, as systemd starts a unit's process in
+// its cgroup. On v2 clone3 places it in the group's directory
+// (CLONE_INTO_CGROUP); on v1, where a thread can be moved on its own, a
+// thread of this process joins the group for that one fork and then goes
+// back. (The group's processes used to start as a shell that moved itself
+// into the group and executed the program: about 2 ms of the group's CPU,
+// a dynamically linked dash starting, that the unit does not spend.)
+func (g *group) start(cmd *exec.Cmd) error {
+	if g.v2 {
+		dir, err := os.Open(g.dirs[""])
+		if err != nil {
+			return fmt.Errorf("cgroup v2: %w", err)
+		}
+		defer dir.Close()
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		tid := strconv.Itoa(syscall.Gettid())
+		var err error
+		for _, dir := range g.distinctDirs() {
+			if err = write(dir, "tasks", tid); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = cmd.Start() // forks from this thread, in the group
+		}
+		for _, dir := range g.distinctDirs() {
+			// Back to the parent: the cgroup this process runs in
+			// (newGroupV1 made the group a child of it).
+			if werr := write(filepath.Dir(dir), "tasks", tid); werr != nil {
+				// Still locked: the thread ends with this goroutine
+				// (the main thread, which cannot, stays parked).
+				errc <- errors.Join(err, fmt.Errorf("the forking thread cannot leave the group: %w", werr))
+				return
+			}
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}
+
+// distinctDirs are the group's directories, each once (v1's cpu and
+// cpuacct may be one hierarchy).
+func (g *group) distinctDirs() []string {
+	var dirs []string
 	seen := map[string]bool{}
 	for _, dir := range g.dirs {
 		if !seen[dir] {
 			seen[dir] = true
-			procs = append(procs, filepath.Join(dir, "cgroup.procs"))
+			dirs = append(dirs, dir)
 		}
 	}
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh", name}, args...)...)
-	cmd.Env = append(env, "ATTESTOR_BENCH_CGROUP="+strings.Join(procs, " "))
-	return cmd
+	sort.Strings(dirs)
+	return dirs
 }
 
 // cpu is the CPU time the group's processes used so far.

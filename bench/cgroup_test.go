@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,14 +40,26 @@ func TestGroup(t *testing.T) {
 		t.Errorf("pids.max = %q, want 8", b)
 	}
 	// The child prints its own cgroups before it does anything else.
-	cmd := g.command(os.Environ(), "/bin/sh", "-c", `cat /proc/self/cgroup; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done`)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
+	cmd := exec.Command("/bin/sh", "-c", `cat /proc/self/cgroup; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done`)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := g.start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
 	}
 	for _, ctrl := range []string{"cpu", "memory", "pids"} {
-		if !inGroup(string(out), ctrl, name, g.v2) {
-			t.Errorf("child not in the %s group %s:\n%s", ctrl, name, out)
+		if !inGroup(out.String(), ctrl, name, g.v2) {
+			t.Errorf("child not in the %s group %s:\n%s", ctrl, name, out.String())
+		}
+	}
+	// No thread of this process stays in the group (v1 forks from a
+	// thread that joined it).
+	tasks, _ := filepath.Glob("/proc/self/task/*/cgroup")
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && inGroup(string(b), "cpu", name, g.v2) {
+			t.Errorf("%s: a thread of the benchmark is still in the group:\n%s", f, b)
 		}
 	}
 	if cpu, err := g.cpu(); err != nil || cpu <= 0 {

@@ -163,10 +163,11 @@ func startDaemon(daemonExe string, l *layout, g *group) (*daemon, error) {
 		}
 	}
 	env = append(env, "GOMAXPROCS=1", "NOTIFY_SOCKET="+sock, "RUNTIME_DIRECTORY="+d.l.runtime)
-	d.cmd = g.command(env, daemonExe, "--config", l.policy)
+	d.cmd = exec.Command(daemonExe, "--config", l.policy)
+	d.cmd.Env = env
 	d.cmd.Stderr = &d.stderr
 	d.started = time.Now()
-	if err := d.cmd.Start(); err != nil {
+	if err := g.start(d.cmd); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}

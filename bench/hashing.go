@@ -49,9 +49,6 @@ func serviceFiles(dir string, n int) (map[string]string, []string, int64, error)
 func openssl(paths []string, g *group) (wall, cpu time.Duration, err error) {
 	args := append([]string{"dgst", "-sha256"}, paths...)
 	cmd := exec.Command("openssl", args...)
-	if g != nil {
-		cmd = g.command(os.Environ(), "openssl", args...)
-	}
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	var cpu0 time.Duration
@@ -61,7 +58,16 @@ func openssl(paths []string, g *group) (wall, cpu time.Duration, err error) {
 		}
 	}
 	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
+	run := cmd.Run
+	if g != nil {
+		run = func() error {
+			if err := g.start(cmd); err != nil {
+				return err
+			}
+			return cmd.Wait()
+		}
+	}
+	if err := run(); err != nil {
 		return 0, 0, fmt.Errorf("openssl dgst: %w", err)
 	}
 	wall = time.Since(t0)
