@@ -152,54 +152,77 @@ func (g *group) file(ctrl, v1, v2 string) string {
 }
 
 // start starts cmd in the group: the process is born there, so the
-// program and all it starts run in the group from their first instruction
-// and nothing else runs in it first, as systemd starts a unit's process in
-// its cgroup. On v2 clone3 places it in the group's directory
-// (CLONE_INTO_CGROUP); on v1, where a thread can be moved on its own, a
-// thread of this process joins the group for that one fork and then goes
-// back. (The group's processes used to start as a shell that moved itself
-// into the group and executed the program: about 2 ms of the group's CPU,
-// a dynamically linked dash starting, that the unit does not spend.)
+// program and all it starts run in the group from their first instruction,
+// as systemd starts a unit's process in its cgroup. On v2 clone3 places it
+// in the group's directory (CLONE_INTO_CGROUP, Linux 5.7); on v1, where a
+// thread can be moved on its own, a thread of this process joins the
+// group for that one fork and goes back: the group is charged for that
+// thread's side of the fork, nothing else. (The group's processes used to
+// start as a shell that moved itself into the group and executed the
+// program: about 2 ms of the group's CPU, a dynamically linked dash
+// starting, that the unit does not spend.)
 func (g *group) start(cmd *exec.Cmd) error {
 	if g.v2 {
-		dir, err := os.Open(g.dirs[""])
-		if err != nil {
-			return fmt.Errorf("cgroup v2: %w", err)
-		}
-		defer dir.Close()
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
-		return cmd.Start()
+		return g.startV2(cmd)
 	}
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		tid := strconv.Itoa(syscall.Gettid())
-		var err error
-		for _, dir := range g.distinctDirs() {
-			if err = write(dir, "tasks", tid); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = cmd.Start() // forks from this thread, in the group
-		}
-		for _, dir := range g.distinctDirs() {
-			// Back to the parent: the cgroup this process runs in
-			// (newGroupV1 made the group a child of it).
-			if werr := write(filepath.Dir(dir), "tasks", tid); werr != nil {
-				// Still locked: the thread ends with this goroutine
-				// (the main thread, which cannot, stays parked).
-				errc <- errors.Join(err, fmt.Errorf("the forking thread cannot leave the group: %w", werr))
-				return
-			}
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
+	go func() { errc <- g.forkFromThread(cmd) }()
 	return <-errc
+}
+
+func (g *group) startV2(cmd *exec.Cmd) error {
+	dir, err := os.Open(g.dirs[""])
+	if err != nil {
+		return fmt.Errorf("cgroup v2: %w", err)
+	}
+	defer dir.Close()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+	err = cmd.Start()
+	if errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.E2BIG) {
+		return fmt.Errorf("cgroup v2: start %s in %s with clone3(CLONE_INTO_CGROUP), which needs Linux 5.7 and a clone3 no seccomp filter refuses: %w", cmd.Path, g.dirs[""], err)
+	}
+	return err
+}
+
+// forkFromThread is start on v1, run on a goroutine of its own. The
+// thread it locks is never the main thread (package main locks that to
+// the main goroutine): the main thread leads the thread group and owns
+// its memory, so while it sat in the group every page the benchmark
+// touched would be charged to the group's memory cgroup.
+func (g *group) forkFromThread(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	tid := syscall.Gettid()
+	if tid == syscall.Getpid() {
+		runtime.UnlockOSThread()
+		return errors.New("cgroup v1: the fork would run on the main thread (package main must lock it in init)")
+	}
+	var err error
+	for _, dir := range g.distinctDirs() {
+		if err = write(dir, "tasks", strconv.Itoa(tid)); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = cmd.Start() // forks from this thread, in the group
+	}
+	for _, dir := range g.distinctDirs() {
+		// Back to the parent: the cgroup this process runs in
+		// (newGroupV1 made the group a child of it).
+		if werr := write(filepath.Dir(dir), "tasks", strconv.Itoa(tid)); werr != nil {
+			// The thread stays locked and ends with this goroutine; the
+			// child, started or not, must not run on.
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+			return errors.Join(err, fmt.Errorf("cgroup v1: the forking thread cannot leave the group %s: %w", dir, werr))
+		}
+	}
+	runtime.UnlockOSThread()
+	return err
 }
 
 // distinctDirs are the group's directories, each once (v1's cpu and

@@ -58,8 +58,14 @@ func TestGroup(t *testing.T) {
 	// thread that joined it).
 	tasks, _ := filepath.Glob("/proc/self/task/*/cgroup")
 	for _, f := range tasks {
-		if b, err := os.ReadFile(f); err == nil && inGroup(string(b), "cpu", name, g.v2) {
-			t.Errorf("%s: a thread of the benchmark is still in the group:\n%s", f, b)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, ctrl := range []string{"cpu", "cpuacct", "memory", "pids"} {
+			if inGroup(string(b), ctrl, name, g.v2) {
+				t.Errorf("%s: a thread of the benchmark is still in the %s group:\n%s", f, ctrl, b)
+			}
 		}
 	}
 	if cpu, err := g.cpu(); err != nil || cpu <= 0 {
