@@ -24,15 +24,19 @@ if [[ "${1:-}" == "--build" ]]; then
   probe=$(mktemp -d)
   trap 'rm -rf "$probe"' EXIT
   src="$(dirname "$0")/../cmd/attestor-launcher/attestor-launcher.c"
-  # shellcheck disable=SC2086 # the flags are words
-  if "${LAUNCHER_CC:-musl-gcc}" ${LAUNCHER_CFLAGS:--static} -o "$probe/a" "$src" 2>/dev/null; then
+  # shellcheck disable=SC2086 # the flags are words, and so may the compiler be (make splits it)
+  if ${LAUNCHER_CC:-musl-gcc} ${LAUNCHER_CFLAGS:--static} -o "$probe/a" "$src" 2>/dev/null; then
     exit 0
   fi
 fi
 if [[ "${1:-}" == "--build" ]]; then
   want=(musl-tools)
-  # LAUNCHER_CC=cc (or another glibc compiler): the launcher against glibc.
-  [[ "${LAUNCHER_CC:-musl-gcc}" == musl-gcc ]] || want=(gcc libc6-dev)
+  # Another compiler than musl's (LAUNCHER_CC=cc): the launcher against
+  # glibc. Any word naming musl counts (LAUNCHER_CC="ccache musl-gcc").
+  case ${LAUNCHER_CC:-musl-gcc} in
+    *musl*) ;;
+    *) want=(gcc libc6-dev) ;;
+  esac
 else
   want=(musl-tools gcc libc6-dev libssl-dev swtpm swtpm-tools protobuf-compiler openssl systemd ostree fsverity prometheus)
   # tpm2-tools: tpm2_checkquote, which the evidence tests and `make tpm-demo` run.

@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,8 @@ struct sock_fprog {
 	unsigned short len;
 	struct sock_filter *filter;
 };
+_Static_assert(sizeof(struct sock_filter) == 8, "struct sock_filter is 8 bytes");
+_Static_assert(offsetof(struct sock_fprog, filter) == sizeof(void *), "sock_fprog.filter follows len, pointer-aligned");
 
 #define ENV_NAME "RUNTIME_ATTESTOR_LAUNCH"
 #define VERSION "v1" /* launcher.Version */

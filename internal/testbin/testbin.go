@@ -133,9 +133,9 @@ const (
 
 // Launcher builds the shipped launcher (cmd/attestor-launcher, in C) as
 // `make build` does, once per test process, and returns its path. It uses
-// $LAUNCHER_CC, else LauncherCC. The test process itself reads the source and hands it to
-// the compiler on stdin, so that go test's result cache knows the file:
-// an edited launcher runs the tests again.
+// $LAUNCHER_CC, else LauncherCC. The test process itself reads the source
+// and hands it to the compiler on stdin, so that go test's result cache
+// knows the file: an edited launcher runs the tests again.
 func Launcher(t testing.TB) string {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(Root(t), LauncherSource))
@@ -151,7 +151,7 @@ func Launcher(t testing.TB) string {
 		cmd := exec.Command(cc, args...)
 		cmd.Stdin = bytes.NewReader(src)
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s %s < %s: %w\n%s(make deps installs musl-gcc, from Debian's musl-tools)", cc, strings.Join(args, " "), LauncherSource, err, msg)
+			return fmt.Errorf("%s %s < %s: %w\n%s(make deps installs musl-gcc, from Debian's musl-tools; LAUNCHER_CC names another compiler)", cc, strings.Join(args, " "), LauncherSource, err, msg)
 		}
 		return nil
 	})
