@@ -59,6 +59,11 @@ type Env struct {
 	// Wrap, if not nil, may change the daemon's command before it starts
 	// (start it through another program, pass it file descriptors).
 	Wrap func(cmd *exec.Cmd)
+	// tmpDir is the daemon's TMPDIR: without RUNTIME_DIRECTORY the daemon
+	// makes its plugins' private folder there, and a daemon the test
+	// kills leaves that folder behind; it goes with the test. Short, as
+	// the plugins' Unix socket paths under it must be.
+	tmpDir string
 }
 
 // Options shape an Env.
@@ -87,6 +92,13 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatal(err)
 		}
 	}
+	tmp, err := os.MkdirTemp("", "attestor-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered before any daemon's kill: it runs after them.
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
+	e.tmpDir = tmp
 	if err := os.Chmod(e.PluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -269,9 +281,7 @@ func (e *Env) Start(args ...string) *Proc {
 func (e *Env) StartNoWait(args ...string) *Proc {
 	e.t.Helper()
 	cmd := exec.Command(e.Daemon, append([]string{"--config", e.PolicyPath}, args...)...)
-	if len(e.ExtraEnv) > 0 {
-		cmd.Env = append(os.Environ(), e.ExtraEnv...)
-	}
+	cmd.Env = append(append(os.Environ(), "TMPDIR="+e.tmpDir), e.ExtraEnv...)
 	if e.Wrap != nil {
 		e.Wrap(cmd)
 	}
