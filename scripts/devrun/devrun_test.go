@@ -15,6 +15,9 @@ import (
 	"github.com/secure-ai/runtime-attestor/internal/testbin"
 )
 
+// TestMain removes the executables testbin built for these tests.
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
 func TestDevRunKeepsEdits(t *testing.T) {
 	root := testbin.Root(t)
 	tree := t.TempDir()
