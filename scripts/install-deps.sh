@@ -48,6 +48,10 @@ for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
+  if ! command -v apt-get >/dev/null; then
+    echo "install-deps: missing ${missing[*]} (Debian package names), and this machine has no apt-get: install them with its package manager; the launcher builds with any static C compiler given as LAUNCHER_CC (LAUNCHER_CC=cc for glibc)" >&2
+    exit 1
+  fi
   echo "install-deps: installing ${missing[*]}" >&2
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
